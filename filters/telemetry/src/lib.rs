@@ -1,0 +1,1 @@
+//! Span model, OTLP/protobuf encoding, export queue with batching and backoff, and metric label sets. No proxy-wasm dependency.

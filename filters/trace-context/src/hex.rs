@@ -1,0 +1,70 @@
+//! Lower-case hex helpers shared by the parsers. Upper-case is rejected on purpose:
+//! W3C Trace Context and B3 both require lower-case hex.
+
+/// Value of one lower-case hex digit.
+pub(crate) const fn lower_hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes exactly `2 * N` lower-case hex digits into `N` bytes.
+pub(crate) fn decode<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+    if s.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        let (hi, lo) = match pair {
+            [hi, lo] => (lower_hex_val(*hi)?, lower_hex_val(*lo)?),
+            _ => return None,
+        };
+        *byte = (hi << 4) | lo;
+    }
+    Some(out)
+}
+
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends the lower-case hex form of `bytes` to `out`.
+pub(crate) fn encode_into(bytes: &[u8], out: &mut String) {
+    for b in bytes {
+        for nibble in [b >> 4, b & 0x0f] {
+            out.push(char::from(DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0')));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn decode_table() {
+        #[rustfmt::skip]
+        let cases: &[(&str, Option<[u8; 2]>)] = &[
+            ("00ff", Some([0x00, 0xff])),
+            ("a1b2", Some([0xa1, 0xb2])),
+            ("A1B2", None),
+            ("a1b",  None),
+            ("a1b23", None),
+            ("g1b2", None),
+            ("",     None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(decode::<2>(input.as_bytes()), *expected, "{input}");
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn encode_roundtrip() {
+        let mut s = String::new();
+        encode_into(&[0x00, 0x0f, 0xa0, 0xff], &mut s);
+        assert_eq!(s, "000fa0ff");
+        assert_eq!(decode::<4>(s.as_bytes()), Some([0x00, 0x0f, 0xa0, 0xff]));
+    }
+}

@@ -1,0 +1,216 @@
+//! An Envoy process started from a template in `envoy-config/templates/`.
+//!
+//! Placeholders `{{NAME}}` are filled from [`EnvoyOptions::vars`]; any `{{..._PORT}}` left
+//! unset gets a free loopback port. Envoy's log goes to a file whose path a failing test prints.
+use crate::paths;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// How to start an Envoy.
+#[derive(Clone, Debug)]
+pub struct EnvoyOptions {
+    /// Template file name under `envoy-config/templates/`, or inline YAML when it contains a newline.
+    pub template: String,
+    /// Plugin configuration handed to the filter (a JSON string; may be empty).
+    pub plugin_config: String,
+    /// The wasm runtime: only `envoy.wasm.runtime.v8` is compiled into the PyPI Envoy.
+    pub wasm_runtime: String,
+    /// `FAIL_CLOSED` in tests so a dead VM shows up as failed requests.
+    pub failure_policy: String,
+    pub wasm_path: PathBuf,
+    /// Extra placeholder values.
+    pub vars: BTreeMap<String, String>,
+    pub concurrency: u32,
+    /// Name used for the scratch directory.
+    pub name: String,
+}
+
+impl Default for EnvoyOptions {
+    fn default() -> Self {
+        EnvoyOptions {
+            template: "single.yaml".into(),
+            plugin_config: "{}".into(),
+            wasm_runtime: "envoy.wasm.runtime.v8".into(),
+            failure_policy: "FAIL_CLOSED".into(),
+            wasm_path: paths::meshwake_wasm(),
+            vars: BTreeMap::new(),
+            concurrency: 1,
+            name: "envoy".into(),
+        }
+    }
+}
+
+impl EnvoyOptions {
+    pub fn var(mut self, k: &str, v: impl ToString) -> Self {
+        self.vars.insert(k.into(), v.to_string());
+        self
+    }
+    pub fn plugin_config(mut self, c: impl Into<String>) -> Self {
+        self.plugin_config = c.into();
+        self
+    }
+    pub fn template(mut self, t: impl Into<String>) -> Self {
+        self.template = t.into();
+        self
+    }
+    pub fn name(mut self, n: impl Into<String>) -> Self {
+        self.name = n.into();
+        self
+    }
+    /// Fill the template; returns the YAML and the final variable map.
+    pub fn render(&self) -> (String, BTreeMap<String, String>) {
+        let mut text = if self.template.contains('\n') {
+            self.template.clone()
+        } else {
+            let p = paths::root().join("envoy-config/templates").join(&self.template);
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        };
+        let mut vars = self.vars.clone();
+        vars.entry("PLUGIN_CONFIG".into())
+            .or_insert_with(|| serde_json::to_string(&self.plugin_config).unwrap());
+        vars.entry("WASM_RUNTIME".into()).or_insert_with(|| self.wasm_runtime.clone());
+        vars.entry("FAILURE_POLICY".into()).or_insert_with(|| self.failure_policy.clone());
+        vars.entry("WASM_PATH".into()).or_insert_with(|| self.wasm_path.display().to_string());
+        vars.entry("DIRECTION".into()).or_insert_with(|| "OUTBOUND".into());
+        // Unset ports get free ones; unknown placeholders are an error in the test, not in Envoy.
+        let mut out = String::new();
+        while let Some(start) = text.find("{{") {
+            let end = text[start..].find("}}").map(|e| start + e).expect("unclosed {{");
+            let key = text[start + 2..end].trim().to_string();
+            if !vars.contains_key(&key) {
+                assert!(key.ends_with("_PORT"), "template placeholder {{{{{key}}}}} has no value");
+                vars.insert(key.clone(), crate::free_port().to_string());
+            }
+            out.push_str(&text[..start]);
+            out.push_str(&vars[&key]);
+            text = text[end + 2..].to_string();
+        }
+        out.push_str(&text);
+        (out, vars)
+    }
+}
+
+/// A running Envoy; killed on drop.
+pub struct Envoy {
+    child: Option<Child>,
+    pub vars: BTreeMap<String, String>,
+    pub dir: PathBuf,
+    pub log_path: PathBuf,
+}
+
+impl Envoy {
+    /// Start Envoy and wait until its admin `/ready` says LIVE.
+    pub fn start(opts: EnvoyOptions) -> Envoy {
+        let dir = paths::scratch_dir(&opts.name);
+        let (yaml, vars) = opts.render();
+        let cfg = dir.join("envoy.yaml");
+        std::fs::write(&cfg, &yaml).unwrap();
+        let log_path = dir.join("envoy.log");
+        let child = Command::new(paths::envoy_bin())
+            .arg("-c")
+            .arg(&cfg)
+            .args(["--concurrency", &opts.concurrency.to_string()])
+            .arg("--use-dynamic-base-id")
+            .args(["-l", "info", "--component-log-level", "wasm:debug"])
+            // The log file is flushed on a timer (10 s by default): tests read it live.
+            .args(["--file-flush-interval-msec", "50"])
+            .arg("--log-path")
+            .arg(&log_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(dir.join("envoy.stderr")).unwrap()))
+            .spawn()
+            .expect("spawn envoy");
+        let mut envoy = Envoy { child: Some(child), vars, dir, log_path };
+        envoy.wait_ready();
+        envoy
+    }
+
+    fn wait_ready(&mut self) {
+        let admin = self.admin_port();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "envoy exited ({status}) before ready; log {}:\n{}\n{}",
+                    self.log_path.display(),
+                    tail(&self.log(), 40),
+                    std::fs::read_to_string(self.dir.join("envoy.stderr")).unwrap_or_default()
+                );
+            }
+            if let Ok(r) = crate::http::request(admin, "GET", "/ready", &[], b"") {
+                if r.status == 200 {
+                    return;
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "envoy not ready in 60s; log {}", self.log_path.display());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A port chosen for placeholder `name` (e.g. `LISTEN_PORT`).
+    pub fn port(&self, name: &str) -> u16 {
+        self.vars.get(name).unwrap_or_else(|| panic!("no port {name}")).parse().unwrap()
+    }
+    pub fn admin_port(&self) -> u16 {
+        self.port("ADMIN_PORT")
+    }
+    pub fn listen_port(&self) -> u16 {
+        self.port("LISTEN_PORT")
+    }
+    /// Envoy's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+    /// Wait until the log contains `needle` (the log is flushed every 50 ms).
+    pub fn wait_log(&self, needle: &str, secs: u64) -> String {
+        crate::wait_for(secs, &format!("envoy log line containing {needle:?}"), || {
+            let l = self.log();
+            l.contains(needle).then_some(l)
+        })
+    }
+    /// `GET` on the admin interface.
+    pub fn admin(&self, path: &str) -> String {
+        crate::http::get(self.admin_port(), path, &[]).body_str()
+    }
+    /// All stats as `name: value` pairs (admin `/stats`), for counters and gauges.
+    pub fn stats(&self) -> BTreeMap<String, String> {
+        self.admin("/stats")
+            .lines()
+            .filter_map(|l| l.split_once(": ").map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect()
+    }
+    /// A counter or gauge value by exact stat name, 0 when absent.
+    pub fn stat(&self, name: &str) -> u64 {
+        self.stats().get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+    /// The Prometheus exposition from `/stats/prometheus`.
+    pub fn prometheus(&self) -> String {
+        self.admin("/stats/prometheus")
+    }
+    /// Fail the test with the log tail if Envoy died.
+    pub fn assert_alive(&mut self) {
+        if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            panic!("envoy died ({s}); log {}:\n{}", self.log_path.display(), tail(&self.log(), 40));
+        }
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- envoy log: {} (last lines) ---\n{}", self.log_path.display(), tail(&self.log(), 30));
+        }
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

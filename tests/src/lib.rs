@@ -1,0 +1,33 @@
+//! Test harness: Envoy processes on free loopback ports, upstream HTTP servers written in
+//! the test, and an OTLP receiver that decodes what the filter exports.
+//!
+//! Everything started here is killed on drop, also when a test panics.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+pub mod envoy;
+pub mod http;
+pub mod otlp;
+pub mod paths;
+
+pub use envoy::{Envoy, EnvoyOptions};
+pub use http::{request, Request, Response, Server};
+pub use otlp::OtlpReceiver;
+
+/// A free TCP port on 127.0.0.1 (bind to port 0, read it, release it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Poll `f` every 20 ms until it returns `Some`, or panic after `secs` seconds with `what`.
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("timed out after {secs}s waiting for {what}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

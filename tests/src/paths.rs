@@ -1,0 +1,43 @@
+//! Where things are: the workspace root, the Envoy binary and the built modules.
+use std::path::PathBuf;
+
+/// The workspace root (parent of `tests/`).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The Envoy binary: `$MESHWAKE_ENVOY`, else the project's `.venv/bin/envoy` (see `make setup`).
+pub fn envoy_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("MESHWAKE_ENVOY") {
+        return PathBuf::from(p);
+    }
+    let p = root().join(".venv/bin/envoy");
+    assert!(p.exists(), "Envoy not found at {}: run `make setup-test` (or make test)", p.display());
+    p
+}
+
+/// The optimized module built by `make build`.
+pub fn meshwake_wasm() -> PathBuf {
+    let p = root().join("target/meshwake.wasm");
+    assert!(p.exists(), "{} missing: run `make build` first", p.display());
+    p
+}
+
+/// The no-op baseline module.
+pub fn noop_wasm() -> PathBuf {
+    root().join("target/meshwake-noop.wasm")
+}
+
+/// A fresh scratch directory under `target/test-runs/`, kept after the test for its logs.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = root().join("target/test-runs").join(format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

@@ -1,0 +1,1 @@
+//! Cross-service impact analysis: suspect deployments and their blast radius, from spans alone.
