@@ -1,1 +1,45 @@
-fn main() {}
+//! `meshwake`: collect spans over OTLP/HTTP, analyse the cross-service impact of deployments.
+
+mod analysis_bridge;
+mod collect;
+mod impact;
+mod otlp;
+mod store;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code when a command could not do its work (clap uses 2 for usage errors).
+const EXIT_FAILURE: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(name = "meshwake", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+// `demo` (run the demo mesh) will join these.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Receive OTLP/HTTP traces (POST /v1/traces) and store them in SQLite.
+    Collect(collect::CollectArgs),
+    /// Find the deployments behind errors and latency, and their blast radius.
+    Impact(impact::ImpactArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
+        Command::Collect(args) => collect::run(args).map_err(Into::into),
+        Command::Impact(args) => impact::run(&args).map_err(Into::into),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("meshwake: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
