@@ -1,1 +1,23 @@
 //! Cross-service impact analysis: suspect deployments and their blast radius, from spans alone.
+//!
+//! Pipeline: [`ingest`] (OTLP JSON / protobuf → [`SpanRecord`]) → [`analyze`] (→ [`Report`])
+//! → [`render`] (terminal text or a self-contained HTML page with a [`ServiceGraph`]).
+
+pub mod graph;
+pub mod impact;
+pub mod ingest;
+pub mod model;
+pub mod options;
+pub mod render;
+pub mod stats;
+mod traces;
+
+#[cfg(test)]
+mod synth;
+
+pub use graph::ServiceGraph;
+pub use impact::{analyze, Report};
+pub use ingest::{from_otlp_json, from_otlp_proto, IngestError};
+pub use model::{Deployment, Kind, SpanRecord};
+pub use options::AnalysisOptions;
+pub use render::{render_html, render_text};

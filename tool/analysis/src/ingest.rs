@@ -1,0 +1,701 @@
+//! Parsing OTLP trace exports into [`SpanRecord`]s.
+//!
+//! Two inputs:
+//! - OTLP/JSON `ExportTraceServiceRequest` (spec: <https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding>),
+//!   one object per line as the Collector `file` exporter writes it, or pretty-printed, or wrapped as
+//!   `{"result": {...}}` by the Jaeger query API v3 (`/api/v3/traces/...`).
+//! - OTLP/protobuf `ExportTraceServiceRequest` bytes, as received by the CLI's collector.
+
+use std::fmt;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use prost::Message;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::model::{Kind, SpanRecord, UNKNOWN_SERVICE, UNKNOWN_VERSION};
+
+/// Length of a trace id in bytes (OTLP `Span.trace_id`).
+pub const TRACE_ID_BYTES: usize = 16;
+/// Length of a span id in bytes (OTLP `Span.span_id`).
+pub const SPAN_ID_BYTES: usize = 8;
+
+// OTLP enum values (opentelemetry/proto/trace/v1/trace.proto).
+const SPAN_KIND_SERVER: i64 = 2;
+const SPAN_KIND_CLIENT: i64 = 3;
+const STATUS_CODE_ERROR: i64 = 2;
+
+// Attribute keys, see docs/CONVENTIONS.md.
+const ATTR_SERVICE_NAME: &str = "service.name";
+const ATTR_SERVICE_VERSION: &str = "service.version";
+const ATTR_ROLE: &str = "meshwake.role";
+const ATTR_STATUS_CODE: &str = "http.response.status_code";
+/// Pre-1.0 semantic conventions name, still emitted by many SDKs.
+const ATTR_STATUS_CODE_OLD: &str = "http.status_code";
+const ATTR_ROUTE: &str = "http.route";
+const ATTR_PEER_SERVICE: &str = "peer.service";
+const ATTR_PEER_VERSION: &str = "meshwake.peer.version";
+
+/// Why an export could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestError {
+    /// The text is not JSON, or not shaped like an `ExportTraceServiceRequest`.
+    Json {
+        /// 1-based line where the parser stopped.
+        line: usize,
+        /// Parser message.
+        message: String,
+    },
+    /// A JSON document that is neither an export request nor a Jaeger v3 `result` wrapper.
+    NotAnExport {
+        /// 1-based index of the document in the input.
+        document: usize,
+    },
+    /// A trace or span id that is neither hex nor base64 of the right length.
+    InvalidId {
+        /// Which field (`traceId`, `spanId`, `parentSpanId`).
+        field: &'static str,
+        /// The offending value (truncated).
+        value: String,
+    },
+    /// A timestamp that is not a non-negative integer number of nanoseconds.
+    InvalidTime {
+        /// Which field.
+        field: &'static str,
+        /// The offending value (truncated).
+        value: String,
+    },
+    /// The protobuf bytes do not decode as an `ExportTraceServiceRequest`.
+    Protobuf(String),
+}
+
+impl fmt::Display for IngestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Json { line, message } => {
+                write!(f, "invalid OTLP JSON at line {line}: {message}")
+            }
+            Self::NotAnExport { document } => write!(
+                f,
+                "JSON document {document} has neither `resourceSpans` nor `result.resourceSpans`"
+            ),
+            Self::InvalidId { field, value } => write!(f, "invalid {field} {value:?}"),
+            Self::InvalidTime { field, value } => write!(f, "invalid {field} {value:?}"),
+            Self::Protobuf(m) => write!(f, "invalid OTLP protobuf: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for IngestError {}
+
+// ---- OTLP/JSON shapes (only the fields we read; unknown fields are ignored) ----
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct JsonExport {
+    #[serde(default)]
+    resource_spans: Vec<JsonResourceSpans>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonResourceSpans {
+    #[serde(default)]
+    resource: Option<JsonResource>,
+    #[serde(default)]
+    scope_spans: Vec<JsonScopeSpans>,
+    /// Name used before OTLP 0.15; older collectors still write it.
+    #[serde(default)]
+    instrumentation_library_spans: Vec<JsonScopeSpans>,
+}
+
+#[derive(Deserialize)]
+struct JsonResource {
+    #[serde(default)]
+    attributes: Vec<JsonKeyValue>,
+}
+
+#[derive(Deserialize)]
+struct JsonScopeSpans {
+    #[serde(default)]
+    spans: Vec<JsonSpan>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonSpan {
+    #[serde(default)]
+    trace_id: String,
+    #[serde(default)]
+    span_id: String,
+    #[serde(default)]
+    parent_span_id: String,
+    #[serde(default)]
+    name: String,
+    /// Integer per the spec, but some encoders write the enum name.
+    #[serde(default)]
+    kind: Value,
+    #[serde(default)]
+    start_time_unix_nano: Value,
+    #[serde(default)]
+    end_time_unix_nano: Value,
+    #[serde(default)]
+    attributes: Vec<JsonKeyValue>,
+    #[serde(default)]
+    status: Option<JsonStatus>,
+}
+
+#[derive(Deserialize)]
+struct JsonStatus {
+    #[serde(default)]
+    code: Value,
+}
+
+#[derive(Deserialize)]
+struct JsonKeyValue {
+    key: String,
+    #[serde(default)]
+    value: Option<JsonAnyValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonAnyValue {
+    string_value: Option<String>,
+    /// int64 is a JSON string per the spec, but numbers are accepted.
+    int_value: Option<Value>,
+    bool_value: Option<bool>,
+    double_value: Option<f64>,
+}
+
+/// A typed attribute value, common to both encodings.
+enum Attr<'a> {
+    Str(&'a str),
+    Int(i64),
+    Other,
+}
+
+/// Parses OTLP/JSON text: any number of JSON documents (one per line, or concatenated),
+/// each an `ExportTraceServiceRequest`, a Jaeger v3 `{"result": ...}` wrapper, or an array of those.
+pub fn from_otlp_json(text: &str) -> Result<Vec<SpanRecord>, IngestError> {
+    let mut out = Vec::new();
+    let stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    for (i, doc) in stream.enumerate() {
+        let doc = doc.map_err(|e| IngestError::Json {
+            line: e.line(),
+            message: e.to_string(),
+        })?;
+        json_document(doc, i + 1, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn json_document(doc: Value, index: usize, out: &mut Vec<SpanRecord>) -> Result<(), IngestError> {
+    match doc {
+        Value::Array(items) => {
+            for item in items {
+                json_document(item, index, out)?;
+            }
+            Ok(())
+        }
+        Value::Object(mut map) => {
+            let export = if let Some(result) = map.remove("result") {
+                result
+            } else if map.contains_key("resourceSpans") {
+                Value::Object(map)
+            } else {
+                return Err(IngestError::NotAnExport { document: index });
+            };
+            let export: JsonExport =
+                serde_json::from_value(export).map_err(|e| IngestError::Json {
+                    line: 0,
+                    message: format!("document {index}: {e}"),
+                })?;
+            json_export(export, out)
+        }
+        _ => Err(IngestError::NotAnExport { document: index }),
+    }
+}
+
+fn json_export(export: JsonExport, out: &mut Vec<SpanRecord>) -> Result<(), IngestError> {
+    for rs in export.resource_spans {
+        let attrs = rs.resource.map(|r| r.attributes).unwrap_or_default();
+        let res = ResourceIds::from_attrs(attrs.iter().map(|kv| (kv.key.as_str(), json_attr(kv))));
+        for ss in rs
+            .scope_spans
+            .iter()
+            .chain(&rs.instrumentation_library_spans)
+        {
+            for span in &ss.spans {
+                out.push(json_span(span, &res)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn json_attr(kv: &JsonKeyValue) -> Attr<'_> {
+    let Some(v) = &kv.value else {
+        return Attr::Other;
+    };
+    if let Some(s) = &v.string_value {
+        return Attr::Str(s);
+    }
+    if let Some(i) = v.int_value.as_ref().and_then(json_i64) {
+        return Attr::Int(i);
+    }
+    let _ = (v.bool_value, v.double_value);
+    Attr::Other
+}
+
+fn json_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn json_span(s: &JsonSpan, res: &ResourceIds) -> Result<SpanRecord, IngestError> {
+    let kind = match &s.kind {
+        Value::String(name) => match name.as_str() {
+            "SPAN_KIND_SERVER" => SPAN_KIND_SERVER,
+            "SPAN_KIND_CLIENT" => SPAN_KIND_CLIENT,
+            _ => json_i64(&s.kind).unwrap_or(0),
+        },
+        other => json_i64(other).unwrap_or(0),
+    };
+    let status = match s.status.as_ref().map(|st| &st.code) {
+        Some(Value::String(name)) if name == "STATUS_CODE_ERROR" => STATUS_CODE_ERROR,
+        Some(v) => json_i64(v).unwrap_or(0),
+        None => 0,
+    };
+    let parent = if s.parent_span_id.is_empty() {
+        None
+    } else {
+        Some(text_id(&s.parent_span_id, SPAN_ID_BYTES, "parentSpanId")?)
+    };
+    let span = SpanParts {
+        trace_id: text_id(&s.trace_id, TRACE_ID_BYTES, "traceId")?,
+        span_id: text_id(&s.span_id, SPAN_ID_BYTES, "spanId")?,
+        parent_span_id: parent,
+        name: &s.name,
+        kind,
+        start_ns: json_time(&s.start_time_unix_nano, "startTimeUnixNano")?,
+        end_ns: json_time(&s.end_time_unix_nano, "endTimeUnixNano")?,
+        status,
+    };
+    Ok(span.build(
+        res,
+        s.attributes
+            .iter()
+            .map(|kv| (kv.key.as_str(), json_attr(kv))),
+    ))
+}
+
+fn json_time(v: &Value, field: &'static str) -> Result<u64, IngestError> {
+    let parsed = match v {
+        Value::Null => Some(0),
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    };
+    parsed.ok_or_else(|| IngestError::InvalidTime {
+        field,
+        value: truncate(&v.to_string()),
+    })
+}
+
+/// Ids are hex in OTLP/JSON; Jaeger and protobuf-to-JSON mappers sometimes write base64.
+fn text_id(s: &str, bytes: usize, field: &'static str) -> Result<String, IngestError> {
+    let bad = || IngestError::InvalidId {
+        field,
+        value: truncate(s),
+    };
+    if s.len() == bytes * 2 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(s.to_ascii_lowercase());
+    }
+    let raw = base64_decode(s).ok_or_else(bad)?;
+    if raw.len() != bytes {
+        return Err(bad());
+    }
+    Ok(hex(&raw))
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        for nibble in [b >> 4, b & 0xf] {
+            s.push(char::from(
+                DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0'),
+            ));
+        }
+    }
+    s
+}
+
+/// Standard or URL-safe base64, padding optional. `None` on any invalid character.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(((acc >> bits) & 0xff) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// Decodes OTLP/protobuf `ExportTraceServiceRequest` bytes (the body of `POST /v1/traces`
+/// with `content-type: application/x-protobuf`, or the gRPC message).
+pub fn from_otlp_proto(bytes: &[u8]) -> Result<Vec<SpanRecord>, IngestError> {
+    let req = ExportTraceServiceRequest::decode(bytes)
+        .map_err(|e| IngestError::Protobuf(e.to_string()))?;
+    let mut out = Vec::new();
+    for rs in &req.resource_spans {
+        let attrs = rs
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or_default();
+        let res = ResourceIds::from_attrs(attrs.iter().map(proto_attr));
+        for ss in &rs.scope_spans {
+            for s in &ss.spans {
+                let parent = if s.parent_span_id.is_empty() {
+                    None
+                } else {
+                    Some(bytes_id(&s.parent_span_id, SPAN_ID_BYTES, "parentSpanId")?)
+                };
+                let span = SpanParts {
+                    trace_id: bytes_id(&s.trace_id, TRACE_ID_BYTES, "traceId")?,
+                    span_id: bytes_id(&s.span_id, SPAN_ID_BYTES, "spanId")?,
+                    parent_span_id: parent,
+                    name: &s.name,
+                    kind: i64::from(s.kind),
+                    start_ns: s.start_time_unix_nano,
+                    end_ns: s.end_time_unix_nano,
+                    status: s.status.as_ref().map_or(0, |st| i64::from(st.code)),
+                };
+                out.push(span.build(&res, s.attributes.iter().map(proto_attr)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn proto_attr(kv: &KeyValue) -> (&str, Attr<'_>) {
+    let v = match kv.value.as_ref().and_then(|v: &AnyValue| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => Attr::Str(s),
+        Some(any_value::Value::IntValue(i)) => Attr::Int(*i),
+        _ => Attr::Other,
+    };
+    (kv.key.as_str(), v)
+}
+
+fn bytes_id(b: &[u8], len: usize, field: &'static str) -> Result<String, IngestError> {
+    if b.len() != len {
+        return Err(IngestError::InvalidId {
+            field,
+            value: hex(b.get(..b.len().min(32)).unwrap_or_default()),
+        });
+    }
+    Ok(hex(b))
+}
+
+/// Resource attributes we keep.
+struct ResourceIds {
+    service: String,
+    version: String,
+}
+
+impl ResourceIds {
+    fn from_attrs<'a>(attrs: impl Iterator<Item = (&'a str, Attr<'a>)>) -> Self {
+        let mut r = Self {
+            service: UNKNOWN_SERVICE.to_owned(),
+            version: UNKNOWN_VERSION.to_owned(),
+        };
+        for (k, v) in attrs {
+            match (k, v) {
+                (ATTR_SERVICE_NAME, Attr::Str(s)) if !s.is_empty() => r.service = s.to_owned(),
+                (ATTR_SERVICE_VERSION, Attr::Str(s)) if !s.is_empty() => r.version = s.to_owned(),
+                _ => {}
+            }
+        }
+        r
+    }
+}
+
+/// The encoding-independent part of a span, before attributes are applied.
+struct SpanParts<'a> {
+    trace_id: String,
+    span_id: String,
+    parent_span_id: Option<String>,
+    name: &'a str,
+    kind: i64,
+    start_ns: u64,
+    end_ns: u64,
+    status: i64,
+}
+
+impl SpanParts<'_> {
+    fn build<'a>(
+        self,
+        res: &ResourceIds,
+        attrs: impl Iterator<Item = (&'a str, Attr<'a>)>,
+    ) -> SpanRecord {
+        let mut rec = SpanRecord {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            parent_span_id: self.parent_span_id,
+            service: res.service.clone(),
+            version: res.version.clone(),
+            kind: match self.kind {
+                SPAN_KIND_SERVER => Kind::Server,
+                SPAN_KIND_CLIENT => Kind::Client,
+                _ => Kind::Other,
+            },
+            role: None,
+            start_ns: self.start_ns,
+            end_ns: self.end_ns,
+            is_error: self.status == STATUS_CODE_ERROR,
+            http_status: None,
+            route: None,
+            peer_service: None,
+            peer_version: None,
+        };
+        let mut old_status = None;
+        for (k, v) in attrs {
+            match (k, v) {
+                (ATTR_ROLE, Attr::Str(s)) => rec.role = Some(s.to_owned()),
+                (ATTR_ROUTE, Attr::Str(s)) => rec.route = Some(s.to_owned()),
+                (ATTR_PEER_SERVICE, Attr::Str(s)) => rec.peer_service = Some(s.to_owned()),
+                (ATTR_PEER_VERSION, Attr::Str(s)) => rec.peer_version = Some(s.to_owned()),
+                (ATTR_STATUS_CODE, v) => rec.http_status = status_code(&v),
+                (ATTR_STATUS_CODE_OLD, v) => old_status = status_code(&v),
+                _ => {}
+            }
+        }
+        if rec.http_status.is_none() {
+            rec.http_status = old_status;
+        }
+        if rec.route.is_none() && !self.name.is_empty() {
+            rec.route = Some(self.name.to_owned());
+        }
+        rec
+    }
+}
+
+fn status_code(v: &Attr<'_>) -> Option<u16> {
+    match v {
+        Attr::Int(i) => u16::try_from(*i).ok(),
+        Attr::Str(s) => s.parse().ok(),
+        Attr::Other => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+
+    const SAMPLE: &str = include_str!("../testdata/otlp-file-exporter.jsonl");
+
+    #[test]
+    fn parses_collector_file_exporter_output() {
+        let spans = from_otlp_json(SAMPLE).unwrap();
+        assert_eq!(spans.len(), 4);
+        let edge = &spans[0];
+        assert_eq!(edge.trace_id, "5b8efff798038103d269b633813fc60c");
+        assert_eq!(edge.span_id, "eee19b7ec3c1b174");
+        assert_eq!(edge.parent_span_id, None);
+        assert_eq!(
+            (edge.service.as_str(), edge.version.as_str()),
+            ("frontend", "v1")
+        );
+        assert_eq!(edge.kind, Kind::Server);
+        assert_eq!(edge.role.as_deref(), Some("edge"));
+        assert_eq!(edge.route.as_deref(), Some("/checkout"));
+        assert_eq!(edge.http_status, Some(500));
+        assert!(edge.is_error);
+        assert_eq!(edge.duration_ns(), 250_000_000);
+
+        let client = &spans[1];
+        assert_eq!(client.kind, Kind::Client);
+        assert_eq!(client.parent_span_id.as_deref(), Some("eee19b7ec3c1b174"));
+        assert_eq!(client.peer_service.as_deref(), Some("cart"));
+        assert_eq!(client.peer_version.as_deref(), Some("v2"));
+        // No http.route: the span name stands in.
+        assert_eq!(client.route.as_deref(), Some("egress cart"));
+
+        let cart = &spans[2];
+        assert_eq!(
+            (cart.service.as_str(), cart.version.as_str()),
+            ("cart", "v2")
+        );
+        assert_eq!(cart.http_status, Some(503));
+        assert!(cart.is_error);
+        // Second line: enum names instead of integers, legacy status attribute, missing version.
+        let other = &spans[3];
+        assert_eq!(other.kind, Kind::Server);
+        assert_eq!(other.version, UNKNOWN_VERSION);
+        assert_eq!(other.http_status, Some(200));
+        assert!(!other.is_error);
+    }
+
+    #[test]
+    fn parses_jaeger_v3_wrapper_with_base64_ids() {
+        let doc = r#"{"result":{"resourceSpans":[{"resource":{"attributes":[
+            {"key":"service.name","value":{"stringValue":"cart"}}]},
+            "scopeSpans":[{"spans":[{"traceId":"W47/95gDgQPSabYzgT/GDA==","spanId":"7uGbfsPBsXQ=",
+            "kind":2,"startTimeUnixNano":10,"endTimeUnixNano":20,"status":{}}]}]}]}}"#;
+        let spans = from_otlp_json(doc).unwrap();
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].trace_id, "5b8efff798038103d269b633813fc60c");
+        assert_eq!(spans[0].span_id, "eee19b7ec3c1b174");
+        assert_eq!(spans[0].service, "cart");
+        assert_eq!(spans[0].duration_ns(), 10);
+    }
+
+    #[test]
+    fn empty_input_is_no_spans() {
+        assert_eq!(from_otlp_json("").unwrap(), vec![]);
+        assert_eq!(from_otlp_json("{\"resourceSpans\":[]}\n").unwrap(), vec![]);
+    }
+
+    #[rustfmt::skip]
+    #[test]
+    fn rejects_bad_input_with_typed_errors() {
+        let span = |fields: &str| format!(r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{{fields}}}]}}]}}]}}"#);
+        let ok_ids = r#""traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174""#;
+        let cases: Vec<(String, fn(&IngestError) -> bool)> = vec![
+            ("{not json".into(),                       |e| matches!(e, IngestError::Json { .. })),
+            ("42".into(),                              |e| matches!(e, IngestError::NotAnExport { document: 1 })),
+            ("{\"foo\":1}".into(),                     |e| matches!(e, IngestError::NotAnExport { .. })),
+            ("{\"resourceSpans\":3}".into(),           |e| matches!(e, IngestError::Json { .. })),
+            (span(r#""traceId":"abc","spanId":"eee19b7ec3c1b174""#), |e| matches!(e, IngestError::InvalidId { field: "traceId", .. })),
+            (span(r#""traceId":"5b8efff798038103d269b633813fc60c","spanId":"zz""#), |e| matches!(e, IngestError::InvalidId { field: "spanId", .. })),
+            (span(&format!(r#"{ok_ids},"parentSpanId":"12""#)), |e| matches!(e, IngestError::InvalidId { field: "parentSpanId", .. })),
+            (span(&format!(r#"{ok_ids},"startTimeUnixNano":"-5""#)), |e| matches!(e, IngestError::InvalidTime { .. })),
+            (span(&format!(r#"{ok_ids},"endTimeUnixNano":1.5"#)), |e| matches!(e, IngestError::InvalidTime { .. })),
+        ];
+        for (input, check) in cases {
+            let err = from_otlp_json(&input).unwrap_err();
+            assert!(check(&err), "{input} -> {err:?}");
+            assert!(!err.to_string().is_empty());
+        }
+    }
+
+    fn kv(key: &str, v: any_value::Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn decodes_protobuf_export() {
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![
+                        kv("service.name", any_value::Value::StringValue("cart".into())),
+                        kv(
+                            "service.version",
+                            any_value::Value::StringValue("v2".into()),
+                        ),
+                    ],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        trace_id: vec![0xab; 16],
+                        span_id: vec![1, 2, 3, 4, 5, 6, 7, 8],
+                        parent_span_id: vec![9; 8],
+                        name: "ingress".into(),
+                        kind: 2,
+                        start_time_unix_nano: 100,
+                        end_time_unix_nano: 300,
+                        attributes: vec![
+                            kv(
+                                "meshwake.role",
+                                any_value::Value::StringValue("inbound".into()),
+                            ),
+                            kv("http.response.status_code", any_value::Value::IntValue(502)),
+                            kv(
+                                "http.route",
+                                any_value::Value::StringValue("/cart/{id}".into()),
+                            ),
+                        ],
+                        status: Some(Status {
+                            code: 2,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let spans = from_otlp_proto(&req.encode_to_vec()).unwrap();
+        assert_eq!(spans.len(), 1);
+        let s = &spans[0];
+        assert_eq!(s.trace_id, "ab".repeat(16));
+        assert_eq!(s.span_id, "0102030405060708");
+        assert_eq!(s.parent_span_id.as_deref(), Some("0909090909090909"));
+        assert_eq!(s.deployment().to_string(), "cart@v2");
+        assert_eq!(
+            (s.kind, s.http_status, s.is_error),
+            (Kind::Server, Some(502), true)
+        );
+        assert_eq!(s.route.as_deref(), Some("/cart/{id}"));
+        assert_eq!(s.role.as_deref(), Some("inbound"));
+    }
+
+    #[test]
+    fn rejects_bad_protobuf() {
+        assert!(matches!(
+            from_otlp_proto(&[0xff, 0xff, 0xff]),
+            Err(IngestError::Protobuf(_))
+        ));
+        let mut req = ExportTraceServiceRequest::default();
+        req.resource_spans.push(ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    trace_id: vec![1; 3],
+                    span_id: vec![1; 8],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        assert!(matches!(
+            from_otlp_proto(&req.encode_to_vec()),
+            Err(IngestError::InvalidId {
+                field: "traceId",
+                ..
+            })
+        ));
+        assert_eq!(from_otlp_proto(&[]).unwrap(), vec![]);
+    }
+}

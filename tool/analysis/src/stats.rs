@@ -1,0 +1,263 @@
+//! The statistical tests behind a verdict, kept small and dependency-free.
+//!
+//! Both tests are one-sided ("is the candidate worse than the baseline?"): an
+//! improvement is never a reason to blame a deployment.
+
+/// Name of the error-rate test, as printed in reports.
+pub const FISHER_TEST: &str = "Fisher's exact test (one-sided)";
+/// Name of the latency test, as printed in reports.
+pub const MANN_WHITNEY_TEST: &str =
+    "Mann-Whitney U (one-sided, normal approx. with tie correction)";
+
+/// Fisher's exact test on a 2x2 table: P(candidate has at least `cand_err` errors
+/// out of `cand_n`) under the null hypothesis that both samples share one error rate
+/// (hypergeometric upper tail, margins fixed).
+///
+/// Chosen over the two-proportion z-test because error counts are often tiny (a healthy
+/// baseline has 0-3 errors), where the normal approximation is badly wrong; the exact
+/// sum costs at most `min(total errors, cand_n)` terms.
+pub fn fisher_exact_greater(cand_err: u64, cand_n: u64, base_err: u64, base_n: u64) -> f64 {
+    let cand_err = cand_err.min(cand_n);
+    let base_err = base_err.min(base_n);
+    let n = cand_n + base_n;
+    let errors = cand_err + base_err;
+    if n == 0 || errors == 0 {
+        return 1.0;
+    }
+    let hi = errors.min(cand_n);
+    // log of C(errors, k) * C(n - errors, cand_n - k) / C(n, cand_n)
+    let denom = ln_choose(n, cand_n);
+    let mut p = 0.0;
+    for k in cand_err..=hi {
+        if cand_n - k > n - errors {
+            continue;
+        }
+        p += (ln_choose(errors, k) + ln_choose(n - errors, cand_n - k) - denom).exp();
+    }
+    p.clamp(0.0, 1.0)
+}
+
+fn ln_choose(n: u64, k: u64) -> f64 {
+    if k > n {
+        return f64::NEG_INFINITY;
+    }
+    ln_factorial(n) - ln_factorial(k) - ln_factorial(n - k)
+}
+
+/// ln(n!) via the Lanczos approximation of ln Γ(n + 1) (relative error ~1e-15).
+fn ln_factorial(n: u64) -> f64 {
+    ln_gamma(n as f64 + 1.0)
+}
+
+fn ln_gamma(x: f64) -> f64 {
+    // Lanczos coefficients, g = 7, n = 9 (Numerical Recipes / Godfrey).
+    const G: f64 = 7.0;
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        // Reflection; not reached for factorials but keeps the function total.
+        let pi = std::f64::consts::PI;
+        return (pi / (pi * x).sin()).abs().ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut a = C[0];
+    let t = x + G + 0.5;
+    for (i, c) in C.iter().enumerate().skip(1) {
+        a += c / (x + i as f64);
+    }
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+}
+
+/// Mann-Whitney U test that `cand` tends to be larger than `base`.
+/// Returns the one-sided p-value from the normal approximation with tie correction and
+/// continuity correction; 1.0 when either sample is empty or all values tie.
+pub fn mann_whitney_greater(cand: &[f64], base: &[f64]) -> f64 {
+    let (n1, n2) = (cand.len() as f64, base.len() as f64);
+    if cand.is_empty() || base.is_empty() {
+        return 1.0;
+    }
+    let mut all: Vec<(f64, bool)> = cand
+        .iter()
+        .map(|&v| (v, true))
+        .chain(base.iter().map(|&v| (v, false)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Average ranks over ties; accumulate the tie correction sum(t^3 - t).
+    let mut rank_sum_cand = 0.0;
+    let mut tie_term = 0.0;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i + 1;
+        while all
+            .get(j)
+            .is_some_and(|x| Some(x.0) == all.get(i).map(|y| y.0))
+        {
+            j += 1;
+        }
+        let t = (j - i) as f64;
+        let avg_rank = (i + j + 1) as f64 / 2.0; // ranks are 1-based: (i+1 + j) / 2
+        let in_cand = all
+            .get(i..j)
+            .map_or(0, |g| g.iter().filter(|x| x.1).count());
+        rank_sum_cand += avg_rank * in_cand as f64;
+        tie_term += t * t * t - t;
+        i = j;
+    }
+    let n = n1 + n2;
+    let u1 = rank_sum_cand - n1 * (n1 + 1.0) / 2.0;
+    let mean = n1 * n2 / 2.0;
+    let var = n1 * n2 / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)));
+    if var <= 0.0 {
+        return 1.0;
+    }
+    let z = (u1 - mean - 0.5) / var.sqrt();
+    normal_sf(z)
+}
+
+/// Upper tail of the standard normal, P(Z > z).
+pub fn normal_sf(z: f64) -> f64 {
+    0.5 * erfc(z / std::f64::consts::SQRT_2)
+}
+
+/// Complementary error function, Chebyshev fit with fractional error < 1.2e-7
+/// everywhere (Numerical Recipes `erfcc`), good enough for p-value thresholds.
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 {
+        r
+    } else {
+        2.0 - r
+    }
+}
+
+/// Percentile `q` in [0, 1] of an ascending-sorted sample, by linear interpolation
+/// between closest ranks (Hyndman & Fan type 7, as numpy's default). `None` if empty.
+pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    let pos = q.clamp(0.0, 1.0) * last as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    let (a, b) = (sorted.get(lo)?, sorted.get(hi)?);
+    Some(a + (b - a) * (pos - lo as f64))
+}
+
+/// p50 / p95 / p99 of a sample (milliseconds by convention in reports).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+impl Percentiles {
+    /// Percentiles of an unsorted sample; zeros when empty.
+    pub fn of(values: &[f64]) -> Self {
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        Self {
+            p50: percentile(&v, 0.50).unwrap_or(0.0),
+            p95: percentile(&v, 0.95).unwrap_or(0.0),
+            p99: percentile(&v, 0.99).unwrap_or(0.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() <= tol * b.abs().max(1e-12)
+    }
+
+    #[rustfmt::skip]
+    #[test]
+    fn fisher_matches_reference_values() {
+        // (cand_err, cand_n, base_err, base_n, expected p) — references from
+        // the hypergeometric upper tail computed by hand (math.comb).
+        let cases = [
+            (3, 3, 0, 3, 0.05),                 // C(3,3)C(3,0)/C(6,3) = 1/20
+            (1, 1, 0, 1, 0.5),
+            (0, 10, 0, 10, 1.0),                // no errors at all
+            (0, 10, 5, 10, 1.0),                // candidate better: upper tail includes everything
+            (10, 20, 0, 20, 0.000_217_96),      // C(30,10)/C(40,20)
+        ];
+        for (ce, cn, be, bn, want) in cases {
+            let p = fisher_exact_greater(ce, cn, be, bn);
+            assert!(close(p, want, 1e-3), "{ce}/{cn} vs {be}/{bn}: {p} != {want}");
+        }
+    }
+
+    #[test]
+    fn fisher_is_tiny_for_a_clear_regression_and_handles_large_counts() {
+        let p = fisher_exact_greater(300, 1000, 10, 4000);
+        assert!(p < 1e-100, "{p}");
+        let p = fisher_exact_greater(40, 4000, 10, 1000);
+        assert!(p > 0.4, "{p}");
+        // Inconsistent input (more errors than requests) is clamped, not a panic.
+        assert!(fisher_exact_greater(50, 10, 0, 10) < 1e-4);
+    }
+
+    #[test]
+    fn mann_whitney_detects_shift_and_ignores_identical_samples() {
+        let base: Vec<f64> = (0..100).map(f64::from).collect();
+        let shifted: Vec<f64> = base.iter().map(|x| x + 50.0).collect();
+        assert!(mann_whitney_greater(&shifted, &base) < 1e-10);
+        assert!(mann_whitney_greater(&base, &shifted) > 0.99);
+        let p = mann_whitney_greater(&base, &base);
+        assert!(p > 0.4 && p < 0.6, "{p}");
+        // All ties: no variance, no evidence.
+        assert_eq!(mann_whitney_greater(&[1.0; 30], &[1.0; 30]), 1.0);
+        assert_eq!(mann_whitney_greater(&[], &[1.0]), 1.0);
+    }
+
+    #[test]
+    fn mann_whitney_matches_reference() {
+        // U = 20.5, tie-corrected var = 22.5 (hand-computed, as scipy.stats.mannwhitneyu with
+        // alternative="greater", method="asymptotic") -> z = 1.5811, p = 0.05692.
+        let p = mann_whitney_greater(&[3.0, 4.0, 5.0, 6.0, 7.0], &[1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert!(close(p, 0.056_923, 1e-4), "{p}");
+    }
+
+    #[test]
+    fn normal_tail_is_accurate() {
+        assert!(close(normal_sf(0.0), 0.5, 1e-6));
+        assert!(close(normal_sf(1.959_964), 0.025, 1e-4));
+        assert!(close(normal_sf(-2.326_348), 0.99, 1e-5));
+    }
+
+    #[rustfmt::skip]
+    #[test]
+    fn percentiles_interpolate() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        let cases = [(0.0, 1.0), (0.5, 50.5), (0.95, 95.05), (0.99, 99.01), (1.0, 100.0), (2.0, 100.0)];
+        for (q, want) in cases {
+            assert!(close(percentile(&v, q).unwrap(), want, 1e-9), "q={q}");
+        }
+        assert_eq!(percentile(&[], 0.5), None);
+        assert_eq!(percentile(&[7.0], 0.99), Some(7.0));
+        assert_eq!(Percentiles::of(&[3.0, 1.0, 2.0]).p50, 2.0);
+    }
+}

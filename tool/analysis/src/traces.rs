@@ -1,0 +1,170 @@
+//! Per-trace span trees: parent/child links and the walks the analysis needs
+//! (a request's outgoing calls, a call's callee, a request's callers).
+
+use std::collections::{HashMap, HashSet};
+
+use crate::model::{Kind, SpanRecord};
+
+/// Longest parent chain followed; guards against malformed (cyclic) parent links.
+pub(crate) const MAX_DEPTH: usize = 512;
+
+/// Spans of all traces with their links, by index into `spans`.
+pub(crate) struct TraceIndex<'a> {
+    /// Deduplicated spans (first occurrence of a `(trace_id, span_id)` wins).
+    pub spans: Vec<&'a SpanRecord>,
+    parent: Vec<Option<usize>>,
+    children: Vec<Vec<usize>>,
+}
+
+impl<'a> TraceIndex<'a> {
+    pub fn new(input: &'a [SpanRecord]) -> Self {
+        let mut by_id: HashMap<(&str, &str), usize> = HashMap::with_capacity(input.len());
+        let mut spans = Vec::with_capacity(input.len());
+        for s in input {
+            let key = (s.trace_id.as_str(), s.span_id.as_str());
+            if !by_id.contains_key(&key) {
+                by_id.insert(key, spans.len());
+                spans.push(s);
+            }
+        }
+        let mut parent = vec![None; spans.len()];
+        let mut children = vec![Vec::new(); spans.len()];
+        for (i, s) in spans.iter().enumerate() {
+            let Some(pid) = s.parent_span_id.as_deref() else {
+                continue;
+            };
+            if let Some(&p) = by_id.get(&(s.trace_id.as_str(), pid)) {
+                if p != i {
+                    if let (Some(slot), Some(kids)) = (parent.get_mut(i), children.get_mut(p)) {
+                        *slot = Some(p);
+                        kids.push(i);
+                    }
+                }
+            }
+        }
+        Self {
+            spans,
+            parent,
+            children,
+        }
+    }
+
+    pub fn span(&self, i: usize) -> Option<&'a SpanRecord> {
+        self.spans.get(i).copied()
+    }
+
+    pub fn parent(&self, i: usize) -> Option<usize> {
+        self.parent.get(i).copied().flatten()
+    }
+
+    fn kids(&self, i: usize) -> &[usize] {
+        self.children.get(i).map_or(&[], Vec::as_slice)
+    }
+
+    /// CLIENT spans opened while serving request `server`: descendants reached through
+    /// internal spans (and nested server spans of the same deployment), not beyond a call.
+    pub fn calls_of(&self, server: usize) -> Vec<usize> {
+        let Some(root) = self.span(server) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut stack: Vec<(usize, usize)> = self.kids(server).iter().map(|&k| (k, 1)).collect();
+        let mut seen = HashSet::new();
+        while let Some((i, depth)) = stack.pop() {
+            if depth > MAX_DEPTH || !seen.insert(i) {
+                continue;
+            }
+            let Some(s) = self.span(i) else { continue };
+            let descend = match s.kind {
+                Kind::Client => {
+                    out.push(i);
+                    false
+                }
+                Kind::Server => s.service == root.service && s.version == root.version,
+                Kind::Other => true,
+            };
+            if descend {
+                stack.extend(self.kids(i).iter().map(|&k| (k, depth + 1)));
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// SERVER spans answering call `client` (normally one; retries by a proxy may add more).
+    pub fn callees_of(&self, client: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut stack: Vec<(usize, usize)> = self.kids(client).iter().map(|&k| (k, 1)).collect();
+        while let Some((i, depth)) = stack.pop() {
+            if depth > MAX_DEPTH {
+                continue;
+            }
+            match self.span(i).map(|s| s.kind) {
+                Some(Kind::Server) => out.push(i),
+                Some(Kind::Other) => stack.extend(self.kids(i).iter().map(|&k| (k, depth + 1))),
+                _ => {}
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// The nearest SERVER ancestor of span `i` (the request on whose behalf it ran).
+    pub fn server_ancestor(&self, i: usize) -> Option<usize> {
+        let mut cur = self.parent(i);
+        for _ in 0..MAX_DEPTH {
+            let p = cur?;
+            if self.span(p)?.kind == Kind::Server {
+                return Some(p);
+            }
+            cur = self.parent(p);
+        }
+        None
+    }
+}
+
+/// Length of the union of `intervals`, each clipped to `[lo, hi]`.
+pub(crate) fn covered_ns(lo: u64, hi: u64, intervals: &mut [(u64, u64)]) -> u64 {
+    intervals.sort_unstable();
+    let mut total = 0;
+    let mut cur: Option<(u64, u64)> = None;
+    for &(s, e) in intervals.iter() {
+        let (s, e) = (s.clamp(lo, hi), e.clamp(lo, hi));
+        if e <= s {
+            continue;
+        }
+        cur = match cur {
+            Some((cs, ce)) if s <= ce => Some((cs, ce.max(e))),
+            Some((cs, ce)) => {
+                total += ce - cs;
+                Some((s, e))
+            }
+            None => Some((s, e)),
+        };
+    }
+    if let Some((cs, ce)) = cur {
+        total += ce - cs;
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[rustfmt::skip]
+    #[test]
+    fn covered_is_union_of_clipped_intervals() {
+        let cases: [(u64, u64, Vec<(u64, u64)>, u64); 6] = [
+            (0, 100, vec![], 0),
+            (0, 100, vec![(10, 20)], 10),
+            (0, 100, vec![(10, 30), (20, 40)], 30),          // overlapping (parallel calls)
+            (0, 100, vec![(50, 60), (10, 20)], 20),          // unsorted
+            (0, 100, vec![(90, 150), (0, 0)], 10),           // clipped to the parent
+            (0, 100, vec![(10, 5)], 0),                      // backwards interval
+        ];
+        for (lo, hi, mut iv, want) in cases {
+            assert_eq!(covered_ns(lo, hi, &mut iv), want, "{iv:?}");
+        }
+    }
+}
