@@ -1,0 +1,1056 @@
+//! Export state machine: bounded span queue, batching, in-flight limit, retry with backoff.
+//!
+//! Host-free: the glue (root context) owns one [`Exporter`], calls [`Exporter::push`] from
+//! request contexts, and from its timer and HTTP call-out callbacks calls
+//! [`Exporter::poll`] (in a loop, until `None`) and [`Exporter::on_result`]. Time is passed
+//! in as Unix nanoseconds; [`Exporter::next_wakeup`] tells when to tick next (or `None`: turn
+//! the timer off).
+//!
+//! Memory bound: at most `max_queue_spans` queued spans plus `max_in_flight` encoded
+//! batches (in flight or waiting for a retry, each keeping its encoded body so a retry
+//! sends the same bytes). While all slots are taken, new spans stay queued and beyond the
+//! queue limit are dropped and counted.
+//!
+//! Retry policy follows the OTLP/HTTP spec ("Failures" / "Throttling"): 429, 502, 503, 504
+//! and transport failures are retryable with exponential backoff, honouring `Retry-After`
+//! given in seconds; any other non-2xx status drops the batch.
+
+use std::collections::VecDeque;
+
+use serde::Deserialize;
+
+use crate::otlp::encode_export_request;
+use crate::span::{Resource, Scope, Span};
+
+const NANOS_PER_MILLI: u64 = 1_000_000;
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+/// Longest `Retry-After` seconds value parsed (10 digits, ~317 years): no overflow possible.
+const MAX_RETRY_AFTER_DIGITS: usize = 10;
+
+/// Export tuning, parsed once from the plugin configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExportConfig {
+    /// Spans waiting to be batched; beyond this, new spans are dropped (`dropped_queue_full`).
+    pub max_queue_spans: usize,
+    /// Spans per OTLP request; a full batch is sent without waiting for the interval.
+    pub max_batch_spans: usize,
+    /// Longest time a span waits in the queue while fewer than `max_batch_spans` are queued.
+    pub flush_interval_ms: u64,
+    /// Batches held at once, in flight or waiting for a retry.
+    pub max_in_flight: usize,
+    /// Retries after the first attempt before the batch is dropped (`dropped_export_failed`).
+    pub max_retries: u32,
+    /// Delay before the first retry; doubles with every further retry.
+    pub initial_backoff_ms: u64,
+    /// Cap of the retry delay, also applied to `Retry-After`.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        ExportConfig {
+            max_queue_spans: 8192,
+            max_batch_spans: 512,
+            flush_interval_ms: 1000,
+            max_in_flight: 4,
+            max_retries: 5,
+            initial_backoff_ms: 200,
+            max_backoff_ms: 30_000,
+        }
+    }
+}
+
+/// Why an [`ExportConfig`] is unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `max_queue_spans` is 0.
+    ZeroQueue,
+    /// `max_batch_spans` is 0.
+    ZeroBatch,
+    /// `max_in_flight` is 0.
+    ZeroInFlight,
+    /// `flush_interval_ms` is 0 (the timer would spin).
+    ZeroFlushInterval,
+    /// `initial_backoff_ms` is 0 or greater than `max_backoff_ms`.
+    BadBackoff,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConfigError::ZeroQueue => "max_queue_spans must be at least 1",
+            ConfigError::ZeroBatch => "max_batch_spans must be at least 1",
+            ConfigError::ZeroInFlight => "max_in_flight must be at least 1",
+            ConfigError::ZeroFlushInterval => "flush_interval_ms must be at least 1",
+            ConfigError::BadBackoff => "need 0 < initial_backoff_ms <= max_backoff_ms",
+        })
+    }
+}
+
+impl ExportConfig {
+    /// Checks the limits; the glue rejects the configuration on error.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_queue_spans == 0 {
+            return Err(ConfigError::ZeroQueue);
+        }
+        if self.max_batch_spans == 0 {
+            return Err(ConfigError::ZeroBatch);
+        }
+        if self.max_in_flight == 0 {
+            return Err(ConfigError::ZeroInFlight);
+        }
+        if self.flush_interval_ms == 0 {
+            return Err(ConfigError::ZeroFlushInterval);
+        }
+        if self.initial_backoff_ms == 0 || self.initial_backoff_ms > self.max_backoff_ms {
+            return Err(ConfigError::BadBackoff);
+        }
+        Ok(())
+    }
+}
+
+/// Why [`Exporter::push`] refused a span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The queue holds `max_queue_spans` already.
+    QueueFull,
+}
+
+/// What came back from an export call-out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportOutcome<'a> {
+    /// HTTP response: `:status` and the raw `Retry-After` header, if any.
+    Status(u16, Option<&'a [u8]>),
+    /// The call could not be made or was reset (no response).
+    CallFailed,
+    /// The call timed out (if the glue can tell this apart from [`ExportOutcome::CallFailed`]).
+    Timeout,
+}
+
+/// Why a batch was given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropCause {
+    /// A non-retryable status (4xx other than 429, 500, 501, 1xx, 3xx...).
+    Rejected(u16),
+    /// `max_retries` retries all failed.
+    RetriesExhausted,
+}
+
+/// What [`Exporter::on_result`] did with the batch, for the glue's log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultDisposition {
+    /// Accepted by the collector (2xx).
+    Exported {
+        /// Spans in the batch.
+        spans: usize,
+    },
+    /// Will be sent again by a [`Exporter::poll`] at or after `at_ns`.
+    RetryScheduled {
+        /// Unix nanoseconds of the retry.
+        at_ns: u64,
+        /// Number of this retry (1 = first retry).
+        retry: u32,
+    },
+    /// Given up; spans counted in `dropped_rejected` or `dropped_export_failed`.
+    Dropped {
+        /// Why.
+        cause: DropCause,
+        /// Spans in the batch.
+        spans: usize,
+    },
+    /// No batch with this id is in flight (late or duplicate callback): ignored.
+    UnknownBatch,
+}
+
+/// A batch to send now: POST `body` to the collector's `/v1/traces`, then report the
+/// result with [`Exporter::on_result`] and `id`. The body stays owned by the exporter
+/// (kept for retries), so the host copies it during the call-out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutgoingBatch<'a> {
+    /// Batch id, unique per exporter; a retry keeps its id.
+    pub id: u64,
+    /// `ExportTraceServiceRequest` protobuf body.
+    pub body: &'a [u8],
+    /// Spans in the batch.
+    pub span_count: usize,
+    /// 1 for the first send, 2 for the first retry, ...
+    pub attempt: u32,
+}
+
+/// Export failures by cause (one count per failed call, not per span).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExportFailures {
+    /// 4xx responses other than 429.
+    pub status_4xx: u64,
+    /// 5xx responses (retryable 502/503/504 and non-retryable others).
+    pub status_5xx: u64,
+    /// 429 Too Many Requests.
+    pub status_429: u64,
+    /// 1xx/3xx or out-of-range statuses.
+    pub status_other: u64,
+    /// Call-out failed or was reset.
+    pub call_failed: u64,
+    /// Call-out timed out.
+    pub timeout: u64,
+}
+
+/// Exporter counters and gauges, all in one place (the glue mirrors them as host metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExporterStats {
+    /// Spans created by the filter (incremented by the glue).
+    pub spans_created: u64,
+    /// Spans accepted by [`Exporter::push`].
+    pub spans_enqueued: u64,
+    /// Spans acknowledged with a 2xx.
+    pub spans_exported: u64,
+    /// Spans refused because the queue was full.
+    pub dropped_queue_full: u64,
+    /// Spans not recorded because of sampling (incremented by the glue).
+    pub dropped_sampled_out: u64,
+    /// Spans of batches whose retries were all used up.
+    pub dropped_export_failed: u64,
+    /// Spans of batches rejected with a non-retryable status.
+    pub dropped_rejected: u64,
+    /// Failed calls by cause.
+    pub export_failures_by_cause: ExportFailures,
+    /// Retries scheduled.
+    pub retries: u64,
+    /// Batches handed out by [`Exporter::poll`], retries included.
+    pub batches_sent: u64,
+    /// Gauge: spans queued now.
+    pub queue_depth: u64,
+    /// Gauge: batches in flight now.
+    pub batches_in_flight: u64,
+    /// Gauge: batches waiting for a retry now.
+    pub batches_retry_pending: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchState {
+    InFlight,
+    WaitingRetry { at_ns: u64 },
+}
+
+#[derive(Debug)]
+struct Batch {
+    id: u64,
+    body: Vec<u8>,
+    span_count: usize,
+    /// Sends so far (1 after the first send).
+    attempts: u32,
+    state: BatchState,
+}
+
+/// The export state machine; see the module docs.
+#[derive(Debug)]
+pub struct Exporter {
+    cfg: ExportConfig,
+    queue: VecDeque<Span>,
+    /// In flight or waiting for retry; oldest first. Never longer than `max_in_flight`.
+    batches: Vec<Batch>,
+    next_id: u64,
+    /// Start of the current flush interval: last batch formed, or last time the queue was seen empty.
+    window_start_ns: u64,
+    force_flush: bool,
+    stats: ExporterStats,
+}
+
+impl Exporter {
+    /// Creates an exporter. Zero limits are raised to 1 so it can never stall;
+    /// call [`ExportConfig::validate`] first to reject such configurations instead.
+    pub fn new(mut cfg: ExportConfig) -> Self {
+        cfg.max_queue_spans = cfg.max_queue_spans.max(1);
+        cfg.max_batch_spans = cfg.max_batch_spans.max(1);
+        cfg.max_in_flight = cfg.max_in_flight.max(1);
+        cfg.flush_interval_ms = cfg.flush_interval_ms.max(1);
+        cfg.max_backoff_ms = cfg.max_backoff_ms.max(cfg.initial_backoff_ms);
+        Exporter {
+            cfg,
+            queue: VecDeque::new(),
+            batches: Vec::new(),
+            next_id: 1,
+            window_start_ns: 0,
+            force_flush: false,
+            stats: ExporterStats::default(),
+        }
+    }
+
+    /// The effective configuration.
+    pub fn config(&self) -> &ExportConfig {
+        &self.cfg
+    }
+
+    /// Counters and gauges.
+    pub fn stats(&self) -> &ExporterStats {
+        &self.stats
+    }
+
+    /// For the glue's own counters (`spans_created`, `dropped_sampled_out`).
+    pub fn stats_mut(&mut self) -> &mut ExporterStats {
+        &mut self.stats
+    }
+
+    /// Spans queued, not yet in a batch.
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Batches held (in flight or waiting for a retry).
+    pub fn pending_batches(&self) -> usize {
+        self.batches.len()
+    }
+
+    /// Encoded bytes held for batches in flight or waiting for a retry.
+    pub fn pending_body_bytes(&self) -> usize {
+        self.batches.iter().map(|b| b.body.len()).sum()
+    }
+
+    /// Enqueues a finished span; O(1), no encoding here.
+    pub fn push(&mut self, span: Span) -> Result<(), DropReason> {
+        if self.queue.len() >= self.cfg.max_queue_spans {
+            self.stats.dropped_queue_full += 1;
+            return Err(DropReason::QueueFull);
+        }
+        self.queue.push_back(span);
+        self.stats.spans_enqueued += 1;
+        self.stats.queue_depth = self.queue.len() as u64;
+        Ok(())
+    }
+
+    /// Makes the next polls send everything queued without waiting for the interval
+    /// (e.g. on VM shutdown), still within `max_in_flight`.
+    pub fn flush(&mut self) {
+        self.force_flush = !self.queue.is_empty();
+    }
+
+    /// Returns the next batch to send now, if any: first a due retry, then a new batch when
+    /// `max_batch_spans` are queued or the flush interval has passed, only while fewer than
+    /// `max_in_flight` batches are held. Call in a loop until `None`.
+    pub fn poll(
+        &mut self,
+        now_ns: u64,
+        resource: &Resource,
+        scope: &Scope,
+    ) -> Option<OutgoingBatch<'_>> {
+        if let Some(pos) = self.batches.iter().position(|b| is_due(b, now_ns)) {
+            if let Some(b) = self.batches.get_mut(pos) {
+                b.state = BatchState::InFlight;
+                b.attempts = b.attempts.saturating_add(1);
+            }
+            self.stats.batches_sent += 1;
+            refresh_batch_gauges(&mut self.stats, &self.batches);
+            return self.batches.get(pos).map(outgoing);
+        }
+
+        if self.queue.is_empty() {
+            self.window_start_ns = now_ns;
+            self.force_flush = false;
+            return None;
+        }
+        if self.batches.len() >= self.cfg.max_in_flight || !self.new_batch_due(now_ns) {
+            return None;
+        }
+
+        let n = self.queue.len().min(self.cfg.max_batch_spans);
+        let body = match self.queue.make_contiguous().get(..n) {
+            Some(spans) => encode_export_request(resource, scope, spans),
+            None => return None, // unreachable: n <= len
+        };
+        self.queue.drain(..n);
+        self.window_start_ns = now_ns;
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        self.batches.push(Batch {
+            id,
+            body,
+            span_count: n,
+            attempts: 1,
+            state: BatchState::InFlight,
+        });
+        self.stats.batches_sent += 1;
+        self.stats.queue_depth = self.queue.len() as u64;
+        refresh_batch_gauges(&mut self.stats, &self.batches);
+        self.batches.last().map(outgoing)
+    }
+
+    /// Records the result of the call-out for batch `id`; see [`ResultDisposition`].
+    pub fn on_result(
+        &mut self,
+        id: u64,
+        outcome: ExportOutcome<'_>,
+        now_ns: u64,
+    ) -> ResultDisposition {
+        let Some(pos) = self
+            .batches
+            .iter()
+            .position(|b| b.id == id && b.state == BatchState::InFlight)
+        else {
+            return ResultDisposition::UnknownBatch;
+        };
+
+        let failures = &mut self.stats.export_failures_by_cause;
+        let (retryable, retry_after) = match outcome {
+            ExportOutcome::Status(200..=299, _) => {
+                let spans = self.remove_batch(pos);
+                self.stats.spans_exported += spans as u64;
+                return ResultDisposition::Exported { spans };
+            }
+            ExportOutcome::Status(429, ra) => {
+                failures.status_429 += 1;
+                (true, ra.and_then(parse_retry_after_secs))
+            }
+            ExportOutcome::Status(502..=504, ra) => {
+                failures.status_5xx += 1;
+                (true, ra.and_then(parse_retry_after_secs))
+            }
+            ExportOutcome::Status(400..=499, _) => {
+                failures.status_4xx += 1;
+                (false, None)
+            }
+            ExportOutcome::Status(500..=599, _) => {
+                failures.status_5xx += 1;
+                (false, None)
+            }
+            ExportOutcome::Status(_, _) => {
+                failures.status_other += 1;
+                (false, None)
+            }
+            ExportOutcome::CallFailed => {
+                failures.call_failed += 1;
+                (true, None)
+            }
+            ExportOutcome::Timeout => {
+                failures.timeout += 1;
+                (true, None)
+            }
+        };
+
+        if !retryable {
+            let spans = self.remove_batch(pos);
+            self.stats.dropped_rejected += spans as u64;
+            let status = match outcome {
+                ExportOutcome::Status(s, _) => s,
+                _ => 0,
+            };
+            return ResultDisposition::Dropped {
+                cause: DropCause::Rejected(status),
+                spans,
+            };
+        }
+
+        let max_retries = self.cfg.max_retries;
+        let delay_ms =
+            self.backoff_ms(retry_after, self.batches.get(pos).map_or(1, |b| b.attempts));
+        let Some(batch) = self.batches.get_mut(pos) else {
+            return ResultDisposition::UnknownBatch;
+        };
+        let retries_done = batch.attempts.saturating_sub(1);
+        if retries_done >= max_retries {
+            let spans = self.remove_batch(pos);
+            self.stats.dropped_export_failed += spans as u64;
+            return ResultDisposition::Dropped {
+                cause: DropCause::RetriesExhausted,
+                spans,
+            };
+        }
+        let at_ns = now_ns.saturating_add(delay_ms.saturating_mul(NANOS_PER_MILLI));
+        batch.state = BatchState::WaitingRetry { at_ns };
+        self.stats.retries += 1;
+        refresh_batch_gauges(&mut self.stats, &self.batches);
+        ResultDisposition::RetryScheduled {
+            at_ns,
+            retry: retries_done + 1,
+        }
+    }
+
+    /// When [`Exporter::poll`] next has something to do (Unix ns, never before `now_ns`), or
+    /// `None` when only call-out results can make progress (the timer can be turned off).
+    pub fn next_wakeup(&self, now_ns: u64) -> Option<u64> {
+        let retry = self
+            .batches
+            .iter()
+            .filter_map(|b| match b.state {
+                BatchState::WaitingRetry { at_ns } => Some(at_ns.max(now_ns)),
+                BatchState::InFlight => None,
+            })
+            .min();
+        let flush = if !self.queue.is_empty() && self.batches.len() < self.cfg.max_in_flight {
+            if self.queue.len() >= self.cfg.max_batch_spans || self.force_flush {
+                Some(now_ns)
+            } else {
+                Some(
+                    self.window_start_ns
+                        .saturating_add(self.interval_ns())
+                        .max(now_ns),
+                )
+            }
+        } else {
+            None
+        };
+        match (retry, flush) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn interval_ns(&self) -> u64 {
+        self.cfg.flush_interval_ms.saturating_mul(NANOS_PER_MILLI)
+    }
+
+    fn new_batch_due(&self, now_ns: u64) -> bool {
+        self.queue.len() >= self.cfg.max_batch_spans
+            || self.force_flush
+            || now_ns.saturating_sub(self.window_start_ns) >= self.interval_ns()
+    }
+
+    /// Delay before the retry following attempt number `attempts`: `Retry-After` if given,
+    /// else `initial * 2^(attempts-1)`; capped at `max_backoff_ms`.
+    fn backoff_ms(&self, retry_after_secs: Option<u64>, attempts: u32) -> u64 {
+        let computed = || {
+            let factor = 1u64
+                .checked_shl(attempts.saturating_sub(1))
+                .unwrap_or(u64::MAX);
+            self.cfg.initial_backoff_ms.saturating_mul(factor)
+        };
+        let ms = match retry_after_secs {
+            Some(s) => s.saturating_mul(NANOS_PER_SEC / NANOS_PER_MILLI),
+            None => computed(),
+        };
+        ms.min(self.cfg.max_backoff_ms)
+    }
+
+    fn remove_batch(&mut self, pos: usize) -> usize {
+        let spans = if pos < self.batches.len() {
+            self.batches.remove(pos).span_count
+        } else {
+            0
+        };
+        refresh_batch_gauges(&mut self.stats, &self.batches);
+        spans
+    }
+}
+
+fn is_due(b: &Batch, now_ns: u64) -> bool {
+    matches!(b.state, BatchState::WaitingRetry { at_ns } if at_ns <= now_ns)
+}
+
+fn outgoing(b: &Batch) -> OutgoingBatch<'_> {
+    OutgoingBatch {
+        id: b.id,
+        body: &b.body,
+        span_count: b.span_count,
+        attempt: b.attempts,
+    }
+}
+
+fn refresh_batch_gauges(stats: &mut ExporterStats, batches: &[Batch]) {
+    let in_flight = batches
+        .iter()
+        .filter(|b| b.state == BatchState::InFlight)
+        .count() as u64;
+    stats.batches_in_flight = in_flight;
+    stats.batches_retry_pending = batches.len() as u64 - in_flight;
+}
+
+/// Parses `Retry-After` as delay-seconds (RFC 9110 §10.2.3). HTTP-dates are not supported
+/// (no clock to compare with here) and yield `None`, so the computed backoff applies.
+pub fn parse_retry_after_secs(v: &[u8]) -> Option<u64> {
+    let t = v.trim_ascii();
+    if t.is_empty() || t.len() > MAX_RETRY_AFTER_DIGITS {
+        return None;
+    }
+    t.iter().try_fold(0u64, |n, &c| {
+        c.is_ascii_digit().then(|| n * 10 + u64::from(c - b'0'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = NANOS_PER_MILLI;
+    /// Arbitrary epoch so that "time 0" is not special.
+    const T0: u64 = 1_700_000_000 * NANOS_PER_SEC;
+
+    fn span(n: u8) -> Span {
+        Span {
+            trace_id: [n; 16],
+            span_id: [n; 8],
+            name: "s".into(),
+            ..Span::default()
+        }
+    }
+
+    fn cfg() -> ExportConfig {
+        ExportConfig {
+            max_queue_spans: 10,
+            max_batch_spans: 3,
+            flush_interval_ms: 1000,
+            max_in_flight: 2,
+            max_retries: 2,
+            initial_backoff_ms: 200,
+            max_backoff_ms: 1000,
+        }
+    }
+
+    /// One step of a scenario; times are milliseconds after `T0`.
+    #[derive(Debug, Clone, Copy)]
+    enum Step {
+        /// Push n spans, all accepted.
+        Push(usize),
+        /// Push n spans, all refused with QueueFull.
+        PushFull(usize),
+        /// Poll once; expect a batch of this many spans (and its attempt number) or none.
+        Poll(u64, Option<(usize, u32)>),
+        /// Result for the i-th batch handed out (retries re-use the id).
+        Done(usize, ExportOutcome<'static>, u64, ResultDisposition),
+        /// next_wakeup(t) in ms after T0.
+        Wakeup(u64, Option<u64>),
+        /// Check stats.
+        Stats(fn(&ExporterStats)),
+        /// Force a flush.
+        Flush,
+    }
+    use Step::*;
+
+    fn run(name: &str, cfg: ExportConfig, steps: &[Step]) {
+        let mut ex = Exporter::new(cfg);
+        let (res, scope) = (Resource::default(), Scope::default());
+        let mut ids: Vec<u64> = Vec::new();
+        let mut bodies: Vec<Vec<u8>> = Vec::new();
+        // Start the first flush window at T0.
+        assert!(ex.poll(T0, &res, &scope).is_none(), "{name}: empty poll");
+        for (i, step) in steps.iter().enumerate() {
+            match *step {
+                Push(n) => (0..n)
+                    .for_each(|k| assert_eq!(ex.push(span(k as u8)), Ok(()), "{name} step {i}")),
+                PushFull(n) => (0..n).for_each(|k| {
+                    assert_eq!(
+                        ex.push(span(k as u8)),
+                        Err(DropReason::QueueFull),
+                        "{name} step {i}"
+                    )
+                }),
+                Poll(t, want) => {
+                    let got = ex
+                        .poll(T0 + t * MS, &res, &scope)
+                        .map(|b| (b.id, b.span_count, b.attempt, b.body.to_vec()));
+                    assert_eq!(got.as_ref().map(|g| (g.1, g.2)), want, "{name} step {i}");
+                    if let Some((id, _, attempt, body)) = got {
+                        assert!(!body.is_empty(), "{name} step {i}");
+                        if attempt == 1 {
+                            ids.push(id);
+                            bodies.push(body);
+                        } else {
+                            // A retry re-sends the very same bytes.
+                            let first = ids.iter().position(|x| *x == id).unwrap();
+                            assert_eq!(bodies[first], body, "{name} step {i}");
+                        }
+                    }
+                }
+                Done(nth, outcome, t, want) => {
+                    let got = ex.on_result(ids[nth], outcome, T0 + t * MS);
+                    assert_eq!(got, want, "{name} step {i}");
+                }
+                Wakeup(t, want) => {
+                    assert_eq!(
+                        ex.next_wakeup(T0 + t * MS),
+                        want.map(|w| T0 + w * MS),
+                        "{name} step {i}"
+                    );
+                }
+                Stats(check) => check(ex.stats()),
+                Flush => ex.flush(),
+            }
+            // Invariants after every step: the memory bound.
+            assert!(
+                ex.queue_len() <= ex.config().max_queue_spans,
+                "{name} step {i}"
+            );
+            assert!(
+                ex.pending_batches() <= ex.config().max_in_flight,
+                "{name} step {i}"
+            );
+            assert_eq!(
+                ex.stats().queue_depth,
+                ex.queue_len() as u64,
+                "{name} step {i}"
+            );
+            assert_eq!(
+                ex.stats().batches_in_flight + ex.stats().batches_retry_pending,
+                ex.pending_batches() as u64,
+                "{name} step {i}"
+            );
+        }
+    }
+
+    const OK: ExportOutcome<'static> = ExportOutcome::Status(200, None);
+    const UNAVAILABLE: ExportOutcome<'static> = ExportOutcome::Status(503, None);
+
+    fn exported(spans: usize) -> ResultDisposition {
+        ResultDisposition::Exported { spans }
+    }
+    fn retry(at_ms: u64, retry: u32) -> ResultDisposition {
+        ResultDisposition::RetryScheduled {
+            at_ns: T0 + at_ms * MS,
+            retry,
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn batch_full_is_sent_at_once() {
+        run(
+            "batch_full",
+            cfg(),
+            &[
+                Push(2),
+                Wakeup(10, Some(1000)),
+                Poll(10, None),
+                Push(2),
+                Wakeup(10, Some(10)),
+                Poll(10, Some((3, 1))),
+                Poll(10, None),
+                Done(0, OK, 20, exported(3)),
+                Stats(|s| {
+                    assert_eq!(s.spans_enqueued, 4);
+                    assert_eq!(s.spans_exported, 3);
+                    assert_eq!(s.queue_depth, 1);
+                    assert_eq!(s.batches_in_flight, 0);
+                }),
+            ],
+        );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn timer_flushes_partial_batch() {
+        run(
+            "timer",
+            cfg(),
+            &[
+                Push(1),
+                Poll(999, None),
+                Wakeup(999, Some(1000)),
+                Poll(1000, Some((1, 1))),
+                // Window restarts at the flush.
+                Push(1),
+                Wakeup(1500, Some(2000)),
+                Poll(1999, None),
+                Poll(2000, Some((1, 1))),
+                Done(0, OK, 2001, exported(1)),
+                Done(1, OK, 2001, exported(1)),
+                Wakeup(2001, None),
+                // Idle: an empty poll restarts the window.
+                Poll(5000, None),
+                Push(1),
+                Poll(5999, None),
+                Poll(6000, Some((1, 1))),
+            ],
+        );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn max_in_flight_is_respected() {
+        run(
+            "in_flight",
+            cfg(),
+            &[
+                Push(9),
+                Poll(0, Some((3, 1))),
+                Poll(0, Some((3, 1))),
+                Poll(0, None),
+                // No wakeup: only a result can make progress.
+                Wakeup(0, None),
+                Stats(|s| assert_eq!(s.batches_in_flight, 2)),
+                Done(1, OK, 5, exported(3)),
+                Wakeup(5, Some(5)),
+                Poll(5, Some((3, 1))),
+                Poll(5, None),
+            ],
+        );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn unavailable_then_ok_is_delivered_once() {
+        run(
+            "503_then_200",
+            cfg(),
+            &[
+                Push(3),
+                Poll(0, Some((3, 1))),
+                Done(0, UNAVAILABLE, 10, retry(210, 1)),
+                // A late duplicate callback for a batch not in flight is ignored.
+                Done(0, OK, 11, ResultDisposition::UnknownBatch),
+                Wakeup(11, Some(210)),
+                Poll(209, None),
+                Poll(210, Some((3, 2))),
+                Done(0, OK, 220, exported(3)),
+                Done(0, OK, 221, ResultDisposition::UnknownBatch),
+                Stats(|s| {
+                    assert_eq!(s.spans_exported, 3);
+                    assert_eq!(s.retries, 1);
+                    assert_eq!(s.batches_sent, 2);
+                    assert_eq!(s.export_failures_by_cause.status_5xx, 1);
+                    assert_eq!(s.dropped_export_failed + s.dropped_rejected, 0);
+                }),
+                Wakeup(221, None),
+            ],
+        );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn retry_after_is_honoured_and_capped() {
+        run(
+            "retry_after",
+            cfg(),
+            &[
+                Push(3),
+                Poll(0, Some((3, 1))),
+                Done(
+                    0,
+                    ExportOutcome::Status(429, Some(b" 0 ")),
+                    10,
+                    retry(10, 1),
+                ),
+                Poll(10, Some((3, 2))),
+                // 7 s > max_backoff (1 s): capped.
+                Done(
+                    0,
+                    ExportOutcome::Status(503, Some(b"7")),
+                    20,
+                    retry(1020, 2),
+                ),
+                Poll(1020, Some((3, 3))),
+                // Retries exhausted (max_retries = 2).
+                Done(
+                    0,
+                    ExportOutcome::Status(429, Some(b"1")),
+                    1030,
+                    ResultDisposition::Dropped {
+                        cause: DropCause::RetriesExhausted,
+                        spans: 3,
+                    },
+                ),
+                Stats(|s| {
+                    assert_eq!(s.export_failures_by_cause.status_429, 2);
+                    assert_eq!(s.export_failures_by_cause.status_5xx, 1);
+                    assert_eq!(s.dropped_export_failed, 3);
+                    assert_eq!(s.retries, 2);
+                }),
+            ],
+        );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn exponential_backoff_until_exhausted() {
+        let cfg = ExportConfig {
+            max_retries: 4,
+            ..cfg()
+        };
+        run(
+            "backoff",
+            cfg,
+            &[
+                Push(1),
+                Poll(1000, Some((1, 1))),
+                Done(0, ExportOutcome::CallFailed, 1000, retry(1200, 1)),
+                Poll(1200, Some((1, 2))),
+                Done(0, ExportOutcome::Timeout, 1200, retry(1600, 2)),
+                Poll(1600, Some((1, 3))),
+                Done(0, ExportOutcome::Status(502, None), 1600, retry(2400, 3)),
+                Poll(2400, Some((1, 4))),
+                // 1600 ms capped to max_backoff 1000 ms.
+                Done(
+                    0,
+                    ExportOutcome::Status(504, Some(b"Wed, 21 Oct 2015 07:28:00 GMT")),
+                    2400,
+                    retry(3400, 4),
+                ),
+                Poll(3400, Some((1, 5))),
+                Done(
+                    0,
+                    UNAVAILABLE,
+                    3400,
+                    ResultDisposition::Dropped {
+                        cause: DropCause::RetriesExhausted,
+                        spans: 1,
+                    },
+                ),
+                Stats(|s| {
+                    let f = s.export_failures_by_cause;
+                    assert_eq!((f.call_failed, f.timeout, f.status_5xx), (1, 1, 3));
+                    assert_eq!(s.dropped_export_failed, 1);
+                    assert_eq!(s.spans_exported, 0);
+                }),
+            ],
+        );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn non_retryable_statuses_drop_the_batch() {
+        #[rustfmt::skip]
+        let table: [(u16, fn(&ExportFailures) -> u64); 6] = [
+            (400, |f| f.status_4xx),
+            (401, |f| f.status_4xx),
+            (413, |f| f.status_4xx),
+            (500, |f| f.status_5xx),
+            (501, |f| f.status_5xx),
+            (302, |f| f.status_other),
+        ];
+        for (status, counter) in table {
+            let mut ex = Exporter::new(cfg());
+            ex.push(span(1)).unwrap();
+            ex.flush();
+            let id = ex
+                .poll(T0, &Resource::default(), &Scope::default())
+                .unwrap()
+                .id;
+            assert_eq!(
+                ex.on_result(id, ExportOutcome::Status(status, Some(b"1")), T0),
+                ResultDisposition::Dropped {
+                    cause: DropCause::Rejected(status),
+                    spans: 1
+                },
+                "{status}"
+            );
+            assert_eq!(ex.stats().dropped_rejected, 1, "{status}");
+            assert_eq!(counter(&ex.stats().export_failures_by_cause), 1, "{status}");
+            assert_eq!(ex.stats().retries, 0, "{status}");
+            assert_eq!(ex.pending_batches(), 0, "{status}");
+            assert_eq!(ex.next_wakeup(T0), None, "{status}");
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn queue_full_drops_are_counted() {
+        run(
+            "queue_full",
+            cfg(),
+            &[
+                Push(10),
+                PushFull(3),
+                Stats(|s| {
+                    assert_eq!(s.spans_enqueued, 10);
+                    assert_eq!(s.dropped_queue_full, 3);
+                }),
+                Poll(0, Some((3, 1))),
+                Push(3),
+                PushFull(1),
+            ],
+        );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn memory_stays_bounded_while_collector_is_down() {
+        // Both slots wait for retries: no new batch is encoded, the queue fills, then drops.
+        run(
+            "memory_bound",
+            cfg(),
+            &[
+                Push(10),
+                Poll(0, Some((3, 1))),
+                Poll(0, Some((3, 1))),
+                Done(0, UNAVAILABLE, 0, retry(200, 1)),
+                Done(1, UNAVAILABLE, 0, retry(200, 1)),
+                Poll(100, None),
+                Push(6),
+                PushFull(5),
+                Wakeup(100, Some(200)),
+                Poll(200, Some((3, 2))),
+                Poll(200, Some((3, 2))),
+                Poll(200, None),
+                Stats(|s| {
+                    assert_eq!(s.queue_depth, 10);
+                    assert_eq!(s.batches_in_flight, 2);
+                    assert_eq!(s.dropped_queue_full, 5);
+                }),
+            ],
+        );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn flush_sends_partial_batches_now() {
+        run(
+            "flush",
+            cfg(),
+            &[
+                Push(4),
+                Poll(1, Some((3, 1))),
+                Poll(2, None),
+                Flush,
+                Wakeup(2, Some(2)),
+                Poll(2, Some((1, 1))),
+                Wakeup(2, None),
+            ],
+        );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn retry_after_parsing() {
+        #[rustfmt::skip]
+        let table: [(&[u8], Option<u64>); 9] = [
+            (b"0", Some(0)), (b"120", Some(120)), (b" 5\t", Some(5)),
+            (b"", None), (b"-1", None), (b"1.5", None), (b"12345678901", None),
+            (b"Wed, 21 Oct 2015 07:28:00 GMT", None), (b"9999999999", Some(9_999_999_999)),
+        ];
+        for (input, want) in table {
+            assert_eq!(parse_retry_after_secs(input), want, "{input:?}");
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn config_defaults_and_validation() {
+        let c: ExportConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(c, ExportConfig::default());
+        assert_eq!(
+            (
+                c.max_queue_spans,
+                c.max_batch_spans,
+                c.flush_interval_ms,
+                c.max_in_flight
+            ),
+            (8192, 512, 1000, 4)
+        );
+        assert_eq!(
+            (c.max_retries, c.initial_backoff_ms, c.max_backoff_ms),
+            (5, 200, 30_000)
+        );
+        assert!(serde_json::from_str::<ExportConfig>(r#"{"max_batch":1}"#).is_err());
+
+        #[rustfmt::skip]
+        let table: [(&str, Result<(), ConfigError>); 7] = [
+            (r#"{"max_batch_spans": 100}"#, Ok(())),
+            (r#"{"max_queue_spans": 0}"#, Err(ConfigError::ZeroQueue)),
+            (r#"{"max_batch_spans": 0}"#, Err(ConfigError::ZeroBatch)),
+            (r#"{"max_in_flight": 0}"#, Err(ConfigError::ZeroInFlight)),
+            (r#"{"flush_interval_ms": 0}"#, Err(ConfigError::ZeroFlushInterval)),
+            (r#"{"initial_backoff_ms": 0}"#, Err(ConfigError::BadBackoff)),
+            (r#"{"initial_backoff_ms": 5000, "max_backoff_ms": 10}"#, Err(ConfigError::BadBackoff)),
+        ];
+        for (json, want) in table {
+            let c: ExportConfig = serde_json::from_str(json).unwrap();
+            assert_eq!(c.validate(), want, "{json}");
+            // Even an invalid config never stalls the exporter.
+            let mut ex = Exporter::new(c);
+            ex.push(span(1)).unwrap();
+            ex.flush();
+            assert!(
+                ex.poll(T0, &Resource::default(), &Scope::default())
+                    .is_some(),
+                "{json}"
+            );
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! Span model: the subset of the OpenTelemetry trace data model that meshwake emits.
+//!
+//! Mirrors `opentelemetry/proto/trace/v1/trace.proto` closely enough that [`crate::otlp`]
+//! encodes it field for field; keys and static values are `Cow<'static, str>` so the common
+//! case (a constant key from [`attr`]) costs no allocation.
+
+use std::borrow::Cow;
+
+/// 16-byte W3C trace id.
+pub type TraceId = [u8; 16];
+/// 8-byte W3C span id.
+pub type SpanId = [u8; 8];
+
+/// Bits of [`Span::flags`] / [`Link::flags`] (OTLP `SpanFlags`, trace.proto).
+pub mod flags {
+    /// Low 8 bits: the W3C trace flags (bit 0 = sampled).
+    pub const TRACE_FLAGS_MASK: u32 = 0x0000_00ff;
+    /// The W3C `sampled` trace flag.
+    pub const SAMPLED: u32 = 0x0000_0001;
+    /// Set when [`CONTEXT_IS_REMOTE`] is meaningful.
+    pub const CONTEXT_HAS_IS_REMOTE: u32 = 0x0000_0100;
+    /// The parent (for a span) or the linked context (for a link) came from another process.
+    pub const CONTEXT_IS_REMOTE: u32 = 0x0000_0200;
+}
+
+/// OTLP `Span.SpanKind`; discriminants are the protobuf enum values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SpanKind {
+    /// Not specified (0).
+    #[default]
+    Unspecified = 0,
+    /// Internal operation (1).
+    Internal = 1,
+    /// Server side of a request: `inbound` and `edge` hops (2).
+    Server = 2,
+    /// Client side of a request: `outbound` hops (3).
+    Client = 3,
+    /// Producer of an async message (4).
+    Producer = 4,
+    /// Consumer of an async message (5).
+    Consumer = 5,
+}
+
+/// OTLP `Status.StatusCode`; discriminants are the protobuf enum values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StatusCode {
+    /// Default: the operation was not marked (0).
+    #[default]
+    Unset = 0,
+    /// Explicitly successful (1).
+    Ok = 1,
+    /// Failed (2).
+    Error = 2,
+}
+
+/// Span status.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Status {
+    /// Status code.
+    pub code: StatusCode,
+    /// Developer-facing message, usually empty.
+    pub message: Cow<'static, str>,
+}
+
+impl Status {
+    /// Status for an HTTP response per docs/CONVENTIONS.md: ERROR on 5xx for SERVER spans,
+    /// on 4xx and 5xx for CLIENT spans, otherwise UNSET.
+    pub fn from_http(kind: SpanKind, http_status: u16) -> Self {
+        let error = match kind {
+            SpanKind::Client => http_status >= 400,
+            _ => http_status >= 500,
+        };
+        Status {
+            code: if error {
+                StatusCode::Error
+            } else {
+                StatusCode::Unset
+            },
+            message: Cow::Borrowed(""),
+        }
+    }
+}
+
+/// OTLP `AnyValue` (common.proto), minus `kvlist_value` and `bytes_value` which meshwake never emits.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyValue {
+    /// UTF-8 string.
+    String(Cow<'static, str>),
+    /// Boolean.
+    Bool(bool),
+    /// Signed 64-bit integer.
+    Int(i64),
+    /// IEEE 754 double.
+    Double(f64),
+    /// Homogeneous-by-convention array, e.g. `meshwake.lineage`.
+    Array(Vec<AnyValue>),
+}
+
+impl From<&'static str> for AnyValue {
+    fn from(v: &'static str) -> Self {
+        AnyValue::String(Cow::Borrowed(v))
+    }
+}
+impl From<String> for AnyValue {
+    fn from(v: String) -> Self {
+        AnyValue::String(Cow::Owned(v))
+    }
+}
+impl From<Cow<'static, str>> for AnyValue {
+    fn from(v: Cow<'static, str>) -> Self {
+        AnyValue::String(v)
+    }
+}
+impl From<bool> for AnyValue {
+    fn from(v: bool) -> Self {
+        AnyValue::Bool(v)
+    }
+}
+impl From<i64> for AnyValue {
+    fn from(v: i64) -> Self {
+        AnyValue::Int(v)
+    }
+}
+impl From<u16> for AnyValue {
+    fn from(v: u16) -> Self {
+        AnyValue::Int(i64::from(v))
+    }
+}
+impl From<u32> for AnyValue {
+    fn from(v: u32) -> Self {
+        AnyValue::Int(i64::from(v))
+    }
+}
+impl From<f64> for AnyValue {
+    fn from(v: f64) -> Self {
+        AnyValue::Double(v)
+    }
+}
+impl From<Vec<AnyValue>> for AnyValue {
+    fn from(v: Vec<AnyValue>) -> Self {
+        AnyValue::Array(v)
+    }
+}
+
+/// One attribute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyValue {
+    /// Attribute key, normally a constant from [`attr`].
+    pub key: Cow<'static, str>,
+    /// Attribute value.
+    pub value: AnyValue,
+}
+
+impl KeyValue {
+    /// Builds an attribute from anything convertible.
+    pub fn new(key: impl Into<Cow<'static, str>>, value: impl Into<AnyValue>) -> Self {
+        KeyValue {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// A timestamped event on a span.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Event {
+    /// Event time, Unix epoch nanoseconds.
+    pub time_unix_nano: u64,
+    /// Event name.
+    pub name: Cow<'static, str>,
+    /// Event attributes.
+    pub attributes: Vec<KeyValue>,
+}
+
+/// A link to a span of possibly another trace.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Link {
+    /// Linked trace id.
+    pub trace_id: TraceId,
+    /// Linked span id.
+    pub span_id: SpanId,
+    /// W3C `tracestate` of the linked context.
+    pub trace_state: String,
+    /// Link attributes.
+    pub attributes: Vec<KeyValue>,
+    /// See [`flags`].
+    pub flags: u32,
+}
+
+/// A finished span.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Span {
+    /// Trace id.
+    pub trace_id: TraceId,
+    /// This span's id.
+    pub span_id: SpanId,
+    /// Parent span id; `None` for a root span.
+    pub parent_span_id: Option<SpanId>,
+    /// W3C `tracestate` header value, verbatim.
+    pub trace_state: String,
+    /// See [`flags`].
+    pub flags: u32,
+    /// Span name, e.g. `GET /api/{id}`.
+    pub name: String,
+    /// Span kind.
+    pub kind: SpanKind,
+    /// Start, Unix epoch nanoseconds.
+    pub start_time_unix_nano: u64,
+    /// End, Unix epoch nanoseconds.
+    pub end_time_unix_nano: u64,
+    /// Span attributes (keys from [`attr`]).
+    pub attributes: Vec<KeyValue>,
+    /// Span events.
+    pub events: Vec<Event>,
+    /// Span links.
+    pub links: Vec<Link>,
+    /// Span status.
+    pub status: Status,
+}
+
+/// The entity producing spans (OTLP `Resource`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Resource {
+    /// Resource attributes (keys from [`attr`]).
+    pub attributes: Vec<KeyValue>,
+}
+
+/// The instrumentation scope (OTLP `InstrumentationScope`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Scope {
+    /// Scope name, e.g. `meshwake`.
+    pub name: Cow<'static, str>,
+    /// Scope version, e.g. the filter's version.
+    pub version: Cow<'static, str>,
+}
+
+/// Attribute keys and fixed values from docs/CONVENTIONS.md. Change them there first.
+pub mod attr {
+    // Resource attributes.
+    /// `service.name`
+    pub const SERVICE_NAME: &str = "service.name";
+    /// `service.version`
+    pub const SERVICE_VERSION: &str = "service.version";
+    /// `service.namespace`
+    pub const SERVICE_NAMESPACE: &str = "service.namespace";
+    /// `service.instance.id`
+    pub const SERVICE_INSTANCE_ID: &str = "service.instance.id";
+    /// `deployment.environment.name`
+    pub const DEPLOYMENT_ENVIRONMENT_NAME: &str = "deployment.environment.name";
+    /// `k8s.pod.name`
+    pub const K8S_POD_NAME: &str = "k8s.pod.name";
+    /// `k8s.namespace.name`
+    pub const K8S_NAMESPACE_NAME: &str = "k8s.namespace.name";
+    /// `telemetry.sdk.name` (value [`values::SDK_NAME`])
+    pub const TELEMETRY_SDK_NAME: &str = "telemetry.sdk.name";
+    /// `telemetry.sdk.language` (value [`values::SDK_LANGUAGE`])
+    pub const TELEMETRY_SDK_LANGUAGE: &str = "telemetry.sdk.language";
+    /// `telemetry.sdk.version`
+    pub const TELEMETRY_SDK_VERSION: &str = "telemetry.sdk.version";
+
+    // Span attributes: OpenTelemetry HTTP semantic conventions (stable names).
+    /// `http.request.method`
+    pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
+    /// `url.path`
+    pub const URL_PATH: &str = "url.path";
+    /// `url.scheme`
+    pub const URL_SCHEME: &str = "url.scheme";
+    /// `http.route`
+    pub const HTTP_ROUTE: &str = "http.route";
+    /// `http.response.status_code` (int)
+    pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
+    /// `server.address`
+    pub const SERVER_ADDRESS: &str = "server.address";
+    /// `server.port` (int)
+    pub const SERVER_PORT: &str = "server.port";
+    /// `network.protocol.version`
+    pub const NETWORK_PROTOCOL_VERSION: &str = "network.protocol.version";
+    /// `user_agent.original`
+    pub const USER_AGENT_ORIGINAL: &str = "user_agent.original";
+    /// `error.type`
+    pub const ERROR_TYPE: &str = "error.type";
+    /// `http.request.body.size` (int)
+    pub const HTTP_REQUEST_BODY_SIZE: &str = "http.request.body.size";
+    /// `http.response.body.size` (int)
+    pub const HTTP_RESPONSE_BODY_SIZE: &str = "http.response.body.size";
+    /// `rpc.grpc.status_code` (int)
+    pub const RPC_GRPC_STATUS_CODE: &str = "rpc.grpc.status_code";
+
+    // Envoy details.
+    /// `envoy.response_flags`
+    pub const ENVOY_RESPONSE_FLAGS: &str = "envoy.response_flags";
+    /// `envoy.upstream_cluster`
+    pub const ENVOY_UPSTREAM_CLUSTER: &str = "envoy.upstream_cluster";
+    /// `envoy.upstream_host`
+    pub const ENVOY_UPSTREAM_HOST: &str = "envoy.upstream_host";
+    /// `envoy.request_id`
+    pub const ENVOY_REQUEST_ID: &str = "envoy.request_id";
+
+    // meshwake.
+    /// `meshwake.role`: one of [`values::ROLE_INBOUND`], [`values::ROLE_OUTBOUND`], [`values::ROLE_EDGE`].
+    pub const MESHWAKE_ROLE: &str = "meshwake.role";
+    /// `peer.service`
+    pub const PEER_SERVICE: &str = "peer.service";
+    /// `meshwake.peer.version`
+    pub const MESHWAKE_PEER_VERSION: &str = "meshwake.peer.version";
+    /// `meshwake.peer.namespace`
+    pub const MESHWAKE_PEER_NAMESPACE: &str = "meshwake.peer.namespace";
+    /// `meshwake.peer.version_source`: one of the `values::VERSION_SOURCE_*`.
+    pub const MESHWAKE_PEER_VERSION_SOURCE: &str = "meshwake.peer.version_source";
+    /// `meshwake.lineage`: array of `service@version` strings, oldest first.
+    pub const MESHWAKE_LINEAGE: &str = "meshwake.lineage";
+
+    /// Fixed attribute values from docs/CONVENTIONS.md.
+    pub mod values {
+        /// `telemetry.sdk.name` value.
+        pub const SDK_NAME: &str = "meshwake";
+        /// `telemetry.sdk.language` value.
+        pub const SDK_LANGUAGE: &str = "rust";
+        /// `meshwake.role` of a sidecar's inbound hop.
+        pub const ROLE_INBOUND: &str = "inbound";
+        /// `meshwake.role` of a sidecar's outbound hop.
+        pub const ROLE_OUTBOUND: &str = "outbound";
+        /// `meshwake.role` of an ingress/edge proxy.
+        pub const ROLE_EDGE: &str = "edge";
+        /// `meshwake.peer.version_source`: from the `x-meshwake-peer` header.
+        pub const VERSION_SOURCE_HEADER: &str = "header";
+        /// `meshwake.peer.version_source`: from the upstream cluster name.
+        pub const VERSION_SOURCE_CLUSTER: &str = "cluster";
+        /// `meshwake.peer.version_source`: from upstream host metadata.
+        pub const VERSION_SOURCE_HOST_METADATA: &str = "host_metadata";
+        /// `meshwake.peer.version_source`: from route metadata.
+        pub const VERSION_SOURCE_ROUTE: &str = "route";
+        /// `meshwake.peer.version_source`: not known.
+        pub const VERSION_SOURCE_UNKNOWN: &str = "unknown";
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn status_from_http_follows_conventions() {
+        #[rustfmt::skip]
+        let table = [
+            (SpanKind::Server, 200, StatusCode::Unset),
+            (SpanKind::Server, 404, StatusCode::Unset),
+            (SpanKind::Server, 499, StatusCode::Unset),
+            (SpanKind::Server, 500, StatusCode::Error),
+            (SpanKind::Server, 503, StatusCode::Error),
+            (SpanKind::Client, 200, StatusCode::Unset),
+            (SpanKind::Client, 399, StatusCode::Unset),
+            (SpanKind::Client, 400, StatusCode::Error),
+            (SpanKind::Client, 404, StatusCode::Error),
+            (SpanKind::Client, 503, StatusCode::Error),
+        ];
+        for (kind, code, want) in table {
+            assert_eq!(Status::from_http(kind, code).code, want, "{kind:?} {code}");
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn key_value_conversions() {
+        #[rustfmt::skip]
+        let table = [
+            (KeyValue::new(attr::URL_PATH, "/a"), AnyValue::String(Cow::Borrowed("/a"))),
+            (KeyValue::new(attr::URL_PATH, String::from("/b")), AnyValue::String(Cow::Owned("/b".into()))),
+            (KeyValue::new(attr::SERVER_PORT, 8080u16), AnyValue::Int(8080)),
+            (KeyValue::new(attr::HTTP_REQUEST_BODY_SIZE, 7i64), AnyValue::Int(7)),
+            (KeyValue::new("x", true), AnyValue::Bool(true)),
+            (KeyValue::new("x", 1.5f64), AnyValue::Double(1.5)),
+            (KeyValue::new(attr::MESHWAKE_LINEAGE, vec![AnyValue::from("a@v1")]), AnyValue::Array(vec![AnyValue::from("a@v1")])),
+        ];
+        for (kv, want) in table {
+            assert_eq!(kv.value, want);
+        }
+    }
+}
