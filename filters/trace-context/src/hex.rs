@@ -32,12 +32,15 @@ const DIGITS: &[u8; 16] = b"0123456789abcdef";
 pub(crate) fn encode_into(bytes: &[u8], out: &mut String) {
     for b in bytes {
         for nibble in [b >> 4, b & 0x0f] {
-            out.push(char::from(DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0')));
+            out.push(char::from(
+                DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0'),
+            ));
         }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // test tables are tuples on purpose
 mod tests {
     use super::*;
 
