@@ -896,7 +896,8 @@ mod tests {
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn non_retryable_statuses_drop_the_batch() {
         #[rustfmt::skip]
-        let table: [(u16, fn(&ExportFailures) -> u64); 6] = [
+        type Counter = fn(&ExportFailures) -> u64;
+        let table: [(u16, Counter); 6] = [
             (400, |f| f.status_4xx),
             (401, |f| f.status_4xx),
             (413, |f| f.status_4xx),

@@ -158,7 +158,7 @@ const fn key(field: u32, wire_type: u32) -> u64 {
 /// Bytes of `v` as a base-128 varint (1..=10).
 const fn varint_len(v: u64) -> usize {
     // 64 - leading_zeros = significant bits; `| 1` makes 0 take one byte.
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Bytes of a length-delimited field carrying `len` payload bytes (always written).
@@ -546,7 +546,8 @@ pub(crate) mod tests {
 }
 
 /// Decodes with the real OTLP schema (opentelemetry-proto + prost) and compares every field.
-#[cfg(all(test, not(target_arch = "wasm32")))]
+#[cfg(test)]
+#[cfg(not(target_arch = "wasm32"))]
 mod roundtrip {
     use super::tests::{full_span, resource, scope};
     use super::*;
