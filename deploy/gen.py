@@ -699,7 +699,7 @@ def wasm_plugin(name, role, mode, priority, pins, selector=None):
     if selector:
         spec["selector"] = {"matchLabels": selector}
     spec.update({
-        "url": f"oci://{OCI_IMAGE}:{OCI_TAG}",
+        "url": pins["url"],
         # For an oci:// url Istio checks this against the image MANIFEST digest (not the .wasm).
         "sha256": pins["manifest"],
         "imagePullPolicy": "IfNotPresent",
@@ -721,23 +721,26 @@ def wasm_plugin(name, role, mode, priority, pins, selector=None):
 
 def read_pins():
     """The digests scripts/oci.sh pinned last (kept across regeneration)."""
-    pins = {"manifest": ZERO_SHA, "module": ZERO_SHA}
+    pins = {"manifest": ZERO_SHA, "module": ZERO_SHA, "url": f"oci://{OCI_IMAGE}:{OCI_TAG}"}
     path = os.path.join(ROOT, "deploy/istio/base/wasmplugin-inbound.yaml")
     if os.path.exists(path):
         text = open(path).read()
-        m = re.search(r"^\s+sha256: ([0-9a-f]{64})$", text, re.M)
+        m = re.search(r"^\s+sha256: \"?([0-9a-f]{64})\"?$", text, re.M)
         if m:
             pins["manifest"] = m.group(1)
-        m = re.search(r"meshwake.io/module-sha256: ([0-9a-f]{64})", text)
+        m = re.search(r"meshwake.io/module-sha256: \"?([0-9a-f]{64})", text)
         if m:
             pins["module"] = m.group(1)
+        m = re.search(r"^\s+url: (\S+)$", text, re.M)
+        if m:
+            pins["url"] = m.group(1)
     return pins
 
 
 def read_remote_sha():
     path = os.path.join(ROOT, "envoy-config/wasm-remote.yaml")
     if os.path.exists(path):
-        m = re.search(r"^\s+sha256: ([0-9a-f]{64})$", open(path).read(), re.M)
+        m = re.search(r"^\s+sha256: \"?([0-9a-f]{64})\"?$", open(path).read(), re.M)
         if m:
             return m.group(1)
     return ZERO_SHA
@@ -759,15 +762,61 @@ def istio_files():
         + to_yaml(wasm_plugin("meshwake-inbound", "inbound", "SERVER", 1000, pins)),
         "wasmplugin-outbound.yaml": HEADER + "# Client side of every selected proxy (gateways included: their listeners are CLIENT).\n"
         + to_yaml(wasm_plugin("meshwake-outbound", "outbound", "CLIENT", 1000, pins)),
-        "wasmplugin-gateway.yaml": HEADER + "# Ingress gateways: the edge role, before the outbound plugin (higher priority runs first).\n"
-        + to_yaml(wasm_plugin("meshwake-gateway", "edge", "CLIENT", 1100, pins,
-                              selector={"istio": "ingressgateway"})),
         "kustomization.yaml": HEADER + to_yaml({
             "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
             "resources": ["serviceentry-otel-collector.yaml", "wasmplugin-inbound.yaml",
-                          "wasmplugin-outbound.yaml", "wasmplugin-gateway.yaml"]}),
+                          "wasmplugin-outbound.yaml"]}),
     }
-    return {f"deploy/istio/base/{k}": v for k, v in files.items()}
+    out = {f"deploy/istio/base/{k}": v for k, v in files.items()}
+    out["deploy/istio/gateway/wasmplugin-gateway.yaml"] = (
+        HEADER + "# Ingress gateways: the edge role. Gateway listeners count as CLIENT for `match`; the\n"
+        "# outbound plugin also applies there and runs after this one (higher priority runs first).\n"
+        + to_yaml(wasm_plugin("meshwake-gateway", "edge", "CLIENT", 1100, pins,
+                              selector={"istio": "ingressgateway"})))
+    out["deploy/istio/gateway/kustomization.yaml"] = HEADER + to_yaml({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": ["wasmplugin-gateway.yaml"]})
+    prev = os.path.join(ROOT, PREVIOUS_MODULE)
+    out[PREVIOUS_MODULE] = open(prev).read() if os.path.exists(prev) else previous_module_patch(pins)
+    return out
+
+
+PREVIOUS_MODULE = "deploy/istio/overlays/rollback/previous-module.yaml"
+
+
+def previous_module_patch(pins, url=None):
+    """The rollback overlay's patch: the module pinned before the current one."""
+    return (HEADER + "# The previous module release, recorded by scripts/oci.sh when it pinned a new one.\n"
+            + to_yaml({"apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin",
+                       "metadata": {"name": "any",
+                                    "annotations": {"meshwake.io/module-sha256": pins["module"]}},
+                       "spec": {"url": url or f"oci://{OCI_IMAGE}:{OCI_TAG}",
+                                "sha256": pins["manifest"]}}))
+
+
+def pin(manifest, module, url):
+    """Pin a new build everywhere (called by scripts/oci.sh): the WasmPlugins' sha256 (the OCI
+    manifest digest) and module annotation, wasm-remote.yaml's sha256 (the .wasm digest).
+    The pins replaced go to the rollback overlay."""
+    old = read_pins()
+    old_url = old["url"]
+    changed = old["manifest"] != manifest and old["manifest"] != ZERO_SHA
+    for rel in ("deploy/istio/base/wasmplugin-inbound.yaml", "deploy/istio/base/wasmplugin-outbound.yaml",
+                "deploy/istio/gateway/wasmplugin-gateway.yaml"):
+        path = os.path.join(ROOT, rel)
+        text = open(path).read()
+        text = re.sub(r"^(\s+sha256: )\"?[0-9a-f]{64}\"?$", lambda m: m.group(1) + _scalar(manifest), text, flags=re.M)
+        text = re.sub(r"(meshwake.io/module-sha256: )\"?[0-9a-f]{64}\"?", lambda m: m.group(1) + _scalar(module), text)
+        text = re.sub(r"^(\s+url: )\S+$", lambda m: m.group(1) + url, text, flags=re.M)
+        open(path, "w").write(text)
+    path = os.path.join(ROOT, "envoy-config/wasm-remote.yaml")
+    text = open(path).read()
+    open(path, "w").write(re.sub(r"^(\s+sha256: )\"?[0-9a-f]{64}\"?$", lambda m: m.group(1) + _scalar(module), text, flags=re.M))
+    prev = os.path.join(ROOT, PREVIOUS_MODULE)
+    if changed or not os.path.exists(prev) or ZERO_SHA in open(prev).read():
+        open(prev, "w").write(previous_module_patch(old if changed else {"manifest": manifest, "module": module},
+                                                    old_url if changed else url))
+    return changed
 
 
 # ---------------------------------------------------------------------------------------
@@ -797,6 +846,11 @@ def all_files():
 
 
 def main(argv):
+    if argv[:1] == ["pin"]:
+        # gen.py pin MANIFEST_DIGEST MODULE_SHA256 URL
+        changed = pin(argv[1], argv[2], argv[3])
+        print("pinned " + argv[3] + "@sha256:" + argv[1] + (" (previous release kept for rollback)" if changed else ""))
+        return 0
     check = "--check" in argv
     stale = []
     for rel, text in sorted(all_files().items()):
