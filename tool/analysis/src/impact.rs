@@ -406,9 +406,7 @@ impl<'a> Facts<'a> {
                 others,
             ));
         }
-        if opts.baseline_end_ns.is_none() {
-            return None;
-        }
+        opts.baseline_end_ns?;
         let before: Vec<&Req> = self
             .reqs
             .iter()
@@ -771,14 +769,16 @@ fn blast_radius(
     }
     let slow_count = |dep: usize, affected: &BTreeSet<usize>| -> (u64, u64, u64) {
         let all = facts.current_of(dep);
-        let mut normal: Vec<f64> = all
+        // Reference: the requests the suspect did not touch, baseline window included.
+        let mut normal: Vec<f64> = facts
+            .by_dep
+            .get(dep)
+            .map_or(&[][..], Vec::as_slice)
             .iter()
+            .filter_map(|&r| facts.req(r))
             .filter(|r| !affected.contains(&r.span))
             .map(|r| r.dur_ms)
             .collect();
-        if normal.is_empty() {
-            normal = all.iter().map(|r| r.dur_ms).collect();
-        }
         normal.sort_by(f64::total_cmp);
         let limit = percentile(&normal, opts.slow_percentile).unwrap_or(f64::INFINITY);
         let hit: Vec<&Req> = affected
@@ -820,12 +820,9 @@ fn blast_radius(
             s.route.clone().unwrap_or_else(|| UNKNOWN_ROUTE.to_owned()),
         ))
     };
+    // Edge requests per route, baseline window included (the reference for "slow").
     let mut totals: BTreeMap<(String, String), Vec<&Req>> = BTreeMap::new();
-    for r in facts
-        .reqs
-        .iter()
-        .filter(|r| r.current && facts.is_edge(r.span))
-    {
+    for r in facts.reqs.iter().filter(|r| facts.is_edge(r.span)) {
         if let Some(k) = route_key(r.span) {
             totals.entry(k).or_default().push(r);
         }
@@ -854,7 +851,8 @@ fn blast_radius(
                 .unwrap_or_default();
             normal.sort_by(f64::total_cmp);
             let limit = percentile(&normal, opts.slow_percentile).unwrap_or(f64::INFINITY);
-            let total = all.map_or(0, |a| a.len() as u64).max(reqs.len() as u64);
+            let current = all.map_or(0, |a| a.iter().filter(|r| r.current).count() as u64);
+            let total = current.max(reqs.len() as u64);
             EdgeRouteImpact {
                 service,
                 route,
@@ -961,3 +959,7 @@ fn affected(
     });
     out
 }
+
+#[cfg(test)]
+#[path = "impact_tests.rs"]
+mod tests;

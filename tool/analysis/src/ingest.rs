@@ -585,7 +585,8 @@ mod tests {
     fn rejects_bad_input_with_typed_errors() {
         let span = |fields: &str| format!(r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{{fields}}}]}}]}}]}}"#);
         let ok_ids = r#""traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174""#;
-        let cases: Vec<(String, fn(&IngestError) -> bool)> = vec![
+        type Check = fn(&IngestError) -> bool;
+        let cases: Vec<(String, Check)> = vec![
             ("{not json".into(),                       |e| matches!(e, IngestError::Json { .. })),
             ("42".into(),                              |e| matches!(e, IngestError::NotAnExport { document: 1 })),
             ("{\"foo\":1}".into(),                     |e| matches!(e, IngestError::NotAnExport { .. })),

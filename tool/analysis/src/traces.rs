@@ -22,8 +22,8 @@ impl<'a> TraceIndex<'a> {
         let mut spans = Vec::with_capacity(input.len());
         for s in input {
             let key = (s.trace_id.as_str(), s.span_id.as_str());
-            if !by_id.contains_key(&key) {
-                by_id.insert(key, spans.len());
+            if let std::collections::hash_map::Entry::Vacant(slot) = by_id.entry(key) {
+                slot.insert(spans.len());
                 spans.push(s);
             }
         }
@@ -155,7 +155,8 @@ mod tests {
     #[rustfmt::skip]
     #[test]
     fn covered_is_union_of_clipped_intervals() {
-        let cases: [(u64, u64, Vec<(u64, u64)>, u64); 6] = [
+        type Case = (u64, u64, Vec<(u64, u64)>, u64);
+        let cases: [Case; 6] = [
             (0, 100, vec![], 0),
             (0, 100, vec![(10, 20)], 10),
             (0, 100, vec![(10, 30), (20, 40)], 30),          // overlapping (parallel calls)
