@@ -1,65 +1,37 @@
-//! OTLP trace payloads: decoding (protobuf and OTLP JSON) and flattening into span rows.
-//!
-//! Attribute keys follow docs/CONVENTIONS.md.
+//! OTLP trace payloads to stored span rows. The analysis record of each span comes from
+//! `meshwake-analysis`' ingest (one derivation of service, version, role... for every input);
+//! this module adds what the store keeps besides: the span name and the raw attributes.
 
 use std::fmt;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
-use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode, Span};
 use prost::Message;
 use serde_json::{Map, Value};
 
-use crate::analysis_bridge::SpanRecord;
-
-/// Resource attribute naming the service.
-pub const ATTR_SERVICE_NAME: &str = "service.name";
-/// Resource attribute naming the deployment version.
-pub const ATTR_SERVICE_VERSION: &str = "service.version";
-/// Span attribute with the meshwake hop role.
-pub const ATTR_ROLE: &str = "meshwake.role";
-/// Span attribute with the HTTP status code (int).
-pub const ATTR_HTTP_STATUS: &str = "http.response.status_code";
-/// Span attribute with the route template.
-pub const ATTR_HTTP_ROUTE: &str = "http.route";
-/// Span attribute with the request path, used when no route template is known.
-pub const ATTR_URL_PATH: &str = "url.path";
-/// Span attribute naming the peer service.
-pub const ATTR_PEER_SERVICE: &str = "peer.service";
-/// Span attribute naming the peer's deployment version.
-pub const ATTR_PEER_VERSION: &str = "meshwake.peer.version";
-/// Service name used when the resource has none (as the OTel SDKs do).
-pub const UNKNOWN_SERVICE: &str = "unknown_service";
+use crate::analysis_bridge::{self, IngestError, SpanRecord};
 
 /// Why a payload could not be decoded.
 #[derive(Debug)]
 pub enum DecodeError {
-    /// The protobuf bytes are not an `ExportTraceServiceRequest`.
-    Protobuf(prost::DecodeError),
-    /// The JSON is not an OTLP/JSON `ExportTraceServiceRequest`.
-    Json(serde_json::Error),
+    /// Not a valid protobuf `ExportTraceServiceRequest`.
+    Protobuf(IngestError),
+    /// A JSON body that is not UTF-8.
+    NotUtf8(std::str::Utf8Error),
+    /// Not a valid OTLP/JSON `ExportTraceServiceRequest`.
+    Json(IngestError),
 }
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DecodeError::Protobuf(e) => write!(f, "invalid OTLP protobuf: {e}"),
-            DecodeError::Json(e) => write!(f, "invalid OTLP JSON: {e}"),
+            DecodeError::Protobuf(e) | DecodeError::Json(e) => write!(f, "{e}"),
+            DecodeError::NotUtf8(e) => write!(f, "OTLP JSON body is not UTF-8: {e}"),
         }
     }
 }
 
 impl std::error::Error for DecodeError {}
-
-/// Decodes a binary protobuf `ExportTraceServiceRequest`.
-pub fn decode_protobuf(body: &[u8]) -> Result<ExportTraceServiceRequest, DecodeError> {
-    ExportTraceServiceRequest::decode(body).map_err(DecodeError::Protobuf)
-}
-
-/// Decodes an OTLP/JSON `ExportTraceServiceRequest` (hex ids, camelCase keys, string int64s).
-pub fn decode_json(body: &[u8]) -> Result<ExportTraceServiceRequest, DecodeError> {
-    serde_json::from_slice(body).map_err(DecodeError::Json)
-}
 
 /// A span as stored: the analysis record plus what the analysis does not need but a human might.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,153 +46,232 @@ pub struct SpanRow {
     pub resource_attributes: Value,
 }
 
-/// Flattens every span of a request into rows.
-pub fn rows_from_request(req: &ExportTraceServiceRequest) -> Vec<SpanRow> {
-    let mut rows = Vec::new();
+/// The parts of a span that the analysis record leaves out.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Extras {
+    name: String,
+    attributes: Value,
+    resource_attributes: Value,
+}
+
+/// Rows from a binary protobuf `ExportTraceServiceRequest`.
+pub fn rows_from_protobuf(body: &[u8]) -> Result<Vec<SpanRow>, DecodeError> {
+    let records = analysis_bridge::from_otlp_proto(body).map_err(DecodeError::Protobuf)?;
+    // Cannot fail once the ingest decoded the same bytes; an empty list only loses extras.
+    let extras = ExportTraceServiceRequest::decode(body)
+        .map(|r| proto_extras(&r))
+        .unwrap_or_default();
+    Ok(join(records, extras))
+}
+
+/// Rows from OTLP/JSON (one or more `ExportTraceServiceRequest` documents).
+pub fn rows_from_json(body: &[u8]) -> Result<Vec<SpanRow>, DecodeError> {
+    let text = std::str::from_utf8(body).map_err(DecodeError::NotUtf8)?;
+    let records = analysis_bridge::from_otlp_json(text).map_err(DecodeError::Json)?;
+    Ok(join(records, json_extras(text)))
+}
+
+/// Pairs records with extras; both walk resources → scopes → spans in the same order. Should the
+/// walks ever disagree, the rows are kept without extras rather than with someone else's.
+fn join(records: Vec<SpanRecord>, extras: Vec<Extras>) -> Vec<SpanRow> {
+    let extras = if extras.len() == records.len() {
+        extras
+    } else {
+        Vec::new()
+    };
+    let mut extras = extras.into_iter();
+    records
+        .into_iter()
+        .map(|record| {
+            let e = extras.next().unwrap_or_default();
+            SpanRow {
+                record,
+                name: e.name,
+                attributes: or_empty(e.attributes),
+                resource_attributes: or_empty(e.resource_attributes),
+            }
+        })
+        .collect()
+}
+
+fn or_empty(v: Value) -> Value {
+    if v.is_null() {
+        Value::Object(Map::new())
+    } else {
+        v
+    }
+}
+
+fn proto_extras(req: &ExportTraceServiceRequest) -> Vec<Extras> {
+    let mut out = Vec::new();
     for rs in &req.resource_spans {
-        let resource_attrs: &[KeyValue] = rs.resource.as_ref().map_or(&[], |r| &r.attributes);
-        let service = find_str(resource_attrs, ATTR_SERVICE_NAME)
-            .unwrap_or(UNKNOWN_SERVICE)
-            .to_string();
-        let version = find_str(resource_attrs, ATTR_SERVICE_VERSION).map(str::to_string);
-        let resource_json = attrs_to_json(resource_attrs);
+        let resource = rs
+            .resource
+            .as_ref()
+            .map_or_else(|| Value::Object(Map::new()), |r| proto_attrs(&r.attributes));
         for ss in &rs.scope_spans {
             for span in &ss.spans {
-                rows.push(row_from_span(span, &service, version.as_deref(), &resource_json));
+                out.push(Extras {
+                    name: span.name.clone(),
+                    attributes: proto_attrs(&span.attributes),
+                    resource_attributes: resource.clone(),
+                });
             }
         }
     }
-    rows
-}
-
-fn row_from_span(span: &Span, service: &str, version: Option<&str>, resource: &Value) -> SpanRow {
-    let attrs = &span.attributes;
-    let is_error = span.status.as_ref().is_some_and(|s| s.code == StatusCode::Error as i32);
-    let record = SpanRecord {
-        trace_id: hex(&span.trace_id),
-        span_id: hex(&span.span_id),
-        parent_span_id: (!span.parent_span_id.is_empty()).then(|| hex(&span.parent_span_id)),
-        service: service.to_string(),
-        version: version.map(str::to_string),
-        kind: kind_name(span.kind).to_string(),
-        role: find_str(attrs, ATTR_ROLE).map(str::to_string),
-        start_ns: span.start_time_unix_nano,
-        end_ns: span.end_time_unix_nano,
-        is_error,
-        http_status: find_int(attrs, ATTR_HTTP_STATUS).and_then(|v| u16::try_from(v).ok()),
-        route: find_str(attrs, ATTR_HTTP_ROUTE)
-            .or_else(|| find_str(attrs, ATTR_URL_PATH))
-            .map(str::to_string),
-        peer_service: find_str(attrs, ATTR_PEER_SERVICE).map(str::to_string),
-        peer_version: find_str(attrs, ATTR_PEER_VERSION).map(str::to_string),
-    };
-    SpanRow {
-        record,
-        name: span.name.clone(),
-        attributes: attrs_to_json(attrs),
-        resource_attributes: resource.clone(),
-    }
-}
-
-/// OTLP span kind as its upper-case name (`SERVER`, `CLIENT`, ...).
-pub fn kind_name(kind: i32) -> &'static str {
-    match SpanKind::try_from(kind) {
-        Ok(SpanKind::Server) => "SERVER",
-        Ok(SpanKind::Client) => "CLIENT",
-        Ok(SpanKind::Internal) => "INTERNAL",
-        Ok(SpanKind::Producer) => "PRODUCER",
-        Ok(SpanKind::Consumer) => "CONSUMER",
-        Ok(SpanKind::Unspecified) | Err(_) => "UNSPECIFIED",
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
-    attrs
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| kv.value.as_ref())
-        .and_then(|v| v.value.as_ref())
-}
-
-fn find_str<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    match find(attrs, key) {
-        Some(any_value::Value::StringValue(s)) if !s.is_empty() => Some(s),
-        _ => None,
-    }
-}
-
-fn find_int(attrs: &[KeyValue], key: &str) -> Option<i64> {
-    match find(attrs, key) {
-        Some(any_value::Value::IntValue(i)) => Some(*i),
-        // Some emitters send status codes as strings; accept them rather than lose the field.
-        Some(any_value::Value::StringValue(s)) => s.parse().ok(),
-        _ => None,
-    }
+    out
 }
 
 /// Attributes as a flat JSON object (`key` → plain JSON value).
-pub fn attrs_to_json(attrs: &[KeyValue]) -> Value {
-    let mut map = Map::new();
-    for kv in attrs {
-        map.insert(kv.key.clone(), any_to_json(kv.value.as_ref()));
-    }
-    Value::Object(map)
+fn proto_attrs(attrs: &[KeyValue]) -> Value {
+    Value::Object(
+        attrs
+            .iter()
+            .map(|kv| (kv.key.clone(), proto_value(kv.value.as_ref())))
+            .collect(),
+    )
 }
 
-fn any_to_json(v: Option<&AnyValue>) -> Value {
+fn proto_value(v: Option<&AnyValue>) -> Value {
     match v.and_then(|v| v.value.as_ref()) {
-        None => Value::Null,
         Some(any_value::Value::StringValue(s)) => Value::String(s.clone()),
         Some(any_value::Value::BoolValue(b)) => Value::Bool(*b),
         Some(any_value::Value::IntValue(i)) => Value::from(*i),
         Some(any_value::Value::DoubleValue(d)) => Value::from(*d),
         Some(any_value::Value::BytesValue(b)) => Value::String(hex(b)),
         Some(any_value::Value::ArrayValue(a)) => {
-            Value::Array(a.values.iter().map(|v| any_to_json(Some(v))).collect())
+            Value::Array(a.values.iter().map(|v| proto_value(Some(v))).collect())
         }
-        Some(any_value::Value::KvlistValue(l)) => attrs_to_json(&l.values),
+        Some(any_value::Value::KvlistValue(l)) => proto_attrs(&l.values),
         // String-table references (profiles only) carry no value in trace payloads.
         #[allow(unreachable_patterns)]
-        Some(_) => Value::Null,
+        Some(_) | None => Value::Null,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Walks OTLP/JSON documents the way the analysis ingest does: a document is an export, a
+/// Jaeger v3 `{"result": ...}` wrapper, or an array of those.
+fn json_extras(text: &str) -> Vec<Extras> {
+    let mut out = Vec::new();
+    for doc in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
+        match doc {
+            Ok(doc) => json_document(&doc, &mut out),
+            Err(_) => return Vec::new(),
+        }
+    }
+    out
+}
+
+fn json_document(doc: &Value, out: &mut Vec<Extras>) {
+    if let Some(items) = doc.as_array() {
+        items.iter().for_each(|d| json_document(d, out));
+        return;
+    }
+    let export = doc.get("result").unwrap_or(doc);
+    let empty = Vec::new();
+    let arr = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    for rs in export
+        .get("resourceSpans")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty)
+    {
+        let resource = rs
+            .get("resource")
+            .map_or(Value::Null, |r| json_attrs(&arr(r, "attributes")));
+        let scopes = arr(rs, "scopeSpans")
+            .into_iter()
+            .chain(arr(rs, "instrumentationLibrarySpans"));
+        for ss in scopes {
+            for span in arr(&ss, "spans") {
+                out.push(Extras {
+                    name: span
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    attributes: json_attrs(&arr(&span, "attributes")),
+                    resource_attributes: resource.clone(),
+                });
+            }
+        }
+    }
+}
+
+fn json_attrs(kvs: &[Value]) -> Value {
+    let mut map = Map::new();
+    for kv in kvs {
+        if let Some(key) = kv.get("key").and_then(Value::as_str) {
+            map.insert(
+                key.to_string(),
+                kv.get("value").map_or(Value::Null, json_value),
+            );
+        }
+    }
+    Value::Object(map)
+}
+
+/// OTLP/JSON `AnyValue` (`{"intValue": "5"}`...) to a plain JSON value.
+fn json_value(v: &Value) -> Value {
+    let Some((kind, inner)) = v.as_object().and_then(|o| o.iter().next()) else {
+        return Value::Null;
+    };
+    match kind.as_str() {
+        "intValue" => match inner {
+            Value::String(s) => s.parse::<i64>().map_or_else(|_| inner.clone(), Value::from),
+            other => other.clone(),
+        },
+        "arrayValue" => Value::Array(
+            inner
+                .get("values")
+                .and_then(Value::as_array)
+                .map_or_else(Vec::new, |a| a.iter().map(json_value).collect()),
+        ),
+        "kvlistValue" => json_attrs(
+            inner
+                .get("values")
+                .and_then(Value::as_array)
+                .map_or(&[], |a| a.as_slice()),
+        ),
+        // stringValue, boolValue, doubleValue, bytesValue (base64) are already plain.
+        _ => inner.clone(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis_bridge::Kind;
     use opentelemetry_proto::tonic::resource::v1::Resource;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status};
+    use opentelemetry_proto::tonic::trace::v1::{
+        span::SpanKind, status::StatusCode, ResourceSpans, ScopeSpans, Span, Status,
+    };
+    use serde_json::json;
 
     fn kv(key: &str, v: any_value::Value) -> KeyValue {
-        KeyValue { key: key.into(), value: Some(AnyValue { value: Some(v) }), ..Default::default() }
-    }
-
-    fn request(span: Span) -> ExportTraceServiceRequest {
-        ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![
-                        kv(ATTR_SERVICE_NAME, any_value::Value::StringValue("checkout".into())),
-                        kv(ATTR_SERVICE_VERSION, any_value::Value::StringValue("v2".into())),
-                    ],
-                    ..Default::default()
-                }),
-                scope_spans: vec![ScopeSpans { spans: vec![span], ..Default::default() }],
-                ..Default::default()
-            }],
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
         }
     }
 
     #[test]
-    fn flattens_span_fields() {
+    fn protobuf_rows_carry_record_and_extras() {
         let span = Span {
             trace_id: vec![0xab; 16],
             span_id: vec![1, 2, 3, 4, 5, 6, 7, 8],
@@ -228,51 +279,86 @@ mod tests {
             kind: SpanKind::Client as i32,
             start_time_unix_nano: 10,
             end_time_unix_nano: 20,
-            status: Some(Status { code: StatusCode::Error as i32, ..Default::default() }),
+            status: Some(Status {
+                code: StatusCode::Error as i32,
+                ..Default::default()
+            }),
             attributes: vec![
-                kv(ATTR_ROLE, any_value::Value::StringValue("outbound".into())),
-                kv(ATTR_HTTP_STATUS, any_value::Value::IntValue(503)),
-                kv(ATTR_URL_PATH, any_value::Value::StringValue("/pay".into())),
-                kv(ATTR_PEER_SERVICE, any_value::Value::StringValue("payments".into())),
-                kv(ATTR_PEER_VERSION, any_value::Value::StringValue("v7".into())),
+                kv(
+                    "meshwake.role",
+                    any_value::Value::StringValue("outbound".into()),
+                ),
+                kv("http.response.status_code", any_value::Value::IntValue(503)),
+                kv(
+                    "meshwake.peer.version",
+                    any_value::Value::StringValue("v7".into()),
+                ),
+                kv("flag", any_value::Value::BoolValue(true)),
             ],
             ..Default::default()
         };
-        let rows = rows_from_request(&request(span));
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv(
+                        "service.name",
+                        any_value::Value::StringValue("checkout".into()),
+                    )],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let rows = rows_from_protobuf(&req.encode_to_vec()).unwrap();
         assert_eq!(rows.len(), 1);
-        let r = &rows[0].record;
-        assert_eq!(r.trace_id, "ab".repeat(16));
-        assert_eq!(r.span_id, "0102030405060708");
-        assert_eq!(r.parent_span_id, None);
-        assert_eq!((r.service.as_str(), r.version.as_deref()), ("checkout", Some("v2")));
-        assert_eq!((r.kind.as_str(), r.role.as_deref()), ("CLIENT", Some("outbound")));
-        assert!(r.is_error);
-        assert_eq!(r.http_status, Some(503));
-        assert_eq!(r.route.as_deref(), Some("/pay"));
-        assert_eq!(r.peer_version.as_deref(), Some("v7"));
-        assert_eq!(rows[0].attributes["http.response.status_code"], 503);
-    }
-
-    #[rustfmt::skip]
-    #[test]
-    fn kind_names() {
-        for (kind, name) in [(0, "UNSPECIFIED"), (1, "INTERNAL"), (2, "SERVER"), (3, "CLIENT"),
-                             (4, "PRODUCER"), (5, "CONSUMER"), (99, "UNSPECIFIED")] {
-            assert_eq!(kind_name(kind), name);
-        }
+        let r = &rows[0];
+        assert_eq!(r.record.span_id, "0102030405060708");
+        assert_eq!(r.record.kind, Kind::Client);
+        assert!(r.record.is_error);
+        assert_eq!(r.record.http_status, Some(503));
+        assert_eq!(r.name, "GET /pay");
+        assert_eq!(
+            r.attributes,
+            json!({"meshwake.role": "outbound", "http.response.status_code": 503,
+                                        "meshwake.peer.version": "v7", "flag": true})
+        );
+        assert_eq!(r.resource_attributes, json!({"service.name": "checkout"}));
+        assert!(matches!(
+            rows_from_protobuf(b"\xff\xff\xff"),
+            Err(DecodeError::Protobuf(_))
+        ));
     }
 
     #[test]
-    fn decodes_otlp_json_and_rejects_garbage() {
+    fn json_rows_carry_record_and_extras() {
         let json = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"a"}}]},
             "scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
             "name":"x","kind":2,"startTimeUnixNano":"1","endTimeUnixNano":"2",
-            "attributes":[{"key":"http.response.status_code","value":{"intValue":"200"}}]}]}]}]}"#;
-        let rows = rows_from_request(&decode_json(json.as_bytes()).unwrap());
+            "attributes":[{"key":"http.response.status_code","value":{"intValue":"200"}},
+                          {"key":"tags","value":{"arrayValue":{"values":[{"stringValue":"a"}]}}}]}]}]}]}"#;
+        let rows = rows_from_json(json.as_bytes()).unwrap();
         assert_eq!(rows[0].record.trace_id, "5b8efff798038103d269b633813fc60c");
         assert_eq!(rows[0].record.http_status, Some(200));
-        assert_eq!(rows[0].record.kind, "SERVER");
-        assert!(matches!(decode_json(b"nope"), Err(DecodeError::Json(_))));
-        assert!(matches!(decode_protobuf(b"\xff\xff\xff"), Err(DecodeError::Protobuf(_))));
+        assert_eq!(rows[0].name, "x");
+        assert_eq!(
+            rows[0].attributes,
+            json!({"http.response.status_code": 200, "tags": ["a"]})
+        );
+        assert_eq!(rows[0].resource_attributes, json!({"service.name": "a"}));
+        assert!(matches!(rows_from_json(b"nope"), Err(DecodeError::Json(_))));
+        assert!(matches!(
+            rows_from_json(b"\xff"),
+            Err(DecodeError::NotUtf8(_))
+        ));
+    }
+
+    #[test]
+    fn mismatched_extras_are_dropped_not_misattributed() {
+        let rows = join(vec![], vec![Extras::default()]);
+        assert!(rows.is_empty());
     }
 }

@@ -9,9 +9,9 @@
 use std::fmt;
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
-use crate::analysis_bridge::SpanRecord;
+use crate::analysis_bridge::{Kind, SpanRecord};
 use crate::otlp::SpanRow;
 
 const SCHEMA: &str = "
@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS spans (
     span_id             TEXT    NOT NULL,
     parent_span_id      TEXT,
     service             TEXT    NOT NULL,
-    version             TEXT,
+    version             TEXT    NOT NULL,
+    -- As the analysis serialises it: server, client, other.
     kind                TEXT    NOT NULL,
     role                TEXT,
     start_ns            INTEGER NOT NULL,
@@ -76,9 +77,12 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(StoreError::Open)?;
         // WAL: readers do not block the writer; NORMAL sync is durable across process crashes.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(StoreError::Open)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(StoreError::Open)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(StoreError::Open)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(StoreError::Open)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(StoreError::Open)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(StoreError::Open)?;
         conn.execute_batch(SCHEMA).map_err(StoreError::Open)?;
         Ok(Store { conn })
     }
@@ -105,7 +109,7 @@ impl Store {
                         r.parent_span_id,
                         r.service,
                         r.version,
-                        r.kind,
+                        kind_text(r.kind),
                         r.role,
                         // SQLite integers are i64; nanosecond timestamps fit until 2262.
                         i64::try_from(r.start_ns).unwrap_or(i64::MAX),
@@ -140,12 +144,11 @@ impl Store {
     /// Number of stored spans.
     #[cfg(test)]
     pub fn count(&self) -> Result<u64, StoreError> {
-        let n: Option<i64> = self
+        let n: i64 = self
             .conn
             .query_row("SELECT COUNT(*) FROM spans", [], |r| r.get(0))
-            .optional()
             .map_err(StoreError::Read)?;
-        Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Every stored span, oldest first.
@@ -166,7 +169,7 @@ impl Store {
                     parent_span_id: r.get(2)?,
                     service: r.get(3)?,
                     version: r.get(4)?,
-                    kind: r.get(5)?,
+                    kind: kind_from_text(&r.get::<_, String>(5)?),
                     role: r.get(6)?,
                     start_ns: u64::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
                     end_ns: u64::try_from(r.get::<_, i64>(8)?).unwrap_or(0),
@@ -178,8 +181,21 @@ impl Store {
                 })
             })
             .map_err(StoreError::Read)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::Read)
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(StoreError::Read)
     }
+}
+
+/// The serde name of a span kind (`server`...), so the column reads like the JSON report.
+fn kind_text(kind: Kind) -> String {
+    match serde_json::to_value(kind) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn kind_from_text(s: &str) -> Kind {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).unwrap_or(Kind::Other)
 }
 
 #[cfg(test)]
@@ -194,8 +210,8 @@ mod tests {
                 span_id: span_id.into(),
                 parent_span_id: None,
                 service: "svc".into(),
-                version: Some("v1".into()),
-                kind: "SERVER".into(),
+                version: "v1".into(),
+                kind: Kind::Server,
                 role: Some("inbound".into()),
                 start_ns: start,
                 end_ns: start + 1,
@@ -224,5 +240,14 @@ mod tests {
         assert_eq!(store.prune(2).unwrap(), 1);
         assert_eq!(store.count().unwrap(), 2);
         assert_eq!(store.prune(10).unwrap(), 0);
+    }
+
+    #[test]
+    fn kinds_round_trip_as_text() {
+        for kind in [Kind::Server, Kind::Client, Kind::Other] {
+            assert_eq!(kind_from_text(&kind_text(kind)), kind);
+        }
+        assert_eq!(kind_text(Kind::Server), "server");
+        assert_eq!(kind_from_text("bogus"), Kind::Other);
     }
 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{
+    HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
@@ -107,43 +109,64 @@ async fn export(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
         Some("gzip") => true,
         Some(_) => {
             inc(&stats.unsupported_media);
-            return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, CT_TEXT, "use gzip or no Content-Encoding\n".into());
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                CT_TEXT,
+                "use gzip or no Content-Encoding\n".into(),
+            );
         }
     };
     // Refuse early when the client announces an oversized body: nothing is read.
-    let announced = header_str(req.headers().get(CONTENT_LENGTH)).and_then(|v| v.parse::<u64>().ok());
+    let announced =
+        header_str(req.headers().get(CONTENT_LENGTH)).and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|n| n > shared.max_body_bytes as u64) {
         return too_large(stats);
     }
-    let body = match Limited::new(req.into_body(), shared.max_body_bytes).collect().await {
+    let body = match Limited::new(req.into_body(), shared.max_body_bytes)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(stats),
-        Err(e) => return bad_body(stats, encoding, BadBody::Read, &format!("cannot read body: {e}")),
+        Err(e) => {
+            return bad_body(
+                stats,
+                encoding,
+                BadBody::Read,
+                &format!("cannot read body: {e}"),
+            )
+        }
     };
     let body = if gzip {
         match gunzip(&body, shared.max_body_bytes) {
             Ok(Some(b)) => Bytes::from(b),
             Ok(None) => return too_large(stats),
-            Err(e) => return bad_body(stats, encoding, BadBody::Gzip, &format!("invalid gzip body: {e}")),
+            Err(e) => {
+                return bad_body(
+                    stats,
+                    encoding,
+                    BadBody::Gzip,
+                    &format!("invalid gzip body: {e}"),
+                )
+            }
         }
     } else {
         body
     };
     let decoded = match encoding {
-        Encoding::Protobuf => otlp::decode_protobuf(&body),
-        Encoding::Json => otlp::decode_json(&body),
+        Encoding::Protobuf => otlp::rows_from_protobuf(&body),
+        Encoding::Json => otlp::rows_from_json(&body),
     };
-    let request = match decoded {
-        Ok(r) => r,
+    let rows = match decoded {
+        Ok(rows) => rows,
         Err(e) => {
             let reason = match e {
                 otlp::DecodeError::Protobuf(_) => BadBody::Protobuf,
-                otlp::DecodeError::Json(_) => BadBody::Json,
+                otlp::DecodeError::Json(_) | otlp::DecodeError::NotUtf8(_) => BadBody::Json,
             };
             return bad_body(stats, encoding, reason, &e.to_string());
         }
     };
-    let rows = otlp::rows_from_request(&request);
     if rows.is_empty() {
         return ok(encoding);
     }
@@ -171,14 +194,17 @@ fn media_type(v: Option<&HeaderValue>) -> Option<Encoding> {
 }
 
 fn header_str(v: Option<&HeaderValue>) -> Option<String> {
-    v.and_then(|v| v.to_str().ok()).map(|s| s.trim().to_ascii_lowercase())
+    v.and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_ascii_lowercase())
 }
 
 /// Inflates `body`; `Ok(None)` when the result would exceed `max` bytes (a gzip bomb).
 fn gunzip(body: &[u8], max: usize) -> std::io::Result<Option<Vec<u8>>> {
     let mut out = Vec::new();
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    flate2::read::MultiGzDecoder::new(body).take(limit).read_to_end(&mut out)?;
+    flate2::read::MultiGzDecoder::new(body)
+        .take(limit)
+        .read_to_end(&mut out)?;
     Ok((out.len() <= max).then_some(out))
 }
 
@@ -192,12 +218,24 @@ fn ok(encoding: Encoding) -> Response<Full<Bytes>> {
 
 fn status_body(encoding: Encoding, code: i32, message: &str) -> Bytes {
     match encoding {
-        Encoding::Protobuf => RpcStatus { code, message: message.into() }.encode_to_vec().into(),
-        Encoding::Json => serde_json::json!({ "code": code, "message": message }).to_string().into(),
+        Encoding::Protobuf => RpcStatus {
+            code,
+            message: message.into(),
+        }
+        .encode_to_vec()
+        .into(),
+        Encoding::Json => serde_json::json!({ "code": code, "message": message })
+            .to_string()
+            .into(),
     }
 }
 
-fn bad_body(stats: &Stats, encoding: Encoding, reason: BadBody, message: &str) -> Response<Full<Bytes>> {
+fn bad_body(
+    stats: &Stats,
+    encoding: Encoding,
+    reason: BadBody,
+    message: &str,
+) -> Response<Full<Bytes>> {
     stats.bad_body(reason);
     let body = status_body(encoding, RPC_INVALID_ARGUMENT, message);
     respond(StatusCode::BAD_REQUEST, encoding.content_type(), body)
@@ -205,19 +243,33 @@ fn bad_body(stats: &Stats, encoding: Encoding, reason: BadBody, message: &str) -
 
 fn unavailable(encoding: Encoding, message: &str) -> Response<Full<Bytes>> {
     let body = status_body(encoding, RPC_UNAVAILABLE, message);
-    let mut resp = respond(StatusCode::SERVICE_UNAVAILABLE, encoding.content_type(), body);
-    resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+    let mut resp = respond(
+        StatusCode::SERVICE_UNAVAILABLE,
+        encoding.content_type(),
+        body,
+    );
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
     resp
 }
 
 fn too_large(stats: &Stats) -> Response<Full<Bytes>> {
     inc(&stats.too_large);
-    text(StatusCode::PAYLOAD_TOO_LARGE, CT_TEXT, "request body too large\n".into())
+    text(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        CT_TEXT,
+        "request body too large\n".into(),
+    )
 }
 
 fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
-    let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, CT_TEXT, "method not allowed\n".into());
-    resp.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+    let mut resp = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        CT_TEXT,
+        "method not allowed\n".into(),
+    );
+    resp.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
     resp
 }
 
@@ -228,7 +280,8 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
 fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 

@@ -12,7 +12,8 @@ pub const BAD_BODIES_TOTAL: &str = "meshwake_collector_bad_bodies_total";
 /// Counter: requests rejected with 413.
 pub const TOO_LARGE_TOTAL: &str = "meshwake_collector_rejected_too_large_total";
 /// Counter: requests rejected with 415.
-pub const UNSUPPORTED_MEDIA_TOTAL: &str = "meshwake_collector_rejected_unsupported_media_type_total";
+pub const UNSUPPORTED_MEDIA_TOTAL: &str =
+    "meshwake_collector_rejected_unsupported_media_type_total";
 /// Counter: requests rejected with 503 because the write queue was full.
 pub const BUSY_TOTAL: &str = "meshwake_collector_rejected_busy_total";
 /// Counter: batches the store failed to write.
@@ -32,7 +33,12 @@ pub enum BadBody {
 }
 
 impl BadBody {
-    const ALL: [BadBody; 4] = [BadBody::Read, BadBody::Gzip, BadBody::Protobuf, BadBody::Json];
+    const ALL: [BadBody; 4] = [
+        BadBody::Read,
+        BadBody::Gzip,
+        BadBody::Protobuf,
+        BadBody::Json,
+    ];
 
     fn label(self) -> &'static str {
         match self {
@@ -78,15 +84,43 @@ impl Stats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::new();
         let simple = [
-            (REQUESTS_TOTAL, "OTLP export requests received.", &self.requests),
-            (SPANS_STORED_TOTAL, "Spans written to the store.", &self.spans_stored),
-            (TOO_LARGE_TOTAL, "Requests rejected because the body was too large.", &self.too_large),
-            (UNSUPPORTED_MEDIA_TOTAL, "Requests rejected for their content type or encoding.", &self.unsupported_media),
-            (BUSY_TOTAL, "Requests rejected because the write queue was full.", &self.busy),
-            (STORE_ERRORS_TOTAL, "Batches the span store failed to write.", &self.store_errors),
+            (
+                REQUESTS_TOTAL,
+                "OTLP export requests received.",
+                &self.requests,
+            ),
+            (
+                SPANS_STORED_TOTAL,
+                "Spans written to the store.",
+                &self.spans_stored,
+            ),
+            (
+                TOO_LARGE_TOTAL,
+                "Requests rejected because the body was too large.",
+                &self.too_large,
+            ),
+            (
+                UNSUPPORTED_MEDIA_TOTAL,
+                "Requests rejected for their content type or encoding.",
+                &self.unsupported_media,
+            ),
+            (
+                BUSY_TOTAL,
+                "Requests rejected because the write queue was full.",
+                &self.busy,
+            ),
+            (
+                STORE_ERRORS_TOTAL,
+                "Batches the span store failed to write.",
+                &self.store_errors,
+            ),
         ];
         for (name, help, c) in simple {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", get(c));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                get(c)
+            );
         }
         let _ = writeln!(
             out,
@@ -94,7 +128,11 @@ impl Stats {
         );
         for reason in BadBody::ALL {
             let n = self.bad_bodies.get(reason.index()).map_or(0, get);
-            let _ = writeln!(out, "{BAD_BODIES_TOTAL}{{reason=\"{}\"}} {n}", reason.label());
+            let _ = writeln!(
+                out,
+                "{BAD_BODIES_TOTAL}{{reason=\"{}\"}} {n}",
+                reason.label()
+            );
         }
         out
     }

@@ -80,7 +80,8 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         "gib" => 1 << 30,
         other => return Err(format!("unknown size unit {other:?}")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("size {s:?} too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} too large"))
 }
 
 /// Runs the collector until Ctrl-C.
@@ -97,7 +98,11 @@ pub fn run(args: CollectArgs) -> Result<(), CollectError> {
     };
     let (tx, writer_thread) =
         writer::spawn(config, stats.clone(), WRITE_QUEUE_CAPACITY).map_err(CollectError::Store)?;
-    let shared = Arc::new(http::Shared { stats, writer: tx, max_body_bytes: args.max_body_bytes });
+    let shared = Arc::new(http::Shared {
+        stats,
+        writer: tx,
+        max_body_bytes: args.max_body_bytes,
+    });
     let result = runtime.block_on(serve(args.listen, shared));
     // Dropping the runtime drops every handler and so every queue sender: the writer drains and ends.
     drop(runtime);
@@ -106,7 +111,9 @@ pub fn run(args: CollectArgs) -> Result<(), CollectError> {
 }
 
 async fn serve(listen: SocketAddr, shared: Arc<http::Shared>) -> Result<(), CollectError> {
-    let listener = TcpListener::bind(listen).await.map_err(CollectError::Bind)?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(CollectError::Bind)?;
     let local = listener.local_addr().map_err(CollectError::Bind)?;
     eprintln!("meshwake collect: listening on http://{local}");
     loop {

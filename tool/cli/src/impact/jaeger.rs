@@ -4,10 +4,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use serde_json::Value;
-
-use crate::otlp::{self, SpanRow};
+use crate::analysis_bridge::{from_otlp_json, IngestError, SpanRecord};
 
 /// Largest response read from Jaeger.
 pub const MAX_RESPONSE_BYTES: u64 = 256 << 20;
@@ -20,14 +17,16 @@ pub enum JaegerError {
     /// The HTTP request failed or answered non-2xx.
     Http(String, ureq::Error),
     /// The answer is not OTLP JSON.
-    Body(String, serde_json::Error),
+    Body(String, IngestError),
 }
 
 impl fmt::Display for JaegerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             JaegerError::Http(url, e) => write!(f, "Jaeger query {url} failed: {e}"),
-            JaegerError::Body(url, e) => write!(f, "Jaeger answer from {url} is not OTLP JSON: {e}"),
+            JaegerError::Body(url, e) => {
+                write!(f, "Jaeger answer from {url} is not OTLP JSON: {e}")
+            }
         }
     }
 }
@@ -35,8 +34,14 @@ impl fmt::Display for JaegerError {
 impl std::error::Error for JaegerError {}
 
 /// Fetches the spans of `services` that started in the last `lookback`.
-pub fn fetch(base: &str, services: &[String], lookback: Duration) -> Result<Vec<SpanRow>, JaegerError> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+pub fn fetch(
+    base: &str,
+    services: &[String],
+    lookback: Duration,
+) -> Result<Vec<SpanRecord>, JaegerError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let start = rfc3339(now.saturating_sub(lookback).as_secs());
     let end = rfc3339(now.as_secs().saturating_add(1));
     let url = format!("{}/api/v3/traces", base.trim_end_matches('/'));
@@ -48,24 +53,15 @@ pub fn fetch(base: &str, services: &[String], lookback: Duration) -> Result<Vec<
             .query("query.start_time_max", &end)
             .query("query.search_depth", MAX_TRACES.to_string())
             .call()
-            .and_then(|mut r| r.body_mut().with_config().limit(MAX_RESPONSE_BYTES).read_to_string())
+            .and_then(|mut r| {
+                r.body_mut()
+                    .with_config()
+                    .limit(MAX_RESPONSE_BYTES)
+                    .read_to_string()
+            })
             .map_err(|e| JaegerError::Http(url.clone(), e))?;
-        rows.extend(parse(&body).map_err(|e| JaegerError::Body(url.clone(), e))?);
-    }
-    Ok(rows)
-}
-
-/// Parses a v3 answer: one or more JSON objects, each an OTLP `TracesData` or wrapped in
-/// `{"result": ...}` as the grpc-gateway streams it.
-pub fn parse(body: &str) -> Result<Vec<SpanRow>, serde_json::Error> {
-    let mut rows = Vec::new();
-    for value in serde_json::Deserializer::from_str(body).into_iter::<Value>() {
-        let mut value = value?;
-        if let Some(result) = value.get_mut("result") {
-            value = result.take();
-        }
-        let req: ExportTraceServiceRequest = serde_json::from_value(value)?;
-        rows.extend(otlp::rows_from_request(&req));
+        // The ingest understands the `{"result": ...}` wrapper the grpc-gateway streams.
+        rows.extend(from_otlp_json(&body).map_err(|e| JaegerError::Body(url.clone(), e))?);
     }
     Ok(rows)
 }
@@ -75,7 +71,12 @@ pub fn rfc3339(secs: u64) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -103,13 +104,5 @@ mod tests {
                              (1_764_084_645, "2025-11-25T15:30:45Z")] {
             assert_eq!(rfc3339(secs), want);
         }
-    }
-
-    #[test]
-    fn parses_wrapped_and_bare_answers() {
-        let span = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"x"}]}]}]}"#;
-        let body = format!("{{\"result\":{span}}}\n{span}");
-        assert_eq!(parse(&body).unwrap().len(), 2);
-        assert!(parse("{\"result\": 5}").is_err());
     }
 }

@@ -8,10 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-
 use crate::analysis_bridge::{self, AnalysisOptions, SpanRecord};
-use crate::otlp;
 use crate::store::{Store, StoreError};
 
 /// Options of `meshwake impact`.
@@ -79,7 +76,10 @@ impl std::error::Error for ImpactError {}
 /// Runs `impact`.
 pub fn run(args: &ImpactArgs) -> Result<(), ImpactError> {
     let spans = load(args)?;
-    let options = AnalysisOptions { baseline_end_ns: args.baseline_end_ns };
+    let options = AnalysisOptions {
+        baseline_end_ns: args.baseline_end_ns,
+        ..AnalysisOptions::default()
+    };
     let report = analysis_bridge::analyze(&spans, &options);
     // Metrics are only supporting evidence: their absence must not hide the trace analysis.
     let evidence = args.prometheus.as_deref().and_then(|url| {
@@ -88,11 +88,13 @@ pub fn run(args: &ImpactArgs) -> Result<(), ImpactError> {
             .ok()
     });
     let out = if args.json {
-        let mut value = analysis_bridge::report_value(&report).map_err(|e| ImpactError::Output(e.to_string()))?;
+        let mut value = analysis_bridge::report_value(&report)
+            .map_err(|e| ImpactError::Output(e.to_string()))?;
         if let (Some(ev), Some(obj)) = (&evidence, value.as_object_mut()) {
             obj.insert("metrics_evidence".into(), serde_json::json!(ev));
         }
-        let mut s = serde_json::to_string_pretty(&value).map_err(|e| ImpactError::Output(e.to_string()))?;
+        let mut s =
+            serde_json::to_string_pretty(&value).map_err(|e| ImpactError::Output(e.to_string()))?;
         s.push('\n');
         s
     } else {
@@ -104,7 +106,7 @@ pub fn run(args: &ImpactArgs) -> Result<(), ImpactError> {
         s
     };
     if let Some(path) = &args.html {
-        std::fs::write(path, analysis_bridge::render_html(&report))
+        std::fs::write(path, analysis_bridge::render_html(&report, &spans))
             .map_err(|e| ImpactError::Output(format!("cannot write {}: {e}", path.display())))?;
     }
     std::io::stdout()
@@ -115,12 +117,13 @@ pub fn run(args: &ImpactArgs) -> Result<(), ImpactError> {
 
 fn load(args: &ImpactArgs) -> Result<Vec<SpanRecord>, ImpactError> {
     if let Some(db) = &args.db {
-        return Store::open(db).and_then(|s| s.load_records()).map_err(ImpactError::Store);
+        return Store::open(db)
+            .and_then(|s| s.load_records())
+            .map_err(ImpactError::Store);
     }
     if let Some(url) = &args.jaeger {
-        let rows = jaeger::fetch(url, &args.service, Duration::from_secs(args.lookback_secs))
-            .map_err(ImpactError::Jaeger)?;
-        return Ok(rows.into_iter().map(|r| r.record).collect());
+        return jaeger::fetch(url, &args.service, Duration::from_secs(args.lookback_secs))
+            .map_err(ImpactError::Jaeger);
     }
     let mut spans = Vec::new();
     for path in &args.otlp_json {
@@ -129,14 +132,11 @@ fn load(args: &ImpactArgs) -> Result<Vec<SpanRecord>, ImpactError> {
     Ok(spans)
 }
 
-/// Reads a file of OTLP JSON objects (one per line, or pretty-printed one after another).
+/// Reads a file of OTLP JSON objects (one per line as the Collector file exporter writes them,
+/// or pretty-printed one after another).
 pub fn load_otlp_json(path: &Path) -> Result<Vec<SpanRecord>, ImpactError> {
-    let text = std::fs::read(path).map_err(|e| ImpactError::OtlpFile(path.into(), e.to_string()))?;
-    let mut spans = Vec::new();
-    let stream = serde_json::Deserializer::from_slice(&text).into_iter::<ExportTraceServiceRequest>();
-    for req in stream {
-        let req = req.map_err(|e| ImpactError::OtlpFile(path.into(), format!("invalid OTLP JSON: {e}")))?;
-        spans.extend(otlp::rows_from_request(&req).into_iter().map(|r| r.record));
-    }
-    Ok(spans)
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ImpactError::OtlpFile(path.into(), e.to_string()))?;
+    analysis_bridge::from_otlp_json(&text)
+        .map_err(|e| ImpactError::OtlpFile(path.into(), e.to_string()))
 }

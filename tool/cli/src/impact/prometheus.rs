@@ -61,7 +61,12 @@ pub fn fetch(url: &str, query: &str) -> Result<Evidence, MetricsError> {
     };
     let body = request
         .call()
-        .and_then(|mut r| r.body_mut().with_config().limit(MAX_RESPONSE_BYTES).read_to_string())
+        .and_then(|mut r| {
+            r.body_mut()
+                .with_config()
+                .limit(MAX_RESPONSE_BYTES)
+                .read_to_string()
+        })
         .map_err(|e| MetricsError::Http(trimmed.to_string(), e))?;
     if scrape {
         Ok(from_exposition(&body))
@@ -85,7 +90,10 @@ fn add(ev: &mut Evidence, version: &str, code: Option<&str>, value: f64) {
 pub fn from_query_api(body: &str) -> Result<Evidence, String> {
     let v: Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
     if v.get("status").and_then(Value::as_str) != Some("success") {
-        return Err(format!("status is not success: {}", v.get("error").unwrap_or(&Value::Null)));
+        return Err(format!(
+            "status is not success: {}",
+            v.get("error").unwrap_or(&Value::Null)
+        ));
     }
     let results = v
         .pointer("/data/result")
@@ -95,7 +103,9 @@ pub fn from_query_api(body: &str) -> Result<Evidence, String> {
     for r in results {
         let metric = r.get("metric");
         let label = |k: &str| metric.and_then(|m| m.get(k)).and_then(Value::as_str);
-        let Some(version) = label(DESTINATION_VERSION) else { continue };
+        let Some(version) = label(DESTINATION_VERSION) else {
+            continue;
+        };
         let code = RESPONSE_CODE_LABELS.iter().find_map(|k| label(k));
         let value = r
             .pointer("/value/1")
@@ -115,16 +125,26 @@ pub fn from_exposition(body: &str) -> Evidence {
         if line.starts_with('#') {
             continue;
         }
-        let Some((name, rest)) = line.split_once('{') else { continue };
-        let Some((labels, value)) = rest.rsplit_once('}') else { continue };
+        let Some((name, rest)) = line.split_once('{') else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once('}') else {
+            continue;
+        };
         if !name.ends_with("_total") {
             continue;
         }
         let labels = parse_labels(labels);
         let get = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        let Some(version) = get(DESTINATION_VERSION) else { continue };
+        let Some(version) = get(DESTINATION_VERSION) else {
+            continue;
+        };
         let code = RESPONSE_CODE_LABELS.iter().find_map(|k| get(k));
-        let value = value.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let value = value
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
         add(&mut ev, version, code, value);
     }
     ev
@@ -163,7 +183,11 @@ pub fn render_text(ev: &Evidence) -> String {
         out.push_str("  no samples with a destination_version label\n");
     }
     for (version, c) in ev {
-        let pct = if c.requests > 0.0 { 100.0 * c.errors_5xx / c.requests } else { 0.0 };
+        let pct = if c.requests > 0.0 {
+            100.0 * c.errors_5xx / c.requests
+        } else {
+            0.0
+        };
         out.push_str(&format!(
             "  {version}: {:.0} requests, {:.0} 5xx ({pct:.1}%)\n",
             c.requests, c.errors_5xx
@@ -185,8 +209,20 @@ mod tests {
             meshwake_requests_total{response_code=\"200\"} 7\n\
             meshwake_latency_bucket{destination_version=\"v1\",le=\"1\"} 100\n";
         let ev = from_exposition(text);
-        assert_eq!(ev["v1"], VersionCounts { requests: 100.0, errors_5xx: 10.0 });
-        assert_eq!(ev["v2"], VersionCounts { requests: 4.0, errors_5xx: 4.0 });
+        assert_eq!(
+            ev["v1"],
+            VersionCounts {
+                requests: 100.0,
+                errors_5xx: 10.0
+            }
+        );
+        assert_eq!(
+            ev["v2"],
+            VersionCounts {
+                requests: 4.0,
+                errors_5xx: 4.0
+            }
+        );
         assert_eq!(ev.len(), 2);
     }
 
@@ -197,7 +233,13 @@ mod tests {
             {"metric":{"destination_version":"v1","response_code":"500"},"value":[1,"2"]},
             {"metric":{},"value":[1,"9"]}]}}"#;
         let ev = from_query_api(body).unwrap();
-        assert_eq!(ev["v1"], VersionCounts { requests: 7.0, errors_5xx: 2.0 });
+        assert_eq!(
+            ev["v1"],
+            VersionCounts {
+                requests: 7.0,
+                errors_5xx: 2.0
+            }
+        );
         assert!(from_query_api(r#"{"status":"error","error":"bad"}"#).is_err());
         assert!(from_query_api("nope").is_err());
     }

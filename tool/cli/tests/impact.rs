@@ -1,0 +1,94 @@
+//! `meshwake impact --otlp-json` on a small generated file.
+
+// Helpers outside #[test] fns are not covered by clippy.toml's test allowances.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::process::Command;
+
+/// One OTLP JSON line (Collector file exporter format) with a client and a server span.
+fn export_line(trace: u32, version: &str, status: u16) -> String {
+    let trace_id = format!("{trace:032x}");
+    let start = 1_700_000_000_000_000_000u64 + u64::from(trace) * 1_000_000;
+    let error = if status >= 500 {
+        r#","status":{"code":2}"#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"frontend"}}}},{{"key":"service.version","value":{{"stringValue":"v1"}}}}]}},"scopeSpans":[{{"spans":[{{"traceId":"{trace_id}","spanId":"{a:016x}","name":"GET /","kind":2,"startTimeUnixNano":"{start}","endTimeUnixNano":"{end}","attributes":[{{"key":"meshwake.role","value":{{"stringValue":"edge"}}}},{{"key":"http.response.status_code","value":{{"intValue":"{status}"}}}}]{error}}},{{"traceId":"{trace_id}","spanId":"{b:016x}","parentSpanId":"{a:016x}","name":"GET /pay","kind":3,"startTimeUnixNano":"{start}","endTimeUnixNano":"{end}","attributes":[{{"key":"meshwake.role","value":{{"stringValue":"outbound"}}}},{{"key":"peer.service","value":{{"stringValue":"payments"}}}},{{"key":"meshwake.peer.version","value":{{"stringValue":"{version}"}}}},{{"key":"http.response.status_code","value":{{"intValue":"{status}"}}}}]{error}}}]}}]}}]}}"#,
+        a = u64::from(trace) * 2 + 1,
+        b = u64::from(trace) * 2 + 2,
+        end = start + 5_000_000,
+    )
+}
+
+#[test]
+fn otlp_json_file_to_json_and_html_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("traces.jsonl");
+    let lines: Vec<String> = (0..40)
+        .map(|i| {
+            if i % 2 == 0 {
+                export_line(i, "v1", 200)
+            } else {
+                export_line(i, "v2", 503)
+            }
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let html = dir.path().join("report.html");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_meshwake"))
+        .args([
+            "impact",
+            "--otlp-json",
+            file.to_str().unwrap(),
+            "--json",
+            "--html",
+            html.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["spans"], 80);
+    assert_eq!(report["traces"], 40);
+    assert!(report["suspects"].is_array());
+    assert!(html.exists());
+
+    // Text output (not a terminal: no colour codes).
+    let out = Command::new(env!("CARGO_BIN_EXE_meshwake"))
+        .args(["impact", "--otlp-json", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains('\x1b'));
+}
+
+#[test]
+fn bad_inputs_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.jsonl");
+    std::fs::write(&file, "{not json\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_meshwake"))
+        .args(["impact", "--otlp-json", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.jsonl"));
+    // No source at all is a usage error.
+    let out = Command::new(env!("CARGO_BIN_EXE_meshwake"))
+        .args(["impact"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
