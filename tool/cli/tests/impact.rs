@@ -92,3 +92,81 @@ fn bad_inputs_fail_cleanly() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A loopback HTTP server answering each request with the body chosen by `route`; returns its
+/// address and the request lines it saw.
+fn fake_server(
+    route: fn(&str) -> String,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut first = String::new();
+            reader.read_line(&mut first).unwrap();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            let body = route(&first);
+            log.lock().unwrap().push(first);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn jaeger_v3_source_and_envoy_stats_evidence() {
+    let (addr, seen) = fake_server(|line| {
+        if line.contains("/api/v3/traces") {
+            // The grpc-gateway wraps each streamed chunk in {"result": ...}.
+            format!("{{\"result\":{}}}", export_line(1, "v2", 503))
+        } else {
+            "# TYPE meshwake_requests_total counter\n\
+             meshwake_requests_total{destination_version=\"v1\",response_code=\"200\"} 90\n\
+             meshwake_requests_total{destination_version=\"v2\",response_code=\"503\"} 30\n"
+                .to_string()
+        }
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_meshwake"))
+        .args([
+            "impact",
+            "--jaeger",
+            &format!("http://{addr}"),
+            "--service",
+            "frontend",
+        ])
+        .args([
+            "--prometheus",
+            &format!("http://{addr}/stats/prometheus"),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["spans"], 2);
+    assert_eq!(report["metrics_evidence"]["v2"]["errors_5xx"], 30.0);
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen[0].starts_with("GET /api/v3/traces?query.service_name=frontend&query.start_time_min="),
+        "{seen:?}"
+    );
+    assert!(seen[1].starts_with("GET /stats/prometheus"), "{seen:?}");
+}
