@@ -141,6 +141,14 @@ impl Store {
             .map_err(StoreError::Write)
     }
 
+    /// Caps the database size in pages, to simulate a full disk in tests.
+    #[cfg(test)]
+    pub fn limit_pages(&self, pages: u32) -> Result<(), StoreError> {
+        self.conn
+            .pragma_update(None, "max_page_count", pages)
+            .map_err(StoreError::Write)
+    }
+
     /// Number of stored spans.
     #[cfg(test)]
     pub fn count(&self) -> Result<u64, StoreError> {

@@ -36,7 +36,16 @@ pub fn spawn(
     stats: Arc<Stats>,
     capacity: usize,
 ) -> Result<(mpsc::Sender<Batch>, JoinHandle<()>), StoreError> {
-    let mut store = Store::open(&config.db)?;
+    let store = Store::open(&config.db)?;
+    spawn_with(store, config, stats, capacity)
+}
+
+fn spawn_with(
+    mut store: Store,
+    config: WriterConfig,
+    stats: Arc<Stats>,
+    capacity: usize,
+) -> Result<(mpsc::Sender<Batch>, JoinHandle<()>), StoreError> {
     let (tx, mut rx) = mpsc::channel::<Batch>(capacity);
     let handle = std::thread::Builder::new()
         .name("meshwake-store".into())
@@ -75,4 +84,72 @@ fn write(store: &mut Store, config: &WriterConfig, rows: &[SpanRow]) -> Result<u
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis_bridge::{Kind, SpanRecord};
+    use serde_json::json;
+
+    fn row(i: usize) -> SpanRow {
+        SpanRow {
+            record: SpanRecord {
+                trace_id: format!("{i:032x}"),
+                span_id: format!("{i:016x}"),
+                parent_span_id: None,
+                service: "svc".into(),
+                version: "v1".into(),
+                kind: Kind::Server,
+                role: None,
+                start_ns: 1,
+                end_ns: 2,
+                is_error: false,
+                http_status: None,
+                route: None,
+                peer_service: None,
+                peer_version: None,
+            },
+            name: "x".repeat(4096),
+            attributes: json!({}),
+            resource_attributes: json!({}),
+        }
+    }
+
+    #[test]
+    fn disk_full_is_reported_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("s.db");
+        let store = Store::open(&db).unwrap();
+        // A tiny page budget makes SQLite answer SQLITE_FULL, as a full disk would.
+        store.limit_pages(8).unwrap();
+        let stats = Arc::new(Stats::default());
+        let config = WriterConfig {
+            db,
+            max_spans: None,
+            stdout_json: false,
+        };
+        let (tx, handle) = spawn_with(store, config, stats.clone(), 1).unwrap();
+        let (reply, outcome) = oneshot::channel();
+        tx.blocking_send(Batch {
+            rows: (0..64).map(row).collect(),
+            reply,
+        })
+        .unwrap();
+        assert!(matches!(
+            outcome.blocking_recv().unwrap(),
+            Err(StoreError::Write(_))
+        ));
+        let (reply, outcome) = oneshot::channel();
+        tx.blocking_send(Batch {
+            rows: vec![row(1000)],
+            reply,
+        })
+        .unwrap();
+        assert_eq!(outcome.blocking_recv().unwrap().unwrap(), 1);
+        drop(tx);
+        handle.join().unwrap();
+        assert_eq!(stats.store_errors.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.spans_stored.load(Ordering::Relaxed), 1);
+    }
 }
