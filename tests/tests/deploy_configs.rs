@@ -89,3 +89,42 @@ fn every_shipped_plugin_config_parses_without_issues() {
         }
     }
 }
+
+/// Every key of the configuration schema (the defaults, serialized) is documented in
+/// filters/CONFIG.md as `` `section.key` ``.
+#[test]
+fn every_config_key_is_documented() {
+    fn keys(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+        if let Some(map) = v.as_object() {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                // Sections are objects of keys; map-valued keys (attributes) are leaves.
+                if v.is_object() && !key.ends_with("attributes") {
+                    keys(&key, v, out);
+                } else {
+                    out.push(key);
+                }
+            }
+        }
+    }
+    let doc = std::fs::read_to_string(paths::root().join("filters/CONFIG.md")).unwrap();
+    let mut all = Vec::new();
+    keys(
+        "",
+        &serde_json::to_value(Config::default()).unwrap(),
+        &mut all,
+    );
+    assert!(all.len() > 30, "{all:?}");
+    let missing: Vec<_> = all
+        .iter()
+        .filter(|k| !doc.contains(&format!("| `{k}` |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "filters/CONFIG.md does not document {missing:?}"
+    );
+}
