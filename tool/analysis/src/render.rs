@@ -514,7 +514,7 @@ fn svg_graph(report: &Report, graph: &ServiceGraph) -> String {
         };
         let _ = writeln!(
             svg,
-            r##"<g class="node {verdict_name}" data-deployment="{name}" transform="translate({x:.1},{y:.1})"><title>{name}: {verdict_name}, {detail}</title><rect width="{NODE_W}" height="{NODE_H}" rx="8" fill="{fill}" stroke="#555"/><text x="10" y="22" fill="{text}" class="name">{name}</text><text x="10" y="42" fill="{text}" class="detail">{}</text></g>"##,
+            r##"<g class="node" data-deployment="{name}" data-verdict="{verdict_name}" transform="translate({x:.1},{y:.1})"><title>{name}: {verdict_name}, {detail}</title><rect width="{NODE_W}" height="{NODE_H}" rx="8" fill="{fill}" stroke="#555"/><text x="10" y="22" fill="{text}" class="name">{name}</text><text x="10" y="42" fill="{text}" class="detail">{}</text></g>"##,
             esc(&detail)
         );
     }
@@ -539,7 +539,8 @@ svg.graph text.edge-label { fill: #444; font-size: 11px; }
 "#;
 
 /// Renders the report as one self-contained HTML page (inline CSS and SVG, no external
-/// assets). Every graph node is `<g class="node" data-deployment="service@version">`.
+/// assets). Every graph node is `<g class="node" data-deployment="service@version"
+/// data-verdict="suspect|affected|healthy">`.
 pub fn render_html(report: &Report, graph: &ServiceGraph) -> String {
     let mut h = String::new();
     let _ = write!(
@@ -723,7 +724,7 @@ mod tests {
         let html = render_html(&report, &graph);
         let deployments = ["s0@v1", "s1@v1", "s1@v2", "s2@v1", "s3@v1", "s3@v2"];
         assert_eq!(graph.nodes.len(), deployments.len());
-        assert_eq!(html.matches("class=\"node ").count(), deployments.len());
+        assert_eq!(html.matches("class=\"node\"").count(), deployments.len());
         for d in deployments {
             assert_eq!(
                 html.matches(&format!("data-deployment=\"{d}\"")).count(),
@@ -731,8 +732,8 @@ mod tests {
                 "{d}"
             );
         }
-        assert!(html.contains("class=\"node suspect\" data-deployment=\"s3@v2\""));
-        assert!(html.contains("class=\"node healthy\" data-deployment=\"s3@v1\""));
+        assert!(html.contains("data-deployment=\"s3@v2\" data-verdict=\"suspect\""));
+        assert!(html.contains("data-deployment=\"s3@v1\" data-verdict=\"healthy\""));
         // Self-contained: no external assets.
         assert!(!html.contains("src=") && !html.contains("href=\"http"));
         assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"));
