@@ -247,7 +247,7 @@ pub struct Resource {
 }
 
 /// The whole plugin configuration.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
     /// Absent: inferred from Envoy's listener direction, else outbound.
@@ -261,8 +261,26 @@ pub struct Config {
     pub spans: Spans,
     pub context_recovery: Recovery,
     pub resource: Resource,
-    /// Add `x-meshwake: meshwake/<version>` to responses (shows the filter ran).
+    /// Add `x-meshwake: meshwake/<version>` to responses (shows the filter ran); never at the edge.
     pub debug_header: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            role: None,
+            propagation: Propagation::default(),
+            sampling: Sampling::default(),
+            edge: Edge::default(),
+            identity: Identity::default(),
+            export: Export::default(),
+            metrics: Metrics::default(),
+            spans: Spans::default(),
+            context_recovery: Recovery::default(),
+            resource: Resource::default(),
+            debug_header: true,
+        }
+    }
 }
 
 /// One problem found in the configuration; the filter logs each once.

@@ -1,5 +1,20 @@
-//! Plugin configuration and the per-request pipeline of the meshwake filter, behind host
-//! traits. No proxy-wasm dependency: the wasm crate (`filters/wasm`) is the only glue.
+//! Plugin configuration and the per-request pipeline of the meshwake filter, behind plain
+//! inputs and outputs. No proxy-wasm dependency: the wasm crate (`filters/wasm`) is the
+//! only glue, so all of this is tested natively and in wasm.
+//!
+//! - [`config`]: the plugin configuration, parsed once, never failing.
+//! - [`pipeline`]: request headers → context, identity, header edits; stream end → span, labels.
+//! - [`recovery`]: context recovery slots for apps that forget trace headers.
+//! - [`route`]: bounded-cardinality span names.
+//! - [`envoy`]: Envoy property paths and decoding.
+//! - [`notes`]: per-request events counted as stats.
 pub mod config;
+pub mod envoy;
+pub mod notes;
+pub mod pipeline;
+pub mod recovery;
+pub mod route;
 
 pub use config::{Config, ConfigIssue, Role};
+pub use pipeline::{Completion, Engine, HeaderEdits, RequestState};
+pub mod headers;

@@ -1,0 +1,86 @@
+//! Envoy facts the filter reads as properties, decoded without trusting their bytes.
+//! Attribute encodings: <https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/advanced/attributes>
+//! (strings as raw bytes, integers as 8-byte little-endian).
+
+/// Envoy property paths used by the filter, defined once.
+pub mod property {
+    pub const RESPONSE_CODE: &[&str] = &["response", "code"];
+    pub const RESPONSE_FLAGS: &[&str] = &["response", "flags"];
+    pub const RESPONSE_GRPC_STATUS: &[&str] = &["response", "grpc_status"];
+    pub const REQUEST_TOTAL_SIZE: &[&str] = &["request", "total_size"];
+    pub const RESPONSE_TOTAL_SIZE: &[&str] = &["response", "total_size"];
+    pub const REQUEST_SIZE: &[&str] = &["request", "size"];
+    pub const RESPONSE_SIZE: &[&str] = &["response", "size"];
+    pub const REQUEST_PROTOCOL: &[&str] = &["request", "protocol"];
+    pub const UPSTREAM_CLUSTER: &[&str] = &["xds", "cluster_name"];
+    pub const UPSTREAM_ADDRESS: &[&str] = &["upstream", "address"];
+    pub const ROUTE_NAME: &[&str] = &["xds", "route_name"];
+    pub const LISTENER_DIRECTION: &[&str] = &["xds", "listener_direction"];
+    pub const NODE_METADATA: &[&str] = &["node", "metadata"];
+    pub const NODE_ID: &[&str] = &["node", "id"];
+    pub const PLUGIN_NAME: &[&str] = &["plugin_name"];
+}
+
+/// An integer property (8 bytes little-endian).
+pub fn int(bytes: &[u8]) -> Option<i64> {
+    let arr: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    Some(i64::from_le_bytes(arr))
+}
+
+/// A string property, lossily, bounded.
+pub fn text(bytes: &[u8], max: usize) -> String {
+    let b = bytes.get(..bytes.len().min(max)).unwrap_or(bytes);
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Envoy's response flag bits, in `StreamInfo::CoreResponseFlag` order, with their short names.
+const FLAGS: &[&str] = &[
+    "LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "DI", "FI", "RL", "UAEX", "RLSE", "DC",
+    "URX", "SI", "IH", "DPE", "UMSDR", "RFCF", "NFCF", "DT", "UPE", "NC", "OM", "DF", "DO", "DR",
+    "UDO",
+];
+
+/// The short form Envoy prints in access logs (`UF,URX`), or `-` when no flag is set.
+pub fn response_flags(bits: u64) -> String {
+    if bits == 0 {
+        return "-".into();
+    }
+    let mut out = String::new();
+    for (i, name) in FLAGS.iter().enumerate() {
+        if bits & (1u64 << i) != 0 {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(name);
+        }
+    }
+    if out.is_empty() {
+        out.push_str("-");
+    }
+    out
+}
+
+/// Listener direction property value → role (1 = INBOUND, 2 = OUTBOUND in envoy.config.core.v3.TrafficDirection).
+pub fn role_from_direction(v: i64) -> Option<crate::Role> {
+    match v {
+        1 => Some(crate::Role::Inbound),
+        2 => Some(crate::Role::Outbound),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn flags_and_ints() {
+        assert_eq!(response_flags(0), "-");
+        assert_eq!(response_flags(0x2), "UH");
+        assert_eq!(response_flags(0x20 | 0x8000), "UF,URX");
+        assert_eq!(int(&200i64.to_le_bytes()), Some(200));
+        assert_eq!(int(b"abc"), None);
+        assert_eq!(text(b"\xffab", 2), "\u{fffd}a");
+    }
+}

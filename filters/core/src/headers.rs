@@ -1,0 +1,81 @@
+//! Decoding the host's serialized header maps without trusting them: the SDK's own decoder
+//! unwraps on non-UTF-8 names and on short buffers, and a panic kills the VM.
+//! Layout (proxy-wasm ABI): `count(u32 LE)`, then `count` pairs of `(key_len u32, value_len u32)`,
+//! then each key and value followed by a NUL byte.
+
+/// Most header pairs decoded from one map; the rest are ignored (Envoy limits headers anyway).
+pub const MAX_PAIRS: usize = 1024;
+
+/// Header pairs with lower-cased, lossily decoded names and raw value bytes.
+pub fn decode_map(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let u32_at = |at: usize| -> Option<usize> {
+        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        usize::try_from(u32::from_le_bytes(b)).ok()
+    };
+    let Some(count) = u32_at(0) else {
+        return Vec::new();
+    };
+    let count = count.min(MAX_PAIRS);
+    let mut out = Vec::with_capacity(count);
+    let Some(mut p) = count.checked_mul(8).and_then(|n| n.checked_add(4)) else {
+        return out;
+    };
+    for n in 0..count {
+        let s = 4 + n * 8;
+        let (Some(klen), Some(vlen)) = (u32_at(s), u32_at(s + 4)) else {
+            break;
+        };
+        let Some(key) = p.checked_add(klen).and_then(|e| bytes.get(p..e)) else {
+            break;
+        };
+        p += klen + 1;
+        let Some(value) = p.checked_add(vlen).and_then(|e| bytes.get(p..e)) else {
+            break;
+        };
+        p += vlen + 1;
+        out.push((
+            String::from_utf8_lossy(key).to_ascii_lowercase(),
+            value.to_vec(),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+        for (k, v) in pairs {
+            out.extend((k.len() as u32).to_le_bytes());
+            out.extend((v.len() as u32).to_le_bytes());
+        }
+        for (k, v) in pairs {
+            out.extend(*k);
+            out.push(0);
+            out.extend(*v);
+            out.push(0);
+        }
+        out
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn decodes_and_survives_garbage() {
+        let b = encode(&[(b":path", b"/x"), (b"X-Bin\xff", b"\xff\xfe")]);
+        let m = decode_map(&b);
+        assert_eq!(
+            m,
+            vec![
+                (":path".into(), b"/x".to_vec()),
+                ("x-bin\u{fffd}".into(), b"\xff\xfe".to_vec())
+            ]
+        );
+        for cut in 0..b.len() {
+            let _ = decode_map(&b[..cut]);
+        }
+        assert!(decode_map(&[0xff, 0xff, 0xff, 0xff, 1, 2]).is_empty());
+        assert!(decode_map(b"").is_empty());
+    }
+}

@@ -1,0 +1,174 @@
+//! Per-request context: read headers as bytes, let the core decide, apply its edits,
+//! and at stream end record the span and the metrics.
+use crate::host;
+use crate::root::Shared;
+use meshwake_core::envoy::{self, property};
+use meshwake_core::{Completion, Engine, HeaderEdits, RequestState, Role};
+use meshwake_telemetry::metrics::MetricKind;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, MapType};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+pub struct Http {
+    inner: Option<(Rc<Engine>, Rc<RefCell<Shared>>)>,
+    role: Role,
+    state: Option<RequestState>,
+}
+
+impl Http {
+    pub fn new(engine: Rc<Engine>, shared: Rc<RefCell<Shared>>, role: Role) -> Http {
+        Http {
+            inner: Some((engine, shared)),
+            role,
+            state: None,
+        }
+    }
+
+    /// A context that does nothing (the VM is not configured yet).
+    pub fn passthrough() -> Http {
+        Http {
+            inner: None,
+            role: Role::Outbound,
+            state: None,
+        }
+    }
+}
+
+fn apply(map: MapType, edits: HeaderEdits) {
+    for n in edits.remove {
+        let _ = hostcalls::remove_map_value(map, n);
+    }
+    for (n, v) in edits.set {
+        let _ = hostcalls::set_map_value_bytes(map, n, Some(v.as_bytes()));
+    }
+}
+
+fn int_prop(path: &[&str]) -> Option<i64> {
+    host::property(path).and_then(|b| envoy::int(&b))
+}
+
+fn text_prop(path: &[&str]) -> Option<String> {
+    host::property(path)
+        .map(|b| envoy::text(&b, 256))
+        .filter(|s| !s.is_empty())
+}
+
+impl Context for Http {}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        let Some((engine, shared)) = &self.inner else {
+            return Action::Continue;
+        };
+        let headers = host::header_pairs(MapType::HttpRequestHeaders);
+        let now = host::now_ns();
+        let mut recall = |kind: &str, key: &[u8]| {
+            let slot = meshwake_core::recovery::slot_key(
+                kind,
+                key,
+                engine.config().context_recovery.slots,
+            );
+            let (bytes, _) = hostcalls::get_shared_data(&slot).ok()?;
+            engine.recall_entry(&bytes?, key, now)
+        };
+        let (state, edits) = {
+            let mut sh = shared.borrow_mut();
+            sh.id_draws = sh.id_draws.saturating_add(2);
+            engine.on_request(self.role, &headers, now, &mut sh.ids, &mut recall)
+        };
+        apply(MapType::HttpRequestHeaders, edits);
+        let remembered = engine.remember(&state);
+        if !remembered.is_empty() {
+            let sh = shared.borrow();
+            for (k, v) in remembered {
+                if hostcalls::set_shared_data(&k, Some(&v), None).is_ok() {
+                    crate::stats::Stats::bump(sh.stats.recovery_stored, 1);
+                }
+            }
+        }
+        self.state = Some(state);
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _n: usize, _eos: bool) -> Action {
+        let (Some((engine, _)), Some(state)) = (&self.inner, self.state.as_mut()) else {
+            return Action::Continue;
+        };
+        let headers = host::header_pairs(MapType::HttpResponseHeaders);
+        let edits = engine.on_response(state, &headers, host::now_ns());
+        apply(MapType::HttpResponseHeaders, edits);
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        let (Some((engine, shared)), Some(state)) = (&self.inner, self.state.take()) else {
+            return;
+        };
+        let c = Completion {
+            end_ns: host::now_ns(),
+            status: int_prop(property::RESPONSE_CODE)
+                .and_then(|v| u16::try_from(v).ok())
+                .unwrap_or(0),
+            response_flags: envoy::response_flags(
+                int_prop(property::RESPONSE_FLAGS).unwrap_or(0) as u64
+            ),
+            grpc_status: if state.grpc {
+                int_prop(property::RESPONSE_GRPC_STATUS)
+            } else {
+                None
+            },
+            request_bytes: int_prop(property::REQUEST_SIZE),
+            response_bytes: int_prop(property::RESPONSE_SIZE),
+            protocol: text_prop(property::REQUEST_PROTOCOL).unwrap_or_default(),
+            upstream_cluster: text_prop(property::UPSTREAM_CLUSTER),
+            upstream_host: text_prop(property::UPSTREAM_ADDRESS),
+            upstream_workload_meta: None,
+        };
+        let start = state.start_ns;
+        let notes = state.notes;
+        let (span, labels) = engine.finish(state, &c);
+        let mut sh = shared.borrow_mut();
+        for n in notes.iter() {
+            sh.stats.note(n);
+        }
+        if let Some(span) = span {
+            sh.exporter.stats_mut().spans_created += 1;
+            let _ = sh.exporter.push(span);
+        } else if engine.config().spans.enabled {
+            sh.exporter.stats_mut().dropped_sampled_out += 1;
+        }
+        if engine.config().metrics.enabled {
+            let ids = sh.labels.get_or_insert_with(&labels, |name, kind| {
+                let t = match kind.metric_type() {
+                    meshwake_telemetry::metrics::MetricType::Counter => {
+                        proxy_wasm::types::MetricType::Counter
+                    }
+                    meshwake_telemetry::metrics::MetricType::Histogram => {
+                        proxy_wasm::types::MetricType::Histogram
+                    }
+                };
+                hostcalls::define_metric(t, name)
+            });
+            if let Ok(ids) = ids {
+                let _ = hostcalls::increment_metric(ids.get(MetricKind::RequestsTotal), 1);
+                let ms = c.end_ns.saturating_sub(start) / 1_000_000;
+                let _ =
+                    hostcalls::record_metric(ids.get(MetricKind::RequestDurationMilliseconds), ms);
+                if let Some(b) = c.request_bytes {
+                    let _ = hostcalls::record_metric(
+                        ids.get(MetricKind::RequestBytes),
+                        b.max(0) as u64,
+                    );
+                }
+                if let Some(b) = c.response_bytes {
+                    let _ = hostcalls::record_metric(
+                        ids.get(MetricKind::ResponseBytes),
+                        b.max(0) as u64,
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The filter's own counters and gauges (Envoy stats `meshwake.*`), defined once per VM.
+use meshwake_core::notes::Note;
+use meshwake_telemetry::ExporterStats;
+use proxy_wasm::hostcalls::{define_metric, increment_metric, record_metric};
+use proxy_wasm::types::MetricType;
+
+/// Self-telemetry counter names (also documented in the README).
+pub mod name {
+    pub const SPANS_CREATED: &str = "meshwake.spans.created";
+    pub const SPANS_EXPORTED: &str = "meshwake.spans.exported";
+    pub const DROPPED_QUEUE_FULL: &str = "meshwake.spans.dropped_queue_full";
+    pub const DROPPED_SAMPLED_OUT: &str = "meshwake.spans.dropped_sampled_out";
+    pub const DROPPED_EXPORT_FAILED: &str = "meshwake.spans.dropped_export_failed";
+    pub const DROPPED_REJECTED: &str = "meshwake.spans.dropped_rejected";
+    pub const EXPORT_RETRIES: &str = "meshwake.export.retries";
+    pub const EXPORT_BATCHES: &str = "meshwake.export.batches_sent";
+    pub const FAIL_4XX: &str = "meshwake.export.failures_status_4xx";
+    pub const FAIL_5XX: &str = "meshwake.export.failures_status_5xx";
+    pub const FAIL_429: &str = "meshwake.export.failures_status_429";
+    pub const FAIL_OTHER: &str = "meshwake.export.failures_status_other";
+    pub const FAIL_CALL: &str = "meshwake.export.failures_call_failed";
+    pub const FAIL_TIMEOUT: &str = "meshwake.export.failures_timeout";
+    pub const QUEUE_DEPTH: &str = "meshwake.export.queue_depth";
+    pub const IN_FLIGHT: &str = "meshwake.export.batches_in_flight";
+    pub const LABEL_OVERFLOW: &str = "meshwake.metrics.label_overflow";
+    pub const CONFIG_ERRORS: &str = "meshwake.config.errors";
+    pub const CONFIG_WARNINGS: &str = "meshwake.config.warnings";
+    pub const RECOVERY_STORED: &str = "meshwake.context_recovery_stored";
+}
+
+/// Metric ids; 0 when the host refused to define one (then updates are no-ops).
+#[derive(Default)]
+pub struct Stats {
+    notes: Vec<u32>,
+    exporter: [u32; 14],
+    queue_depth: u32,
+    in_flight: u32,
+    label_overflow: u32,
+    pub config_errors: u32,
+    pub config_warnings: u32,
+    pub recovery_stored: u32,
+    last: [u64; 14],
+    last_overflow: u64,
+}
+
+fn counter(n: &str) -> u32 {
+    define_metric(MetricType::Counter, n).unwrap_or(0)
+}
+
+impl Stats {
+    pub fn define() -> Stats {
+        use name::*;
+        let exporter = [
+            SPANS_CREATED,
+            SPANS_EXPORTED,
+            DROPPED_QUEUE_FULL,
+            DROPPED_SAMPLED_OUT,
+            DROPPED_EXPORT_FAILED,
+            DROPPED_REJECTED,
+            EXPORT_RETRIES,
+            EXPORT_BATCHES,
+            FAIL_4XX,
+            FAIL_5XX,
+            FAIL_429,
+            FAIL_OTHER,
+            FAIL_CALL,
+            FAIL_TIMEOUT,
+        ]
+        .map(counter);
+        Stats {
+            notes: Note::ALL
+                .iter()
+                .map(|n| counter(&format!("meshwake.{}", n.name())))
+                .collect(),
+            exporter,
+            queue_depth: define_metric(MetricType::Gauge, QUEUE_DEPTH).unwrap_or(0),
+            in_flight: define_metric(MetricType::Gauge, IN_FLIGHT).unwrap_or(0),
+            label_overflow: counter(LABEL_OVERFLOW),
+            config_errors: counter(CONFIG_ERRORS),
+            config_warnings: counter(CONFIG_WARNINGS),
+            recovery_stored: counter(RECOVERY_STORED),
+            ..Default::default()
+        }
+    }
+
+    pub fn bump(id: u32, by: u64) {
+        if id != 0 && by > 0 {
+            let _ = increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
+        }
+    }
+
+    pub fn note(&self, n: Note) {
+        if let Some(id) = self.notes.get(n as usize) {
+            Stats::bump(*id, 1);
+        }
+    }
+
+    /// Push the exporter's cumulative counters as deltas, and its gauges.
+    pub fn sync(&mut self, s: &ExporterStats, label_overflow: u64) {
+        let f = &s.export_failures_by_cause;
+        let now = [
+            s.spans_created,
+            s.spans_exported,
+            s.dropped_queue_full,
+            s.dropped_sampled_out,
+            s.dropped_export_failed,
+            s.dropped_rejected,
+            s.retries,
+            s.batches_sent,
+            f.status_4xx,
+            f.status_5xx,
+            f.status_429,
+            f.status_other,
+            f.call_failed,
+            f.timeout,
+        ];
+        for ((id, last), v) in self.exporter.iter().zip(self.last.iter_mut()).zip(now) {
+            Stats::bump(*id, v.saturating_sub(*last));
+            *last = v;
+        }
+        Stats::bump(
+            self.label_overflow,
+            label_overflow.saturating_sub(self.last_overflow),
+        );
+        self.last_overflow = label_overflow;
+        if self.queue_depth != 0 {
+            let _ = record_metric(self.queue_depth, s.queue_depth);
+        }
+        if self.in_flight != 0 {
+            let _ = record_metric(self.in_flight, s.batches_in_flight);
+        }
+    }
+}
