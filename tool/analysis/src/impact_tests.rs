@@ -289,3 +289,30 @@ fn empty_and_degenerate_inputs_do_not_panic() {
     assert!(r.suspects.is_empty());
     serde_json::to_string(&r).unwrap();
 }
+
+#[test]
+fn report_serializes_for_the_cli_json_output() {
+    let mut mesh = Mesh::chain(1);
+    mesh.services[1].versions = vec![
+        Version::new("v1", 0.5),
+        Version::new("v2", 0.5).erroring(0.5),
+    ];
+    let r = analyze(
+        &mesh.generate(400, 60_000.0, 2),
+        &AnalysisOptions::default(),
+    );
+    let v = serde_json::to_value(&r).unwrap();
+    assert_eq!(v["suspects"][0]["deployment"], "s1@v2");
+    assert_eq!(v["suspects"][0]["kind"], "errors");
+    assert_eq!(v["suspects"][0]["baseline"]["kind"], "other_versions");
+    assert_eq!(v["suspects"][0]["errors"]["test"], FISHER_TEST);
+    assert_eq!(
+        v["suspects"][0]["blast_radius"]["upstream"][0]["deployment"],
+        "s0@v1"
+    );
+    assert_eq!(v["deployments"][0]["verdict"], "affected");
+    // Options: partial JSON fills defaults, unknown keys are rejected.
+    let o: AnalysisOptions = serde_json::from_str(r#"{"alpha": 0.001}"#).unwrap();
+    assert_eq!((o.alpha, o.min_samples), (0.001, 20));
+    assert!(serde_json::from_str::<AnalysisOptions>(r#"{"alpah": 0.001}"#).is_err());
+}
