@@ -6,12 +6,15 @@
 //! `opentelemetry-proto` crate (prost) and compare every field.
 //!
 //! # Why a hand-written encoder
-//! * **Module size.** The filter ships as one wasm module with a 256 KiB budget. Using
-//!   `opentelemetry-proto` + `prost` in the module would bring prost's runtime, the generated
-//!   message structs (with `Debug`/`Clone`/`Default` for every OTLP message) and the
-//!   `opentelemetry`/`opentelemetry_sdk` crates that its `trace` feature depends on. The
-//!   difference was not measured in wasm bytes; the encoder below is a few hundred lines of
-//!   straight-line code with no dependency.
+//! * **Module size.** The filter ships as one wasm module with a 256 KiB budget. With
+//!   `opentelemetry-proto` 0.31 (`gen-tonic-messages` + `trace`, needed for the collector
+//!   types) the module also gets prost's runtime, the generated structs, and the
+//!   `opentelemetry`/`opentelemetry_sdk` crates, which on wasm32-unknown-unknown pull
+//!   `getrandom` (does not build without a custom backend) and `js-sys`/`wasm-bindgen`.
+//!   Measured once (release, LTO, `opt-level = 3`, `panic = "abort"`, stripped cdylib exporting
+//!   one function that encodes the same 3-attribute spans): 477 KB (185 KB of code) with
+//!   opentelemetry-proto + prost versus 28 KB (27 KB of code) with this encoder. Most of the
+//!   gap is the SDK and wasm-bindgen glue rather than prost itself; prost alone was not measured.
 //! * **Allocations.** prost encodes its own structs, so every span would first be copied into
 //!   owned `String`/`Vec` trees (one allocation per attribute key and value). Here the body is
 //!   written straight from [`Span`] into a single `Vec<u8>` allocated once at its exact final
