@@ -3,7 +3,7 @@ SHELL := /bin/bash
 TOPOLOGY ?= demo/topologies/default.yaml
 CARGO ?= cargo
 
-.PHONY: all setup build test lint demo bench soak fuzz oci clean
+.PHONY: all setup build test lint demo bench soak fuzz oci deploy-gen clean
 
 all: build
 
@@ -29,6 +29,15 @@ demo: build
 	@scripts/setup.sh demo
 	@$(CARGO) build -q --release -p meshwake -p meshwake-demo-service
 	@target/release/meshwake demo --topology $(TOPOLOGY)
+
+## Package target/meshwake.wasm as an OCI image (Istio Wasm image spec) in target/oci/; pins digests in deploy/.
+oci: build
+	@scripts/setup.sh oci
+	@bash scripts/oci.sh
+
+## Regenerate envoy-config/ ready-to-use configs, the compose stack and Istio manifests.
+deploy-gen:
+	@python3 deploy/gen.py
 
 clean:
 	rm -rf target/test-runs target/test-logs target/demo

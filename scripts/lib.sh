@@ -32,8 +32,9 @@ wasm_cargo() { # args: extra cargo args...; uses $WASM_TARGET
     [ -x "$lld" ] || die "rust-lld not found at $lld (rustup toolchain incomplete)"
     local std="std,panic_abort"
     [ "${WASM_TEST:-0}" = 1 ] && std="std,panic_abort,test"
-    local flags=""
-    [ "$target" = wasm32-wasip1 ] && flags="-C link-self-contained=no -L native=/usr/lib/wasm32-wasi"
+    # Same bytes from any checkout folder, so the pinned sha256/OCI digests reproduce.
+    local flags="--remap-path-prefix=$ROOT=/meshwake"
+    [ "$target" = wasm32-wasip1 ] && flags="$flags -C link-self-contained=no -L native=/usr/lib/wasm32-wasi"
     env RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
       CARGO_TARGET_DIR="$ROOT/target/wasm-build" \
       CARGO_TARGET_WASM32_WASIP1_LINKER="$lld" CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$lld" \

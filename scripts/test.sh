@@ -22,9 +22,10 @@ stage build bash scripts/build-wasm.sh
 stage fmt cargo fmt --all --check
 stage clippy cargo clippy -q --workspace --all-targets -- -D warnings
 stage unit cargo test -q --workspace --exclude meshwake-tests
+# No -q: cargo would pass --quiet to wasm-bindgen-test-runner, which rejects it.
 stage wasm-unit env WASM_TARGET=wasm32-unknown-unknown WASM_TEST=1 \
   CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER="$TOOLS/bin/wasm-bindgen-test-runner" \
-  bash -c "source scripts/lib.sh && wasm_cargo test -q -p meshwake-trace-context -p meshwake-telemetry -p meshwake-identity"
+  bash -c "source scripts/lib.sh && wasm_cargo test -p meshwake-trace-context -p meshwake-telemetry -p meshwake-identity -p meshwake-core"
 for extra in scripts/test.d/*.sh; do
   [ -f "$extra" ] && stage "$(basename "$extra" .sh)" bash "$extra"
 done
