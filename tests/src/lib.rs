@@ -9,6 +9,7 @@ pub mod http;
 pub mod mesh;
 pub mod otlp;
 pub mod paths;
+pub mod stats_tags;
 
 pub use envoy::{Envoy, EnvoyOptions};
 pub use http::{request, Request, Response, Server};
