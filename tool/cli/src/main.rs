@@ -1,7 +1,9 @@
-//! `meshwake`: collect spans over OTLP/HTTP, analyse the cross-service impact of deployments.
+//! `meshwake`: collect spans over OTLP/HTTP, analyse the cross-service impact of deployments,
+//! run the local demo mesh.
 
 mod analysis_bridge;
 mod collect;
+mod demo;
 mod impact;
 mod otlp;
 mod store;
@@ -20,13 +22,15 @@ struct Cli {
     command: Command,
 }
 
-// `demo` (run the demo mesh) will join these.
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Receive OTLP/HTTP traces (POST /v1/traces) and store them in SQLite.
     Collect(collect::CollectArgs),
     /// Find the deployments behind errors and latency, and their blast radius.
     Impact(impact::ImpactArgs),
+    /// Run a local mesh (Envoy sidecars with the module, demo services, a collector), roll out
+    /// a canary, and name the culprit with the impact analysis.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +38,7 @@ fn main() -> ExitCode {
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Collect(args) => collect::run(args).map_err(Into::into),
         Command::Impact(args) => impact::run(&args).map_err(Into::into),
+        Command::Demo(args) => demo::run(&args).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,416 @@
+//! Envoy bootstraps generated from the topology: one sidecar per workload (inbound and
+//! outbound listeners in one process, so they share the Wasm VM: lineage and context recovery
+//! need that) and one edge gateway. Written as JSON, which Envoy reads like YAML.
+//!
+//! Splits between versions are `weighted_clusters` with a `runtime_key_prefix`: the weights in
+//! the file are the initial ones, and the rollout changes them live through the admin
+//! endpoint `POST /runtime_modify` (an `admin_layer` in `layered_runtime`), with no restart.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::topology::{Topology, Workload};
+
+/// Envoy route timeout: longer than any demo hang, so the app's own answers come back.
+pub const ROUTE_TIMEOUT: &str = "10s";
+/// How often the filter exports spans: small, so the store is complete soon after traffic stops.
+pub const FLUSH_INTERVAL_MS: u64 = 200;
+
+/// Loopback ports of one workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkloadPorts {
+    /// The demo service itself.
+    pub app: u16,
+    /// Sidecar inbound listener (what callers reach).
+    pub inbound: u16,
+    /// Sidecar outbound listener (where the app sends its calls).
+    pub outbound: u16,
+    /// Sidecar admin.
+    pub admin: u16,
+}
+
+/// Every port of the demo mesh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ports {
+    /// The OTLP collector.
+    pub collector: u16,
+    /// Edge listener (where traffic is sent).
+    pub edge_listen: u16,
+    /// Edge admin.
+    pub edge_admin: u16,
+    /// Per workload.
+    pub workloads: BTreeMap<Workload, WorkloadPorts>,
+}
+
+/// The runtime key holding the weight of `cluster` in the split of `service`.
+pub fn runtime_key(service: &str, cluster: &str) -> String {
+    format!("{}.{cluster}", runtime_prefix(service))
+}
+
+fn runtime_prefix(service: &str) -> String {
+    format!("meshwake_demo.split.{service}")
+}
+
+/// Filter configuration JSON of one listener.
+pub fn plugin_config(
+    role: &str,
+    service: &str,
+    version: &str,
+    namespace: &str,
+    collector: u16,
+) -> String {
+    json!({
+        "role": role,
+        "identity": {
+            "service": service,
+            "version": version,
+            "namespace": namespace,
+            "workload": format!("{service}-{version}"),
+        },
+        "export": {
+            "cluster": "otlp_collector",
+            "authority": format!("127.0.0.1:{collector}"),
+            "flush_interval_ms": FLUSH_INTERVAL_MS,
+        },
+    })
+    .to_string()
+}
+
+fn wasm_filter(name: &str, config: String, wasm: &Path) -> Value {
+    json!({
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name,
+                "root_id": "meshwake",
+                "failure_policy": "FAIL_RELOAD",
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": config,
+                },
+                // Same vm_id and code for both listeners: one VM per worker, shared.
+                "vm_config": {
+                    "vm_id": "meshwake",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": { "local": { "filename": wasm.display().to_string() } },
+                },
+            },
+        },
+    })
+}
+
+fn listener(name: &str, port: u16, direction: &str, virtual_hosts: Value, filter: Value) -> Value {
+    json!({
+        "name": name,
+        "address": { "socket_address": { "address": "127.0.0.1", "port_value": port } },
+        "traffic_direction": direction,
+        "filter_chains": [{
+            "filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": name,
+                    "route_config": { "name": name, "virtual_hosts": virtual_hosts },
+                    "http_filters": [
+                        filter,
+                        {
+                            "name": "envoy.filters.http.router",
+                            "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
+                        },
+                    ],
+                },
+            }],
+        }],
+    })
+}
+
+fn cluster(name: &str, port: u16) -> Value {
+    json!({
+        "name": name,
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": {
+                "socket_address": { "address": "127.0.0.1", "port_value": port } } } }] }],
+        },
+    })
+}
+
+/// The route action sending to `service`: one cluster, or a runtime-keyed split.
+fn route_to(topo: &Topology, service: &str) -> Value {
+    let versions = topo
+        .services
+        .get(service)
+        .map(|s| {
+            s.versions
+                .iter()
+                .map(|(v, b)| (v.clone(), b.weight))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    match versions.as_slice() {
+        [(v, _)] => json!({ "cluster": format!("{service}-{v}"), "timeout": ROUTE_TIMEOUT }),
+        _ => {
+            let clusters: Vec<Value> = versions
+                .iter()
+                .map(|(v, w)| json!({ "name": format!("{service}-{v}"), "weight": w }))
+                .collect();
+            json!({
+                "weighted_clusters": {
+                    "runtime_key_prefix": runtime_prefix(service),
+                    "clusters": clusters,
+                },
+                "timeout": ROUTE_TIMEOUT,
+            })
+        }
+    }
+}
+
+/// Clusters for every version of `service`, pointing at their sidecars' inbound listeners.
+fn version_clusters(service: &str, ports: &Ports) -> Vec<Value> {
+    ports
+        .workloads
+        .iter()
+        .filter(|(w, _)| w.service == service)
+        .map(|(w, p)| cluster(&w.cluster(), p.inbound))
+        .collect()
+}
+
+fn bootstrap(node: &str, admin: u16, listeners: Vec<Value>, clusters: Vec<Value>) -> Value {
+    json!({
+        "node": { "id": node, "cluster": node },
+        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": admin } } },
+        // The admin layer is what `POST /runtime_modify` writes: the rollout's switch.
+        "layered_runtime": { "layers": [
+            { "name": "static", "static_layer": {} },
+            { "name": "admin", "admin_layer": {} },
+        ] },
+        "static_resources": { "listeners": listeners, "clusters": clusters },
+    })
+}
+
+/// The sidecar of `w`: inbound → its app, outbound → one virtual host per callee (by Host).
+pub fn sidecar(topo: &Topology, w: &Workload, ports: &Ports, wasm: &Path) -> Option<Value> {
+    let p = ports.workloads.get(w)?;
+    let svc = topo.services.get(&w.service)?;
+    let cfg = |role| {
+        plugin_config(
+            role,
+            &w.service,
+            &w.version,
+            &topo.namespace,
+            ports.collector,
+        )
+    };
+    let inbound = listener(
+        "inbound",
+        p.inbound,
+        "INBOUND",
+        json!([{ "name": "app", "domains": ["*"], "routes": [
+            { "match": { "prefix": "/" }, "route": { "cluster": "local_app", "timeout": ROUTE_TIMEOUT } }
+        ] }]),
+        wasm_filter("meshwake-inbound", cfg("inbound"), wasm),
+    );
+    let mut callees: Vec<&str> = svc.calls.iter().map(|c| c.service()).collect();
+    callees.sort_unstable();
+    callees.dedup();
+    let vhosts: Vec<Value> = callees
+        .iter()
+        .map(|c| {
+            json!({
+                "name": c,
+                "domains": [c, format!("{c}:*")],
+                "routes": [{ "match": { "prefix": "/" }, "route": route_to(topo, c) }],
+            })
+        })
+        .collect();
+    let outbound = listener(
+        "outbound",
+        p.outbound,
+        "OUTBOUND",
+        json!(vhosts),
+        wasm_filter("meshwake-outbound", cfg("outbound"), wasm),
+    );
+    let mut clusters = vec![
+        cluster("local_app", p.app),
+        cluster("otlp_collector", ports.collector),
+    ];
+    for c in &callees {
+        clusters.extend(version_clusters(c, ports));
+    }
+    Some(bootstrap(
+        &w.cluster(),
+        p.admin,
+        vec![inbound, outbound],
+        clusters,
+    ))
+}
+
+/// The edge gateway: one listener, a route per edge path.
+pub fn edge(topo: &Topology, ports: &Ports, wasm: &Path) -> Value {
+    let routes: Vec<Value> = topo
+        .edge
+        .routes
+        .iter()
+        .map(|r| json!({ "match": { "prefix": r.path }, "route": route_to(topo, &r.service) }))
+        .collect();
+    let cfg = plugin_config(
+        "edge",
+        &topo.edge.name,
+        "v1",
+        &topo.namespace,
+        ports.collector,
+    );
+    let l = listener(
+        "edge",
+        ports.edge_listen,
+        "INBOUND",
+        json!([{ "name": "edge", "domains": ["*"], "routes": routes }]),
+        wasm_filter("meshwake-edge", cfg, wasm),
+    );
+    let mut routed: Vec<&str> = topo
+        .edge
+        .routes
+        .iter()
+        .map(|r| r.service.as_str())
+        .collect();
+    routed.sort_unstable();
+    routed.dedup();
+    let mut clusters = vec![cluster("otlp_collector", ports.collector)];
+    for s in routed {
+        clusters.extend(version_clusters(s, ports));
+    }
+    bootstrap(&topo.edge.name, ports.edge_admin, vec![l], clusters)
+}
+
+/// Admin ports of the Envoys that route to `service` (its callers' sidecars and the edge if
+/// it serves an edge route): where a rollout of `service` must change the split.
+pub fn routers_of(topo: &Topology, service: &str, ports: &Ports) -> Vec<u16> {
+    let mut out: Vec<u16> = ports
+        .workloads
+        .iter()
+        .filter(|(w, _)| {
+            topo.services
+                .get(&w.service)
+                .is_some_and(|s| s.calls.iter().any(|c| c.service() == service))
+        })
+        .map(|(_, p)| p.admin)
+        .collect();
+    if topo.edge.routes.iter().any(|r| r.service == service) {
+        out.push(ports.edge_admin);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOPO: &str = "
+traffic: { rate_per_sec: 10, duration_secs: 5 }
+edge:
+  routes: [{ path: /shop, service: web }]
+services:
+  web:
+    calls: [api, api]
+    versions: { v1: {} }
+  api:
+    versions:
+      v1: {}
+      v2: { weight: 0 }
+";
+
+    fn ports(topo: &Topology) -> Ports {
+        let mut next = 20000u16;
+        let mut take = || {
+            next += 1;
+            next
+        };
+        Ports {
+            collector: take(),
+            edge_listen: take(),
+            edge_admin: take(),
+            workloads: topo
+                .workloads()
+                .into_iter()
+                .map(|w| {
+                    (
+                        w,
+                        WorkloadPorts {
+                            app: take(),
+                            inbound: take(),
+                            outbound: take(),
+                            admin: take(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn sidecar_splits_callee_with_runtime_keys() {
+        let topo = Topology::parse(TOPO).unwrap();
+        let ports = ports(&topo);
+        let web = Workload {
+            service: "web".into(),
+            version: "v1".into(),
+        };
+        let b = sidecar(&topo, &web, &ports, Path::new("/m.wasm")).unwrap();
+        let listeners = &b["static_resources"]["listeners"];
+        let vhosts = &listeners[1]["filter_chains"][0]["filters"][0]["typed_config"]
+            ["route_config"]["virtual_hosts"];
+        assert_eq!(vhosts.as_array().unwrap().len(), 1, "callee listed once");
+        assert_eq!(vhosts[0]["domains"], json!(["api", "api:*"]));
+        let split = &vhosts[0]["routes"][0]["route"]["weighted_clusters"];
+        assert_eq!(split["runtime_key_prefix"], "meshwake_demo.split.api");
+        assert_eq!(
+            split["clusters"],
+            json!([{"name": "api-v1", "weight": 100}, {"name": "api-v2", "weight": 0}])
+        );
+        let names: Vec<&str> = b["static_resources"]["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["local_app", "otlp_collector", "api-v1", "api-v2"]);
+        let cfg: Value = serde_json::from_str(
+            listeners[0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]
+                ["typed_config"]["config"]["configuration"]["value"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(cfg["role"], "inbound");
+        assert_eq!(cfg["identity"]["service"], "web");
+        assert_eq!(b["layered_runtime"]["layers"][1]["admin_layer"], json!({}));
+        assert_eq!(
+            runtime_key("api", "api-v2"),
+            "meshwake_demo.split.api.api-v2"
+        );
+    }
+
+    #[test]
+    fn edge_and_routers() {
+        let topo = Topology::parse(TOPO).unwrap();
+        let ports = ports(&topo);
+        let e = edge(&topo, &ports, Path::new("/m.wasm"));
+        let route = &e["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+            ["typed_config"]["route_config"]["virtual_hosts"][0]["routes"][0];
+        assert_eq!(route["match"]["prefix"], "/shop");
+        assert_eq!(route["route"]["cluster"], "web-v1");
+        let web = Workload {
+            service: "web".into(),
+            version: "v1".into(),
+        };
+        assert_eq!(
+            routers_of(&topo, "api", &ports),
+            vec![ports.workloads[&web].admin]
+        );
+        assert_eq!(routers_of(&topo, "web", &ports), vec![ports.edge_admin]);
+    }
+}
