@@ -63,6 +63,9 @@ impl<'a> TraceIndex<'a> {
 
     /// CLIENT spans opened while serving request `server`: descendants reached through
     /// internal spans (and nested server spans of the same deployment), not beyond a call.
+    /// A SERVER span of another deployment met first is a call too: a gateway such as the
+    /// meshwake edge listener emits only its SERVER span, whose direct children are the
+    /// routed services' SERVER spans (no CLIENT span in between).
     pub fn calls_of(&self, server: usize) -> Vec<usize> {
         let Some(root) = self.span(server) else {
             return Vec::new();
@@ -80,7 +83,11 @@ impl<'a> TraceIndex<'a> {
                     out.push(i);
                     false
                 }
-                Kind::Server => s.service == root.service && s.version == root.version,
+                Kind::Server if s.service == root.service && s.version == root.version => true,
+                Kind::Server => {
+                    out.push(i);
+                    false
+                }
                 Kind::Other => true,
             };
             if descend {
@@ -92,7 +99,11 @@ impl<'a> TraceIndex<'a> {
     }
 
     /// SERVER spans answering call `client` (normally one; retries by a proxy may add more).
+    /// A SERVER span given as the call (see [`Self::calls_of`]) answers itself.
     pub fn callees_of(&self, client: usize) -> Vec<usize> {
+        if self.span(client).is_some_and(|s| s.kind == Kind::Server) {
+            return vec![client];
+        }
         let mut out = Vec::new();
         let mut stack: Vec<(usize, usize)> = self.kids(client).iter().map(|&k| (k, 1)).collect();
         while let Some((i, depth)) = stack.pop() {
@@ -151,6 +162,42 @@ pub(crate) fn covered_ns(lo: u64, hi: u64, intervals: &mut [(u64, u64)]) -> u64 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn span(id: &str, parent: Option<&str>, service: &str, kind: Kind) -> SpanRecord {
+        SpanRecord {
+            trace_id: "t".into(),
+            span_id: id.into(),
+            parent_span_id: parent.map(Into::into),
+            service: service.into(),
+            version: "v1".into(),
+            kind,
+            role: None,
+            start_ns: 0,
+            end_ns: 1,
+            is_error: false,
+            http_status: None,
+            route: None,
+            peer_service: None,
+            peer_version: None,
+        }
+    }
+
+    #[test]
+    fn edge_without_client_span_calls_the_routed_server() {
+        // What the meshwake edge listener emits: edge SERVER → web SERVER → web CLIENT → db SERVER.
+        let spans = [
+            span("e", None, "edge", Kind::Server),
+            span("w", Some("e"), "web", Kind::Server),
+            span("wc", Some("w"), "web", Kind::Client),
+            span("d", Some("wc"), "db", Kind::Server),
+        ];
+        let idx = TraceIndex::new(&spans);
+        assert_eq!(idx.calls_of(0), [1], "edge calls web through its SERVER span");
+        assert_eq!(idx.callees_of(1), [1]);
+        assert_eq!(idx.calls_of(1), [2], "web's call is its CLIENT span");
+        assert_eq!(idx.callees_of(2), [3]);
+        assert_eq!(idx.server_ancestor(1), Some(0));
+    }
 
     #[rustfmt::skip]
     #[test]
