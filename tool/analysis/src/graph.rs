@@ -54,7 +54,17 @@ impl ServiceGraph {
                 Kind::Server => {
                     let n = nodes.entry(s.deployment()).or_default();
                     n.0 += 1;
-                    n.1 += u64::from(s.is_error || s.http_status.is_some_and(|c| c >= 500));
+                    let failed = s.is_error || s.http_status.is_some_and(|c| c >= 500);
+                    n.1 += u64::from(failed);
+                    // A gateway that emits only its SERVER span (the meshwake edge listener)
+                    // calls the routed deployment with no CLIENT span in between.
+                    if let Some(p) = idx.parent(i).and_then(|p| idx.span(p)) {
+                        if p.kind == Kind::Server && p.deployment() != s.deployment() {
+                            let e = edges.entry((p.deployment(), s.deployment())).or_default();
+                            e.0 += 1;
+                            e.1 += u64::from(failed);
+                        }
+                    }
                 }
                 Kind::Client => {
                     let callee = idx
@@ -125,5 +135,60 @@ impl ServiceGraph {
             })
             .collect();
         Self { nodes, edges }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(id: &str, parent: Option<&str>, service: &str, kind: Kind) -> SpanRecord {
+        SpanRecord {
+            trace_id: "t".into(),
+            span_id: id.into(),
+            parent_span_id: parent.map(Into::into),
+            service: service.into(),
+            version: "v1".into(),
+            kind,
+            role: None,
+            start_ns: 0,
+            end_ns: 1,
+            is_error: false,
+            http_status: Some(200),
+            route: None,
+            peer_service: None,
+            peer_version: None,
+        }
+    }
+
+    #[test]
+    fn edge_server_to_server_link_is_an_edge() {
+        let spans = [
+            span("e", None, "edge", Kind::Server),
+            span("w", Some("e"), "web", Kind::Server),
+            span("wc", Some("w"), "web", Kind::Client),
+            span("d", Some("wc"), "db", Kind::Server),
+        ];
+        let g = ServiceGraph::from_spans(&spans);
+        let pairs: Vec<(String, String, u32)> = g
+            .edges
+            .iter()
+            .map(|e| {
+                (
+                    e.from.to_string(),
+                    e.to.to_string(),
+                    u32::try_from(e.calls).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("edge@v1".into(), "web@v1".into(), 1),
+                ("web@v1".into(), "db@v1".into(), 1)
+            ]
+        );
+        let depths: Vec<u32> = g.nodes.iter().map(|n| n.depth).collect();
+        assert_eq!(depths, [0, 1, 2]);
     }
 }
