@@ -192,7 +192,11 @@ mod tests {
             span("d", Some("wc"), "db", Kind::Server),
         ];
         let idx = TraceIndex::new(&spans);
-        assert_eq!(idx.calls_of(0), [1], "edge calls web through its SERVER span");
+        assert_eq!(
+            idx.calls_of(0),
+            [1],
+            "edge calls web through its SERVER span"
+        );
         assert_eq!(idx.callees_of(1), [1]);
         assert_eq!(idx.calls_of(1), [2], "web's call is its CLIENT span");
         assert_eq!(idx.callees_of(2), [3]);
