@@ -12,6 +12,8 @@ pub mod config;
 pub mod envoy;
 pub mod notes;
 pub mod pipeline;
+#[cfg(test)]
+mod pipeline_tests;
 pub mod recovery;
 pub mod route;
 

@@ -295,11 +295,7 @@ impl Engine {
                 notes.add(Note::EdgeStrippedBaggage);
             }
         }
-        let received_b3 = ex
-            .context
-            .as_ref()
-            .map(|c| c.format)
-            .filter(|f| matches!(f, Propagator::B3Single | Propagator::B3Multi));
+        let received_b3 = received_b3_formats(h);
 
         let request_id_bytes = h.get(header::REQUEST_ID);
         let mut recovered: Option<Remembered> = None;
@@ -386,7 +382,7 @@ impl Engine {
         // Write the context: to the app (inbound/edge) or upstream (outbound), own span as parent.
         let mut formats = self.inject.clone();
         if self.cfg.propagation.inject_received_b3 {
-            if let Some(f) = received_b3 {
+            for f in received_b3 {
                 if !formats.contains(&f) {
                     formats.push(f);
                 }
@@ -785,6 +781,21 @@ fn unreachable_default(
     Option<TraceFlags>,
 ) {
     (ids.new_trace_id(), None, Default::default(), None)
+}
+
+/// B3 formats present in the request, whichever format won extraction: a hop that sent
+/// B3 (next to W3C, as every sidecar does once B3 arrived) expects B3 back, or a
+/// Zipkin-instrumented app behind the next sidecar would lose its context.
+fn received_b3_formats(h: &dyn HeaderSource) -> Vec<Propagator> {
+    use meshwake_trace_context::b3;
+    let mut out = Vec::with_capacity(2);
+    if h.get(b3::B3_HEADER).is_some() {
+        out.push(Propagator::B3Single);
+    }
+    if h.get(b3::X_B3_TRACE_ID).is_some() || h.get(b3::X_B3_SAMPLED).is_some() {
+        out.push(Propagator::B3Multi);
+    }
+    out
 }
 
 fn is_signature_error(e: identity::PeerHeaderError) -> bool {

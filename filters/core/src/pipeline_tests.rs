@@ -1,0 +1,362 @@
+//! Engine behaviour per role, without Envoy: headers in, edits out, as the glue applies
+//! them. A "workload" is an inbound and an outbound engine sharing one recovery table.
+use crate::config::{Config, Role};
+use crate::notes::Note;
+use crate::pipeline::{Completion, Engine, HeaderEdits, RequestState};
+use meshwake_identity::{IdentityConfig, NodeMetadata};
+use meshwake_trace_context::IdGenerator;
+use std::collections::HashMap;
+
+struct NoNode;
+impl NodeMetadata for NoNode {
+    fn get(&self, _: &[&str]) -> Option<String> {
+        None
+    }
+}
+
+fn engine(service: &str, version: &str, extra: &str) -> Engine {
+    let (cfg, issues) = Config::parse(extra.as_bytes());
+    assert!(issues.is_empty(), "{extra}: {issues:?}");
+    let id = IdentityConfig {
+        service: Some(service.into()),
+        version: Some(version.into()),
+        namespace: Some("test".into()),
+        workload: Some(format!("{service}-{version}")),
+        ..Default::default()
+    };
+    let (local, _) = meshwake_identity::resolve(&id, &NoNode);
+    Engine::new(cfg, local, "test").0
+}
+
+type Headers = Vec<(String, Vec<u8>)>;
+
+fn headers(h: &[(&str, &str)]) -> Headers {
+    h.iter()
+        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+fn apply(h: &mut Headers, e: &HeaderEdits) {
+    for n in &e.remove {
+        h.retain(|(k, _)| k != n);
+    }
+    for (n, v) in &e.set {
+        h.retain(|(k, _)| k != n);
+        h.push((n.to_string(), v.as_bytes().to_vec()));
+    }
+}
+
+fn get(h: &Headers, name: &str) -> Option<String> {
+    h.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+}
+
+/// One workload's VM: recovery slots shared by its inbound and outbound engines.
+#[derive(Default)]
+struct Vm {
+    slots: HashMap<String, Vec<u8>>,
+    ids: Option<IdGenerator>,
+}
+
+impl Vm {
+    fn ids(&mut self) -> &mut IdGenerator {
+        self.ids.get_or_insert_with(|| IdGenerator::new([7; 32]))
+    }
+}
+
+/// Request headers through `e` in `role`; returns the state and the headers after edits.
+fn request(e: &Engine, role: Role, vm: &mut Vm, h: &[(&str, &str)]) -> (RequestState, Headers) {
+    request_raw(e, role, vm, headers(h))
+}
+
+fn request_raw(e: &Engine, role: Role, vm: &mut Vm, mut h: Headers) -> (RequestState, Headers) {
+    let slots = vm.slots.clone();
+    let slot_count = e.config().context_recovery.slots;
+    let mut recall = |kind: &str, key: &[u8]| {
+        let k = crate::recovery::slot_key(kind, key, slot_count);
+        e.recall_entry(slots.get(&k)?, key, 1_000)
+    };
+    let (state, edits) = e.on_request(role, &h, 1_000, vm.ids(), &mut recall);
+    apply(&mut h, &edits);
+    for (k, v) in e.remember(&state) {
+        vm.slots.insert(k, v);
+    }
+    (state, h)
+}
+
+fn response(e: &Engine, s: &mut RequestState, h: &[(&str, &str)]) -> Headers {
+    let mut h = headers(h);
+    let edits = e.on_response(s, &h, 2_000);
+    apply(&mut h, &edits);
+    h
+}
+
+const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const TID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+fn tp_parts(v: &str) -> Vec<String> {
+    v.split('-').map(str::to_string).collect()
+}
+
+#[test]
+fn every_role_continues_a_valid_context_and_names_its_own_span_as_parent() {
+    for role in [Role::Inbound, Role::Outbound] {
+        let e = engine("a", "v1", "{}");
+        let (s, h) = request(&e, role, &mut Vm::default(), &[("traceparent", TP)]);
+        let out = tp_parts(&get(&h, "traceparent").unwrap());
+        assert_eq!(out[1], TID, "{role:?}");
+        assert_eq!(out[2], s.ctx.span_id.to_hex(), "{role:?}");
+        assert_eq!(out[3], "01", "{role:?}");
+        assert_eq!(s.parent_span_id.unwrap().to_hex(), "00f067aa0ba902b7");
+        assert!(s.notes.has(Note::ContextContinued));
+    }
+}
+
+#[test]
+fn sampled_flag_is_the_callers() {
+    #[rustfmt::skip]
+    let cases: &[(&[(&str, &str)], bool)] = &[
+        (&[("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")], false),
+        (&[("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")], true),
+        (&[("b3", "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0")], false),
+        (&[("b3", "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-d")], true),
+        (&[("b3", "0")], false),
+        (&[("x-b3-sampled", "0")], false),
+        (&[("x-b3-traceid", "4bf92f3577b34da6a3ce929d0e0e4736"), ("x-b3-spanid", "00f067aa0ba902b7"), ("x-b3-sampled", "1")], true),
+    ];
+    let e = engine("a", "v1", "{}");
+    for (h, sampled) in cases {
+        let (s, out) = request(&e, Role::Inbound, &mut Vm::default(), h);
+        assert_eq!(s.sampled, *sampled, "{h:?}");
+        let flags = tp_parts(&get(&out, "traceparent").unwrap())[3].clone();
+        assert_eq!(flags.ends_with('1'), *sampled, "{h:?} -> {flags}");
+    }
+}
+
+#[test]
+fn b3_is_written_back_when_it_arrived_even_next_to_w3c() {
+    #[rustfmt::skip]
+    let cases: &[(&[(&str, &str)], bool, bool)] = &[
+        // headers in, b3 single out, b3 multi out
+        (&[("traceparent", TP)], false, false),
+        (&[("b3", "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1")], true, false),
+        // What the next sidecar receives from a hop that wrote both: W3C wins, B3 stays.
+        (&[("traceparent", TP), ("b3", "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1")], true, false),
+        (&[("traceparent", TP), ("x-b3-traceid", "4bf92f3577b34da6a3ce929d0e0e4736"), ("x-b3-spanid", "00f067aa0ba902b7"), ("x-b3-sampled", "1")], false, true),
+        (&[("b3", "0")], true, false),
+    ];
+    let e = engine("a", "v1", "{}");
+    for (h, single, multi) in cases {
+        let (s, out) = request(&e, Role::Inbound, &mut Vm::default(), h);
+        assert_eq!(get(&out, "b3").is_some(), *single, "{h:?}: {out:?}");
+        assert_eq!(
+            get(&out, "x-b3-traceid").is_some(),
+            *multi,
+            "{h:?}: {out:?}"
+        );
+        if let Some(b3) = get(&out, "b3") {
+            assert!(b3.contains(&s.ctx.span_id.to_hex()), "{b3}");
+        }
+        if let Some(id) = get(&out, "x-b3-spanid") {
+            assert_eq!(id, s.ctx.span_id.to_hex());
+        }
+    }
+    let off = engine("a", "v1", r#"{"propagation":{"inject_received_b3":false}}"#);
+    let (_, out) = request(&off, Role::Inbound, &mut Vm::default(), cases[2].0);
+    assert_eq!(get(&out, "b3"), None);
+}
+
+#[test]
+fn edge_restarts_outside_context_unless_trusted() {
+    let h: &[(&str, &str)] = &[
+        ("traceparent", TP),
+        ("tracestate", "meshwake=forged,congo=t61rcWkgMzE"),
+        ("baggage", "meshwake.tenant=forged,user=alice"),
+        ("x-meshwake-peer", "1;s=admin;v=v9;n=test;w=admin"),
+        ("x-meshwake-lineage", "admin@v9"),
+    ];
+    let untrusted = engine("edge", "v1", "{}");
+    let (s, out) = request(&untrusted, Role::Edge, &mut Vm::default(), h);
+    assert_ne!(s.ctx.trace_id.to_hex(), TID);
+    assert_eq!(s.parent_span_id, None);
+    assert_eq!(s.link.as_ref().unwrap().trace_id.to_hex(), TID);
+    assert!(!get(&out, "tracestate")
+        .unwrap_or_default()
+        .contains("meshwake="));
+    assert_eq!(get(&out, "baggage").as_deref(), Some("user=alice"));
+    for n in [
+        Note::EdgeRestarted,
+        Note::EdgeStrippedBaggage,
+        Note::EdgeStrippedIdentity,
+    ] {
+        assert!(s.notes.has(n), "{n:?}");
+    }
+    // Identity from outside is replaced by the edge's own.
+    let peer =
+        meshwake_identity::header::decode(get(&out, "x-meshwake-peer").unwrap().as_bytes(), None)
+            .unwrap();
+    assert_eq!(
+        (peer.service.as_str(), peer.version.as_str()),
+        ("edge", "v1")
+    );
+    assert_eq!(get(&out, "x-meshwake-lineage").as_deref(), Some("edge@v1"));
+
+    let trusted = engine("edge", "v1", r#"{"edge":{"trust_incoming_context":true}}"#);
+    let (s, out) = request(&trusted, Role::Edge, &mut Vm::default(), h);
+    assert_eq!(s.ctx.trace_id.to_hex(), TID);
+    assert_eq!(s.parent_span_id.unwrap().to_hex(), "00f067aa0ba902b7");
+    assert_eq!(
+        get(&out, "tracestate").as_deref(),
+        Some("meshwake=forged,congo=t61rcWkgMzE")
+    );
+    assert_eq!(
+        get(&out, "baggage").as_deref(),
+        Some("meshwake.tenant=forged,user=alice")
+    );
+    assert_eq!(get(&out, "x-meshwake-lineage").as_deref(), Some("edge@v1"));
+}
+
+/// edge → a (inbound, app, outbound) → b inbound: identity, lineage and recovery.
+#[test]
+fn workload_hands_identity_lineage_and_context_from_inbound_to_outbound() {
+    let edge = engine("edge", "v1", "{}");
+    let (a_in, a_out) = (
+        engine("a", "v2", r#"{"role":"inbound"}"#),
+        engine("a", "v2", "{}"),
+    );
+    let b_in = engine("b", "v1", "{}");
+    let mut a_vm = Vm::default();
+
+    let (_, to_a) = request(
+        &edge,
+        Role::Edge,
+        &mut Vm::default(),
+        &[("x-request-id", "rid-1")],
+    );
+    let (mut a_state, to_app) = request_raw(&a_in, Role::Inbound, &mut a_vm, to_a);
+    assert_eq!(a_state.source.as_ref().unwrap().service, "edge");
+    assert_eq!(a_state.lineage.entries(), ["edge@v1"]);
+    assert_eq!(
+        get(&to_app, "x-meshwake-peer"),
+        None,
+        "identity never reaches the app"
+    );
+    assert_eq!(get(&to_app, "x-meshwake-lineage"), None);
+
+    // The app forgets trace headers but keeps x-request-id.
+    let (out_state, to_b) = request(
+        &a_out,
+        Role::Outbound,
+        &mut a_vm,
+        &[("x-request-id", "rid-1")],
+    );
+    assert!(out_state.notes.has(Note::ContextRecovered));
+    assert_eq!(out_state.ctx.trace_id, a_state.ctx.trace_id);
+    assert_eq!(out_state.parent_span_id, Some(a_state.ctx.span_id));
+    assert_eq!(
+        get(&to_b, "x-meshwake-lineage").as_deref(),
+        Some("edge@v1,a@v2")
+    );
+
+    let (mut b_state, _) = request_raw(&b_in, Role::Inbound, &mut Vm::default(), to_b);
+    let src = b_state.source.clone().unwrap();
+    assert_eq!((src.service.as_str(), src.version.as_str()), ("a", "v2"));
+    assert_eq!(b_state.lineage.entries(), ["edge@v1", "a@v2"]);
+    assert_eq!(b_state.parent_span_id, Some(out_state.ctx.span_id));
+
+    // Responses: b names itself; a's outbound reads it and strips it before the app.
+    let from_b = response(&b_in, &mut b_state, &[(":status", "200")]);
+    let mut out_state = out_state;
+    let to_app = response(
+        &a_out,
+        &mut out_state,
+        &from_b
+            .iter()
+            .map(|(k, v)| (k.as_str(), std::str::from_utf8(v).unwrap()))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(get(&to_app, "x-meshwake-peer"), None);
+    let (dst, source) = out_state.destination.clone().unwrap();
+    assert_eq!(
+        (dst.service.as_str(), dst.version.as_str(), source.as_str()),
+        ("b", "v1", "header")
+    );
+    let _ = response(&a_in, &mut a_state, &[]);
+    let c = Completion {
+        status: 200,
+        response_flags: "-".into(),
+        ..Default::default()
+    };
+    let (span, labels) = a_out.finish(out_state, &c);
+    assert_eq!(labels.destination_version, "v1");
+    assert_eq!(labels.source_version, "v2");
+    assert!(span.is_some());
+}
+
+#[test]
+fn outbound_without_context_or_request_id_starts_a_trace() {
+    let e = engine("a", "v1", "{}");
+    let (s, out) = request(&e, Role::Outbound, &mut Vm::default(), &[]);
+    assert!(s.notes.has(Note::ContextStarted));
+    assert_eq!(s.parent_span_id, None);
+    assert!(get(&out, "traceparent").is_some());
+    let (s, _) = request(
+        &e,
+        Role::Outbound,
+        &mut Vm::default(),
+        &[("x-request-id", "unknown")],
+    );
+    assert!(s.notes.has(Note::RecoveryMiss));
+}
+
+#[test]
+fn hmac_mismatch_is_rejected_and_noted_both_ways() {
+    let a = engine("a", "v1", r#"{"identity":{"hmac_key":"one"}}"#);
+    let b = engine("b", "v1", r#"{"identity":{"hmac_key":"two"}}"#);
+    let (mut out_state, to_b) = request(&a, Role::Outbound, &mut Vm::default(), &[]);
+    let (mut b_state, _) = request_raw(&b, Role::Inbound, &mut Vm::default(), to_b);
+    assert!(b_state.notes.has(Note::PeerSignatureRejected));
+    assert!(b_state.notes.has(Note::LineageRejected));
+    assert_eq!(b_state.source, None);
+    assert!(b_state.lineage.is_empty());
+    let from_b = response(&b, &mut b_state, &[]);
+    let h: Vec<(&str, &str)> = from_b
+        .iter()
+        .map(|(k, v)| (k.as_str(), std::str::from_utf8(v).unwrap()))
+        .collect();
+    let _ = response(&a, &mut out_state, &h);
+    assert!(out_state.notes.has(Note::PeerSignatureRejected));
+    assert_eq!(out_state.destination, None);
+
+    // Same key: accepted.
+    let b_same = engine("b", "v1", r#"{"identity":{"hmac_key":"one"}}"#);
+    let (_, to_b) = request(&a, Role::Outbound, &mut Vm::default(), &[]);
+    let (s, _) = request_raw(&b_same, Role::Inbound, &mut Vm::default(), to_b);
+    assert_eq!(s.source.unwrap().service, "a");
+}
+
+#[test]
+fn lineage_is_bounded_by_lineage_max() {
+    let cfg = r#"{"identity":{"lineage_max":3}}"#;
+    let services = ["s1", "s2", "s3", "s4", "s5", "s6"];
+    let mut to_next: Headers = Vec::new();
+    let mut last = None;
+    for svc in services {
+        let (i, o) = (engine(svc, "v1", cfg), engine(svc, "v1", cfg));
+        let mut vm = Vm::default();
+        let (s, to_app) = request_raw(&i, Role::Inbound, &mut vm, to_next);
+        let fwd: Vec<(&str, &str)> = to_app
+            .iter()
+            .filter(|(k, _)| k == "traceparent")
+            .map(|(k, v)| (k.as_str(), std::str::from_utf8(v).unwrap()))
+            .collect();
+        let (_, out) = request(&o, Role::Outbound, &mut vm, &fwd);
+        to_next = out;
+        last = Some(s);
+    }
+    let last = last.unwrap();
+    assert_eq!(last.lineage.entries(), ["s3@v1", "s4@v1", "s5@v1"]);
+    assert!(last.lineage.is_truncated());
+    assert!(last.notes.has(Note::LineageTruncated));
+}
