@@ -43,6 +43,9 @@ pub struct WorkloadSpec {
     pub forwards_trace: bool,
     /// Merged into both of the sidecar's plugin configurations.
     pub config: Value,
+    /// Instead of a mesh service, the app calls this server outside the mesh:
+    /// (cluster name, port). Used to see exactly what leaves an outbound sidecar.
+    pub external: Option<(String, u16)>,
 }
 
 impl WorkloadSpec {
@@ -53,7 +56,14 @@ impl WorkloadSpec {
             calls: None,
             forwards_trace: true,
             config: json!({}),
+            external: None,
         }
+    }
+    /// The app calls `port` (a test server, cluster `cluster`) through its outbound sidecar.
+    pub fn calls_external(mut self, cluster: &str, port: u16) -> Self {
+        self.calls = Some(cluster.into());
+        self.external = Some((cluster.into(), port));
+        self
     }
     pub fn calls(mut self, service: &str) -> Self {
         self.calls = Some(service.into());
@@ -288,7 +298,10 @@ impl Mesh {
         let mut opts = Vec::new();
         let mut apps = Vec::new();
         for (i, w) in spec.workloads.iter().enumerate() {
-            let targets = w.calls.as_deref().map(targets_of).unwrap_or_default();
+            let targets = match &w.external {
+                Some((cluster, port)) => vec![(cluster.clone(), *port)],
+                None => w.calls.as_deref().map(targets_of).unwrap_or_default(),
+            };
             assert!(
                 w.calls.is_none() || !targets.is_empty(),
                 "{} calls an unknown service",
