@@ -2,6 +2,14 @@
 //! target/meshwake.wasm, a live canary rollout, and the impact analysis on the collected spans.
 //! Needs Envoy (`scripts/setup.sh test`, or $MESHWAKE_ENVOY) and `make build`.
 
+// Helpers outside #[test] fns are not covered by clippy.toml's test allowances.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -280,5 +288,83 @@ fn html_report_renders_in_headless_chromium() {
     assert!(
         dom.contains("data-deployment=\"payments@v2\" data-verdict=\"suspect\""),
         "canary not marked suspect"
+    );
+}
+
+/// Ctrl-C (SIGINT) while traffic runs: the demo stops every process it started and says so.
+#[test]
+fn ctrl_c_stops_everything() {
+    // After the main run, so the two meshes do not compete for the CPU.
+    let _ = run();
+    let out = root().join(format!(
+        "target/test-runs/demo-ctrlc-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshwake"))
+        .current_dir(root())
+        .args([
+            "demo",
+            "--topology",
+            "demo/topologies/small.yaml",
+            "--duration-secs",
+            "60",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .arg("--envoy")
+        .arg(envoy())
+        .arg("--service-bin")
+        .arg(service_bin())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(out.join("stderr.txt")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !std::fs::read_to_string(out.join("stderr.txt"))
+        .unwrap()
+        .contains("mesh up")
+    {
+        assert!(child.try_wait().unwrap().is_none(), "demo exited early");
+        assert!(Instant::now() < deadline, "mesh not up in 90 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let stopped_by = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < stopped_by,
+            "demo did not stop within 15 s of SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stderr = std::fs::read_to_string(out.join("stderr.txt")).unwrap();
+    assert!(!status.success());
+    assert!(
+        stderr.contains("interrupted; every process was stopped"),
+        "{stderr}"
+    );
+    let needle = out.canonicalize().unwrap().to_string_lossy().to_string();
+    let leftovers: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle) && !c.contains("demo_e2e"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "still running after Ctrl-C: {leftovers:?}"
     );
 }

@@ -309,6 +309,9 @@ fn start_mesh(
             },
             ready,
         );
+        if stop.load(Ordering::Relaxed) {
+            return Err(DemoError::Interrupted);
+        }
         if let Some(d) = died {
             return Err(DemoError::Process(format!(
                 "{} exited ({}) during start-up; see {}",
@@ -316,9 +319,6 @@ fn start_mesh(
                 d.status,
                 d.log.display()
             )));
-        }
-        if stop.load(Ordering::Relaxed) {
-            return Err(DemoError::Interrupted);
         }
         if !ok {
             return Err(DemoError::Process(format!(
@@ -609,7 +609,7 @@ fn drive(
             eprintln!("{line}");
             last_plain = Instant::now();
         }
-        if let Some(d) = procs.first_dead() {
+        if let Some(d) = procs.first_dead().filter(|_| !stop.load(Ordering::Relaxed)) {
             if tty {
                 eprintln!();
             }

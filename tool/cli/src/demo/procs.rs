@@ -38,7 +38,12 @@ impl Procs {
     pub fn spawn(&mut self, name: &str, mut cmd: Command, log: &Path) -> std::io::Result<()> {
         let out = File::create(log)?;
         let err = out.try_clone()?;
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        // Own process group: a terminal's Ctrl-C reaches only the demo, which then stops its
+        // children in order instead of having them die mid-request on their own.
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         unsafe {
             cmd.pre_exec(|| {
