@@ -298,21 +298,23 @@ impl Engine {
         let received_b3 = received_b3_formats(h);
 
         let request_id_bytes = h.get(header::REQUEST_ID);
+        // The key exactly as `remember` stores it (cut, lossy): a long or non-UTF-8
+        // request id must land in the same slot on both sides.
+        let request_id = lossy(request_id_bytes, recovery::MAX_KEY_LEN);
         let mut recovered: Option<Remembered> = None;
-        if role == Role::Outbound && self.cfg.context_recovery.enabled {
-            if ex.context.is_none() {
-                if let Some(rid) = request_id_bytes {
-                    recovered = recall("r", rid);
-                    notes.add(if recovered.is_some() {
-                        Note::ContextRecovered
-                    } else {
-                        Note::RecoveryMiss
-                    });
-                }
-            } else if let Some(rc) = &ex.context {
+        if role == Role::Outbound {
+            if let Some(rc) = &ex.context {
                 // The app forwarded context: pick up this workload's lineage by trace id.
+                // Not gated by `context_recovery.enabled`: lineage needs it either way.
                 recovered = recall("t", rc.span_context.trace_id.to_hex().as_bytes())
                     .filter(|r| r.trace_id == rc.span_context.trace_id);
+            } else if self.cfg.context_recovery.enabled && request_id_bytes.is_some() {
+                recovered = recall("r", request_id.as_bytes());
+                notes.add(if recovered.is_some() {
+                    Note::ContextRecovered
+                } else {
+                    Note::RecoveryMiss
+                });
             }
         }
 
@@ -455,7 +457,7 @@ impl Engine {
             scheme: lossy(h.get(header::SCHEME), 16),
             authority: lossy(h.get(header::AUTHORITY), MAX_ATTR_LEN),
             user_agent: lossy(h.get(header::USER_AGENT), MAX_ATTR_LEN),
-            request_id: lossy(request_id_bytes, recovery::MAX_KEY_LEN),
+            request_id,
             grpc,
             source,
             destination: None,
@@ -468,9 +470,11 @@ impl Engine {
     }
 
     /// Recovery entries an inbound request leaves for the workload's outbound calls:
-    /// `(slot key, value)` pairs for the host's shared data.
+    /// `(slot key, value)` pairs for the host's shared data. The trace-id entry (lineage
+    /// for calls that carry context) is always left; the request-id entry (context for
+    /// calls without) only with `context_recovery.enabled`.
     pub fn remember(&self, s: &RequestState) -> Vec<(String, Vec<u8>)> {
-        if s.role != Role::Inbound || !self.cfg.context_recovery.enabled {
+        if s.role != Role::Inbound {
             return Vec::new();
         }
         let mut l = s.lineage.clone();
@@ -489,7 +493,7 @@ impl Engine {
             recovery::slot_key("t", tid.as_bytes(), slots),
             recovery::encode(tid.as_bytes(), &r),
         ));
-        if !s.request_id.is_empty() {
+        if self.cfg.context_recovery.enabled && !s.request_id.is_empty() {
             let k = s.request_id.as_bytes();
             out.push((recovery::slot_key("r", k, slots), recovery::encode(k, &r)));
         }

@@ -360,3 +360,55 @@ fn lineage_is_bounded_by_lineage_max() {
     assert!(last.lineage.is_truncated());
     assert!(last.notes.has(Note::LineageTruncated));
 }
+
+#[test]
+fn recovery_finds_long_and_non_utf8_request_ids() {
+    let long = "r".repeat(300);
+    let ids: [&[u8]; 3] = [b"plain", long.as_bytes(), b"caf\xe9-\xff"];
+    let (i, o) = (engine("a", "v1", "{}"), engine("a", "v1", "{}"));
+    for rid in ids {
+        let mut vm = Vm::default();
+        let h = vec![("x-request-id".to_string(), rid.to_vec())];
+        let (s_in, _) = request_raw(&i, Role::Inbound, &mut vm, h.clone());
+        let (s_out, _) = request_raw(&o, Role::Outbound, &mut vm, h);
+        assert!(
+            s_out.notes.has(Note::ContextRecovered),
+            "{:?}",
+            String::from_utf8_lossy(rid)
+        );
+        assert_eq!(s_out.parent_span_id, Some(s_in.ctx.span_id));
+    }
+}
+
+#[test]
+fn lineage_does_not_depend_on_context_recovery() {
+    let off = r#"{"context_recovery":{"enabled":false}}"#;
+    let (i, o) = (engine("b", "v1", off), engine("b", "v1", off));
+    let mut vm = Vm::default();
+    let (_, to_app) = request(
+        &i,
+        Role::Inbound,
+        &mut vm,
+        &[
+            ("traceparent", TP),
+            ("x-meshwake-lineage", "edge@v1,a@v1"),
+            ("x-request-id", "r1"),
+        ],
+    );
+    let tp = get(&to_app, "traceparent").unwrap();
+    let (s, out) = request(
+        &o,
+        Role::Outbound,
+        &mut vm,
+        &[("traceparent", &tp), ("x-request-id", "r1")],
+    );
+    assert_eq!(
+        get(&out, "x-meshwake-lineage").as_deref(),
+        Some("edge@v1,a@v1,b@v1")
+    );
+    assert_eq!(s.lineage.entries(), ["edge@v1", "a@v1", "b@v1"]);
+    // Without trace headers nothing is recovered when disabled.
+    let (s, _) = request(&o, Role::Outbound, &mut vm, &[("x-request-id", "r1")]);
+    assert!(!s.notes.has(Note::ContextRecovered) && !s.notes.has(Note::RecoveryMiss));
+    assert!(s.notes.has(Note::ContextStarted));
+}
