@@ -196,3 +196,23 @@ fn hmac_mismatch_between_sidecars_is_rejected_and_counted() {
     assert_eq!(a.stat("wasmcustom.meshwake.peer_identity_rejected"), 1);
     assert_no_identity_headers(&m);
 }
+
+/// Lineage is handed from inbound to outbound by trace id whatever `context_recovery`
+/// says: turning recovery off (for apps that forward headers) must not cut lineage.
+#[test]
+fn lineage_survives_with_context_recovery_disabled() {
+    let off = json!({"context_recovery": {"enabled": false}});
+    let workloads: Vec<WorkloadSpec> = mesh::chain(&["a", "b", "c"])
+        .into_iter()
+        .map(|w| w.config(off.clone()))
+        .collect();
+    let m = Mesh::start(MeshSpec::new("id-norecovery", workloads).edge("a", off.clone()));
+    let r = m.get("/", &[]);
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let trace = traceparent_of(&m.workload("c", "v1").app.last()).trace_id;
+    let spans = m.wait_trace(&trace, 6, 10);
+    assert_eq!(
+        lineage(one(&spans, "c", "inbound")),
+        ["edge@v1", "a@v1", "b@v1"]
+    );
+}

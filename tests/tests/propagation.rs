@@ -223,7 +223,14 @@ fn b3_single_and_multi_are_continued_and_written_back_next_to_w3c() {
         assert_eq!(got.header("x-b3-sampled").as_deref(), Some("0"), "{svc}");
     }
     // A sampling-only decision `b3: 0`: a new trace, not sampled anywhere.
+    // Only the first (sampled) request is exported: wait for its six spans, then count.
+    m.wait_trace("0000000000000000a3ce929d0e0e4736", 6, 10);
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let before = m.otlp.spans().len();
+    assert_eq!(
+        before, 6,
+        "the unsampled x-b3-sampled: 0 request was exported"
+    );
     let r = m.get("/", &[("b3", "0")]);
     assert_eq!(r.status, 200, "{}", r.body_str());
     for svc in ["a", "b", "c"] {
@@ -592,4 +599,53 @@ fn w3c_advanced_multiple_callbacks() {
             None => {}
         }
     }
+}
+
+/// Recovery keys on the whole `x-request-id` as the app forwards it, also when it is long
+/// or not text; with recovery off the call starts a new trace.
+#[test]
+fn context_recovery_with_unusual_request_ids_and_when_disabled() {
+    let workloads = vec![
+        WorkloadSpec::new("a", "v1")
+            .calls("b")
+            .forgets_trace_headers(),
+        WorkloadSpec::new("b", "v1"),
+        WorkloadSpec::new("x", "v1")
+            .calls("b")
+            .forgets_trace_headers()
+            .config(json!({"context_recovery": {"enabled": false}})),
+    ];
+    let m = Mesh::start(MeshSpec::new("prop-recovery-ids", workloads));
+    let (a, b, x) = (
+        m.workload("a", "v1"),
+        m.workload("b", "v1"),
+        m.workload("x", "v1"),
+    );
+    let long = "r".repeat(300);
+    let ids: [&[u8]; 3] = [b"plain-request-id", long.as_bytes(), b"caf\xe9-\xff-id"];
+    for rid in ids {
+        let r =
+            meshwake_tests::request(a.inbound_port(), "GET", "/", &[("x-request-id", rid)], b"")
+                .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body_str());
+        let (ta, tb) = (traceparent_of(&a.app.last()), traceparent_of(&b.app.last()));
+        assert_eq!(
+            a.app.last().header_bytes("x-request-id"),
+            Some(rid),
+            "Envoy changed the request id"
+        );
+        assert_eq!(
+            ta.trace_id,
+            tb.trace_id,
+            "not recovered for x-request-id {:?}",
+            String::from_utf8_lossy(rid)
+        );
+    }
+    assert_eq!(a.envoy.stat("wasmcustom.meshwake.context_recovered"), 3);
+
+    let r = meshwake_tests::http::get(x.inbound_port(), "/", &[("x-request-id", "rid-off")]);
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let (tx, tb) = (traceparent_of(&x.app.last()), traceparent_of(&b.app.last()));
+    assert_ne!(tx.trace_id, tb.trace_id, "recovered although disabled");
+    assert_eq!(x.envoy.stat("wasmcustom.meshwake.context_recovered"), 0);
 }
