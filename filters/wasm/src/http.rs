@@ -170,5 +170,10 @@ impl HttpContext for Http {
                 }
             }
         }
+        // Publish now, not only on the export timer: that timer only runs with spans on,
+        // and counters read right after a request should already include it.
+        let sh = &mut *sh;
+        sh.stats
+            .sync(sh.exporter.stats(), sh.labels.label_overflow());
     }
 }

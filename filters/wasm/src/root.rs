@@ -197,10 +197,7 @@ impl Root {
             sh.id_draws = 0;
         }
         let e = &engine.config().export;
-        loop {
-            let Some(batch) = sh.exporter.poll(now, engine.resource(), engine.scope()) else {
-                break;
-            };
+        while let Some(batch) = sh.exporter.poll(now, engine.resource(), engine.scope()) {
             let id = batch.id;
             let headers = vec![
                 (":method", "POST"),

@@ -41,6 +41,8 @@ pub struct Stats {
     pub recovery_stored: u32,
     last: [u64; 14],
     last_overflow: u64,
+    /// Gauge values last written, so an unchanged gauge costs no host call.
+    last_gauges: Option<(u64, u64)>,
 }
 
 fn counter(n: &str) -> u32 {
@@ -95,7 +97,8 @@ impl Stats {
         }
     }
 
-    /// Push the exporter's cumulative counters as deltas, and its gauges.
+    /// Push the exporter's cumulative counters as deltas, and its gauges when they changed.
+    /// Cheap when nothing changed (no host call), so it runs after every request.
     pub fn sync(&mut self, s: &ExporterStats, label_overflow: u64) {
         let f = &s.export_failures_by_cause;
         let now = [
@@ -123,6 +126,11 @@ impl Stats {
             label_overflow.saturating_sub(self.last_overflow),
         );
         self.last_overflow = label_overflow;
+        let gauges = (s.queue_depth, s.batches_in_flight);
+        if self.last_gauges == Some(gauges) {
+            return;
+        }
+        self.last_gauges = Some(gauges);
         if self.queue_depth != 0 {
             let _ = record_metric(self.queue_depth, s.queue_depth);
         }
