@@ -2,6 +2,7 @@
 //! (one Envoy per workload, apps forwarding the trace headers they receive through their
 //! outbound listener), format conversion, sampling, tracestate/baggage, the edge trust
 //! policy and context recovery for apps that drop trace headers.
+#![allow(clippy::type_complexity)] // test tables are tuples on purpose
 use meshwake_tests::mesh::{self, span_of, traceparent_of, Mesh, MeshSpec, WorkloadSpec};
 use serde_json::json;
 

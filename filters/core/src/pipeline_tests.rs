@@ -1,5 +1,6 @@
 //! Engine behaviour per role, without Envoy: headers in, edits out, as the glue applies
 //! them. A "workload" is an inbound and an outbound engine sharing one recovery table.
+#![allow(clippy::type_complexity)] // test tables are tuples on purpose
 use crate::config::{Config, Role};
 use crate::notes::Note;
 use crate::pipeline::{Completion, Engine, HeaderEdits, RequestState};
