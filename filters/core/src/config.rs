@@ -347,9 +347,6 @@ pub mod limits {
     pub const MIN_FLUSH_MS: u64 = 10;
 }
 
-/// How many bad keys we strip before giving up and using all defaults.
-const MAX_REPAIRS: usize = 32;
-
 impl Config {
     /// Parse plugin configuration bytes. Never fails; see the module docs.
     pub fn parse(raw: &[u8]) -> (Config, Vec<ConfigIssue>) {
@@ -369,45 +366,9 @@ impl Config {
             issues.push(ConfigIssue::NotAnObject);
             return (Config::default().normalized(&mut issues), issues);
         }
-        for _ in 0..MAX_REPAIRS {
-            let mut unknown = Vec::new();
-            let mut note = |p: serde_ignored::Path<'_>| unknown.push(p.to_string());
-            let de = serde_ignored::Deserializer::new(&value, &mut note);
-            let parsed = serde_path_to_error::deserialize::<_, Config>(de);
-            match parsed {
-                Ok(cfg) => {
-                    issues.extend(unknown.into_iter().map(ConfigIssue::UnknownKey));
-                    return (cfg.normalized(&mut issues), issues);
-                }
-                Err(e) => {
-                    let path = e.path().to_string();
-                    let inner = e.into_inner().to_string();
-                    // `deny_unknown_fields` inside sections reports the section itself; name the key.
-                    if let Some(field) = unknown_field_name(&inner) {
-                        let key = if path == "." {
-                            field
-                        } else if path.ends_with(&field) {
-                            path.clone()
-                        } else {
-                            format!("{path}.{field}")
-                        };
-                        issues.push(ConfigIssue::UnknownKey(key.clone()));
-                        if !remove_path(&mut value, &key) {
-                            break;
-                        }
-                        continue;
-                    }
-                    issues.push(ConfigIssue::InvalidValue {
-                        key: path.clone(),
-                        error: inner,
-                    });
-                    if !remove_path(&mut value, &path) {
-                        break;
-                    }
-                }
-            }
-        }
-        (Config::default().normalized(&mut issues), issues)
+        let (cfg, mut found) = repair(&value);
+        issues.append(&mut found);
+        (cfg.normalized(&mut issues), issues)
     }
 
     /// Clamp numbers into range, recording what was changed.
@@ -499,31 +460,83 @@ impl Config {
     }
 }
 
-/// serde's "unknown field `x`, expected ..." message → `x`.
-fn unknown_field_name(msg: &str) -> Option<String> {
-    let rest = msg.strip_prefix("unknown field `")?;
-    Some(rest.split('`').next()?.to_string())
-}
-
-/// Remove `a.b.c` (or `a.b[2]`, which removes key `b` as a whole) from a JSON object.
-fn remove_path(value: &mut Value, path: &str) -> bool {
-    let mut parts: Vec<&str> = path
-        .split('.')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split('[').next().unwrap_or(p))
-        .collect();
-    let Some(last) = parts.pop() else {
-        return false;
+/// Merge the user's keys into the defaults one at a time, two levels deep (section.key),
+/// keeping each key only if the whole configuration still deserializes with it. Every key
+/// is named precisely in its issue, and one bad key never costs the others their values.
+/// Runs once per configuration, so the repeated deserialization is cheap enough, and it
+/// keeps the module small (no path-tracking deserializer wrappers).
+fn repair(user: &Value) -> (Config, Vec<ConfigIssue>) {
+    let mut issues = Vec::new();
+    let Ok(defaults) = serde_json::to_value(Config::default()) else {
+        return (Config::default(), issues);
     };
-    let mut cur = value;
-    for p in parts {
-        match cur.get_mut(p) {
-            Some(next) => cur = next,
-            None => return false,
+    let (Some(user), Some(defaults)) = (user.as_object(), defaults.as_object()) else {
+        return (Config::default(), issues);
+    };
+    let mut merged = defaults.clone();
+    let accept = |merged: &serde_json::Map<String, Value>| {
+        serde_json::from_value::<Config>(Value::Object(merged.clone()))
+    };
+    for (section, uv) in user {
+        let Some(dv) = defaults.get(section) else {
+            issues.push(ConfigIssue::UnknownKey(section.clone()));
+            continue;
+        };
+        match (dv.as_object(), uv.as_object()) {
+            (Some(dsec), Some(usec)) => {
+                for (field, fv) in usec {
+                    let key = format!("{section}.{field}");
+                    if !dsec.contains_key(field) {
+                        issues.push(ConfigIssue::UnknownKey(key));
+                        continue;
+                    }
+                    let Some(Value::Object(msec)) = merged.get_mut(section) else {
+                        continue;
+                    };
+                    let prev = msec.insert(field.clone(), fv.clone());
+                    if let Err(e) = accept(&merged) {
+                        if let (Some(Value::Object(msec)), Some(prev)) =
+                            (merged.get_mut(section), prev)
+                        {
+                            msec.insert(field.clone(), prev);
+                        }
+                        issues.push(ConfigIssue::InvalidValue {
+                            key,
+                            error: clean_error(&e),
+                        });
+                    }
+                }
+            }
+            _ => {
+                let prev = merged.insert(section.clone(), uv.clone());
+                if let Err(e) = accept(&merged) {
+                    if let Some(prev) = prev {
+                        merged.insert(section.clone(), prev);
+                    }
+                    issues.push(ConfigIssue::InvalidValue {
+                        key: section.clone(),
+                        error: clean_error(&e),
+                    });
+                }
+            }
         }
     }
-    cur.as_object_mut()
-        .is_some_and(|m| m.remove(last).is_some())
+    match accept(&merged) {
+        Ok(cfg) => (cfg, issues),
+        Err(e) => {
+            issues.push(ConfigIssue::InvalidJson(clean_error(&e)));
+            (Config::default(), issues)
+        }
+    }
+}
+
+/// serde_json's message without the meaningless "at line 0 column 0" of value errors.
+fn clean_error(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.find(" at line ") {
+        Some(i) => s.get(..i).unwrap_or(&s).to_string(),
+        None => s,
+    }
 }
 
 #[cfg(test)]
