@@ -355,7 +355,7 @@ impl Config {
         if text.trim().is_empty() {
             return (Config::default().normalized(&mut issues), issues);
         }
-        let mut value: Value = match serde_json::from_str(&text) {
+        let value: Value = match serde_json::from_str(&text) {
             Ok(v) => v,
             Err(e) => {
                 issues.push(ConfigIssue::InvalidJson(e.to_string()));

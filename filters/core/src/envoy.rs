@@ -55,7 +55,7 @@ pub fn response_flags(bits: u64) -> String {
         }
     }
     if out.is_empty() {
-        out.push_str("-");
+        out.push('-');
     }
     out
 }

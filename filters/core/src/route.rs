@@ -158,7 +158,7 @@ mod tests {
             ("/users/{name}".into(), true)
         );
         assert_eq!(route_for("/files/a/b/c", &t), ("/files/*".into(), true));
-        assert_eq!(route_for("/users/alice/x", &t).1, false);
+        assert!(!route_for("/users/alice/x", &t).1);
         assert_eq!(path_only("/a/b?x=1#f"), "/a/b");
     }
 }
