@@ -28,7 +28,10 @@ import gen  # noqa: E402
 
 ENVOY = os.environ.get("MESHWAKE_ENVOY", os.path.join(ROOT, ".venv/bin/envoy"))
 WASM = os.path.join(ROOT, "target/meshwake.wasm")
-SCHEMAS = os.environ.get("MESHWAKE_SCHEMAS", "/work/shared/schemas")
+# shared/ sits beside the checkout (as in CI's fresh clone); /work/shared on developer machines.
+SCHEMAS = os.environ.get("MESHWAKE_SCHEMAS") or next(
+    (p for p in (os.path.join(os.path.dirname(ROOT), "shared/schemas"), "/work/shared/schemas")
+     if os.path.isdir(p)), os.path.join(os.path.dirname(ROOT), "shared/schemas"))
 SCRATCH = os.path.join(ROOT, "target/deploy-test")
 ISTIO_STAGES = ["base", "gateway", "overlays/1-canary", "overlays/2-percent", "overlays/3-mesh",
                 "overlays/rollback"]
