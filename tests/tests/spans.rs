@@ -718,12 +718,10 @@ fn collector_absent_counts_failures_and_traffic_flows() {
         stat("export.retries")
     );
     assert!(failures >= 2);
-    // Envoy answers a call-out to an unreachable cluster member with its own local 503
-    // (flag UF) rather than a failed call, so this lands in the 5xx bucket.
-    assert!(
-        stat("export.failures_status_5xx") >= 2,
-        "Envoy reports a dead collector as 503"
-    );
+    // Envoy answers a call-out to an unreachable host with its own local 503; the filter
+    // recognises it, so the 5xx counter only counts what a collector answered.
+    assert_eq!(stat("export.failures_status_5xx"), 0);
+    assert_eq!(stat("export.failures_call_failed"), failures);
     assert_eq!(stat("spans.exported"), 0);
     assert_eq!(stat("spans.created"), 4);
     let r = http::get(envoy.listen_port(), "/after", &[]);
@@ -761,4 +759,29 @@ fn every_request_creates_one_span_and_all_are_delivered() {
     assert_eq!(stat("spans.dropped_queue_full"), 0);
     assert_eq!(stat("export.queue_depth"), 0);
     assert!(otlp.bodies().iter().all(|b| !b.is_empty()));
+}
+
+#[test]
+fn slow_collector_counts_timeouts_and_traffic_flows() {
+    let slow = Server::start(|_| {
+        std::thread::sleep(Duration::from_millis(1500));
+        Response::new(200)
+    });
+    // timeout_ms 1000 (see `single`), one retry: two timed-out calls, then the batch is dropped.
+    let (envoy, upstream) = single(slow.port(), r#","max_retries":1"#);
+    assert_eq!(http::get(envoy.listen_port(), "/s", &[]).status, 200);
+    assert_eq!(upstream.requests().len(), 1);
+    let stat = |name: &str| envoy.stat(&format!("wasmcustom.meshwake.{name}"));
+    meshwake_tests::wait_for(8, "batch dropped after timeouts", || {
+        (stat("spans.dropped_export_failed") == 1).then_some(())
+    });
+    assert_eq!(stat("export.failures_timeout"), 2);
+    assert_eq!(stat("export.retries"), 1);
+    assert_eq!(
+        stat("export.failures_status_5xx"),
+        0,
+        "Envoy's local 504 is not the collector's"
+    );
+    assert_eq!(stat("spans.exported"), 0);
+    assert_eq!(slow.requests().len(), 2);
 }

@@ -565,6 +565,39 @@ pub fn parse_retry_after_secs(v: &[u8]) -> Option<u64> {
     })
 }
 
+/// Body Envoy's router puts in the local 504 it answers when a call-out times out.
+pub const ENVOY_TIMEOUT_BODY: &[u8] = b"upstream request timeout";
+/// Start of the body of Envoy's local 503 when the collector could not be reached
+/// (connection refused or reset before response headers).
+pub const ENVOY_CONNECT_ERROR_BODY: &[u8] =
+    b"upstream connect error or disconnect/reset before headers";
+/// Body of Envoy's local 503 when the collector cluster has no healthy host.
+pub const ENVOY_NO_HEALTHY_UPSTREAM_BODY: &[u8] = b"no healthy upstream";
+/// Body bytes the glue needs to read to tell Envoy's local replies apart
+/// (the longest of the bodies above).
+pub const LOCAL_REPLY_PROBE_LEN: usize = 64;
+
+/// The outcome of a call-out that got a response. Envoy reports its own failures to reach the
+/// collector (connect error, no healthy host, timeout) as local 503/504 replies rather than
+/// as failed calls; those are recognised by their fixed bodies (first
+/// [`LOCAL_REPLY_PROBE_LEN`] bytes are enough) and counted as `call_failed` or `timeout`, so the
+/// 5xx counter means "the collector answered 5xx". Both are retried like a 503 would be.
+pub fn classify_response<'a>(
+    status: u16,
+    retry_after: Option<&'a [u8]>,
+    body_prefix: &[u8],
+) -> ExportOutcome<'a> {
+    match status {
+        504 if body_prefix == ENVOY_TIMEOUT_BODY => ExportOutcome::Timeout,
+        503 if body_prefix.starts_with(ENVOY_CONNECT_ERROR_BODY)
+            || body_prefix == ENVOY_NO_HEALTHY_UPSTREAM_BODY =>
+        {
+            ExportOutcome::CallFailed
+        }
+        _ => ExportOutcome::Status(status, retry_after),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1053,5 +1086,34 @@ mod tests {
                 "{json}"
             );
         }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn envoy_local_replies_are_not_collector_statuses() {
+        let connect = b"upstream connect error or disconnect/reset before headers. reset reason: remote connecti";
+        #[rustfmt::skip]
+        let table: [(u16, &[u8], ExportOutcome<'static>); 8] = [
+            (504, b"upstream request timeout", ExportOutcome::Timeout),
+            (503, &connect[..LOCAL_REPLY_PROBE_LEN], ExportOutcome::CallFailed),
+            (503, b"no healthy upstream", ExportOutcome::CallFailed),
+            (503, b"", ExportOutcome::Status(503, None)),
+            (503, b"collector overloaded", ExportOutcome::Status(503, None)),
+            (504, b"gateway timeout", ExportOutcome::Status(504, None)),
+            (500, b"upstream request timeout", ExportOutcome::Status(500, None)),
+            (200, b"", ExportOutcome::Status(200, None)),
+        ];
+        for (status, body, want) in table {
+            assert_eq!(
+                classify_response(status, None, body),
+                want,
+                "{status} {body:?}"
+            );
+        }
+        assert!(ENVOY_CONNECT_ERROR_BODY.len() <= LOCAL_REPLY_PROBE_LEN);
+        assert_eq!(
+            classify_response(503, Some(b"3"), b""),
+            ExportOutcome::Status(503, Some(b"3".as_slice()))
+        );
     }
 }

@@ -5,10 +5,10 @@ use crate::stats::Stats;
 use meshwake_core::{Config, Engine, Role};
 use meshwake_telemetry::cardinality::LabelCache;
 use meshwake_telemetry::metrics::{MetricNaming, MetricPrefix};
-use meshwake_telemetry::{ExportConfig, ExportOutcome, Exporter};
+use meshwake_telemetry::{export, ExportConfig, ExportOutcome, Exporter};
 use meshwake_trace_context::IdGenerator;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{ContextType, MapType};
+use proxy_wasm::types::{BufferType, ContextType, MapType};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -40,7 +40,7 @@ impl Context for Root {
         &mut self,
         token: u32,
         num_headers: usize,
-        _body: usize,
+        body_size: usize,
         _trailers: usize,
     ) {
         let Some(batch) = self.calls.remove(&token) else {
@@ -61,8 +61,21 @@ impl Context for Root {
             .iter()
             .find(|(k, _)| k == "retry-after")
             .map(|(_, v)| v.as_slice());
+        // Envoy's own failures to reach the collector come back as local 503/504 replies:
+        // read the start of the body only for those statuses to tell them apart.
+        let probe = match status {
+            Some(503 | 504) if body_size > 0 => proxy_wasm::hostcalls::get_buffer(
+                BufferType::HttpCallResponseBody,
+                0,
+                body_size.min(export::LOCAL_REPLY_PROBE_LEN),
+            )
+            .ok()
+            .flatten()
+            .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let outcome = match status {
-            Some(s) => ExportOutcome::Status(s, retry_after),
+            Some(s) => export::classify_response(s, retry_after, &probe),
             None => ExportOutcome::CallFailed,
         };
         let mut sh = shared.borrow_mut();
