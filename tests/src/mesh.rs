@@ -155,6 +155,32 @@ pub struct Mesh {
     _keepers: Vec<std::sync::mpsc::Sender<()>>,
 }
 
+/// A free loopback port below the kernel's ephemeral range (32768 and up here).
+///
+/// Mesh ports are chosen before Envoys that take seconds to start bind them; a port from
+/// `free_port()` (ephemeral) can meanwhile be handed to any socket of any test. Ports below
+/// the range are only ever taken by explicit binds, and this counter never repeats one
+/// within a process (the start differs per process).
+pub fn mesh_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id().wrapping_mul(7919)) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    crate::free_port()
+}
+
 /// Deep-merge `extra` into `base` (objects merge key by key, anything else replaces).
 pub fn merge(base: &mut Value, extra: &Value) {
     match (base, extra) {
@@ -285,8 +311,8 @@ impl Mesh {
     /// Start every app and Envoy (Envoys in parallel) and wait until all are ready.
     pub fn start(spec: MeshSpec) -> Mesh {
         let otlp = OtlpReceiver::start();
-        let inbound: Vec<u16> = spec.workloads.iter().map(|_| crate::free_port()).collect();
-        let outbound: Vec<u16> = spec.workloads.iter().map(|_| crate::free_port()).collect();
+        let inbound: Vec<u16> = spec.workloads.iter().map(|_| mesh_port()).collect();
+        let outbound: Vec<u16> = spec.workloads.iter().map(|_| mesh_port()).collect();
         let targets_of = |service: &str| -> Vec<(String, u16)> {
             spec.workloads
                 .iter()
@@ -312,6 +338,7 @@ impl Mesh {
                 EnvoyOptions::default()
                     .name(format!("{}-{}", spec.name, w.cluster()))
                     .template("mesh-sidecar.yaml.tmpl")
+                    .var("ADMIN_PORT", mesh_port())
                     .var("NODE_ID", w.cluster())
                     .var("NODE_CLUSTER", &w.service)
                     .var("INBOUND_PORT", inbound[i])
@@ -343,6 +370,8 @@ impl Mesh {
                 EnvoyOptions::default()
                     .name(format!("{}-edge", spec.name))
                     .template("mesh-edge.yaml.tmpl")
+                    .var("ADMIN_PORT", mesh_port())
+                    .var("LISTEN_PORT", mesh_port())
                     .var("OTLP_PORT", otlp.port())
                     .var("EDGE_ACTION", route_action(&targets))
                     .var("UPSTREAM_CLUSTERS", clusters_yaml(&targets))
