@@ -67,7 +67,7 @@ fn weighted_split_every_hop_names_the_version_that_served() {
     );
 
     for (trace, v) in &served {
-        let spans = m.wait_trace(trace, 6, 10);
+        let spans = m.wait_trace(trace, 6, 30);
         assert_eq!(peer(one(&spans, "edge", "edge")), p("a", "v1", "header"));
         assert_eq!(peer(one(&spans, "a", "inbound")), p("edge", "v1", "header"));
         assert_eq!(
@@ -108,7 +108,7 @@ fn lineage_over_a_long_chain_is_bounded_by_lineage_max() {
     let r = m.get("/", &[]);
     assert_eq!(r.status, 200, "{}", r.body_str());
     let trace = traceparent_of(&m.workload("s5", "v1").app.last()).trace_id;
-    let spans = m.wait_trace(&trace, 10, 10);
+    let spans = m.wait_trace(&trace, 10, 30);
     #[rustfmt::skip]
     let want: &[(&str, &[&str])] = &[
         ("s1", &["edge@v1"]),
@@ -160,7 +160,7 @@ fn spoofed_identity_from_outside_is_ignored_and_identity_never_leaves_the_mesh()
         );
     }
     let trace = traceparent_of(&m.workload("a", "v1").app.last()).trace_id;
-    let spans = m.wait_trace(&trace, 4, 10);
+    let spans = m.wait_trace(&trace, 4, 30);
     let a_in = one(&spans, "a", "inbound");
     assert_eq!(peer(a_in), p("edge", "v1", "header"));
     assert_eq!(lineage(a_in), ["edge@v1"]);
@@ -181,7 +181,7 @@ fn hmac_mismatch_between_sidecars_is_rejected_and_counted() {
     let r = m.get("/", &[]);
     assert_eq!(r.status, 200, "{}", r.body_str());
     let trace = traceparent_of(&m.workload("b", "v1").app.last()).trace_id;
-    let spans = m.wait_trace(&trace, 4, 10);
+    let spans = m.wait_trace(&trace, 4, 30);
     // Same key edge → a: accepted.
     assert_eq!(peer(one(&spans, "a", "inbound")), p("edge", "v1", "header"));
     // a → b: b rejects a's identity and lineage; a rejects b's answer and falls back to
@@ -210,7 +210,7 @@ fn lineage_survives_with_context_recovery_disabled() {
     let r = m.get("/", &[]);
     assert_eq!(r.status, 200, "{}", r.body_str());
     let trace = traceparent_of(&m.workload("c", "v1").app.last()).trace_id;
-    let spans = m.wait_trace(&trace, 6, 10);
+    let spans = m.wait_trace(&trace, 6, 30);
     assert_eq!(
         lineage(one(&spans, "c", "inbound")),
         ["edge@v1", "a@v1", "b@v1"]

@@ -36,7 +36,7 @@ fn chain_keeps_one_trace_and_each_hop_is_the_child_of_the_previous() {
     }
 
     // Spans: edge → a in → a out → b in → b out → c in, each the parent of the next.
-    let spans = m.wait_trace(&ta.trace_id, 6, 10);
+    let spans = m.wait_trace(&ta.trace_id, 6, 30);
     let one = |svc: &str, role: &str| {
         let s = span_of(&spans, svc, role);
         assert_eq!(s.len(), 1, "{svc} {role}: {s:?}");
@@ -102,7 +102,7 @@ fn trusted_edge_continues_outside_trace_with_flags_tracestate_and_baggage() {
         }
     }
     // The sampled trace was exported with the client's span as the edge span's parent.
-    let spans = m.wait_trace(tid, 6, 10);
+    let spans = m.wait_trace(tid, 6, 30);
     assert_eq!(
         span_of(&spans, "edge", "edge")[0].parent_id_hex(),
         "b7ad6b7169203331"
@@ -149,7 +149,7 @@ fn untrusted_edge_restarts_outside_trace_and_drops_mesh_owned_state() {
         );
     }
     let new_trace = new_trace.unwrap();
-    let spans = m.wait_trace(&new_trace, 6, 10);
+    let spans = m.wait_trace(&new_trace, 6, 30);
     let edge = span_of(&spans, "edge", "edge")[0].clone();
     assert_eq!(edge.parent_id_hex(), "");
     assert_eq!(edge.span.links.len(), 1, "outside context kept as a link");
@@ -225,7 +225,7 @@ fn b3_single_and_multi_are_continued_and_written_back_next_to_w3c() {
     }
     // A sampling-only decision `b3: 0`: a new trace, not sampled anywhere.
     // Only the first (sampled) request is exported: wait for its six spans, then count.
-    m.wait_trace("0000000000000000a3ce929d0e0e4736", 6, 10);
+    m.wait_trace("0000000000000000a3ce929d0e0e4736", 6, 30);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let before = m.otlp.spans().len();
     assert_eq!(
@@ -261,7 +261,7 @@ fn context_recovery_continues_the_trace_when_the_app_drops_trace_headers() {
         ta.trace_id, tb.trace_id,
         "recovered outbound call continues the inbound trace"
     );
-    let spans = m.wait_trace(&ta.trace_id, 4, 10);
+    let spans = m.wait_trace(&ta.trace_id, 4, 30);
     let a_in = span_of(&spans, "a", "inbound")[0].clone();
     let a_out = span_of(&spans, "a", "outbound")[0].clone();
     assert_eq!(
