@@ -785,3 +785,57 @@ fn slow_collector_counts_timeouts_and_traffic_flows() {
     assert_eq!(stat("spans.exported"), 0);
     assert_eq!(slow.requests().len(), 2);
 }
+
+/// Envoy with the plugin's export settings left at their defaults except `export_extra`.
+fn default_export(otlp: &OtlpReceiver, export_extra: &str) -> (Envoy, Server) {
+    let upstream = Server::echo();
+    let c =
+        format!(r#"{{"role":"inbound","export":{{"cluster":"otlp_collector"{export_extra}}}}}"#);
+    let envoy = Envoy::start(stats_tags::with_stats_tags(
+        EnvoyOptions::default()
+            .name("spans-flush")
+            .template("metrics.yaml")
+            .plugin_config(c)
+            .var("UPSTREAM_PORT", upstream.port())
+            .var("OTLP_PORT", otlp.port()),
+    ));
+    (envoy, upstream)
+}
+
+#[test]
+fn timer_flush_waits_for_the_interval_unless_a_batch_is_full() {
+    // Default flush_interval_ms (1000): a lone span waits up to one interval (ticks every 100 ms;
+    // the window restarts at each tick that finds the queue empty).
+    let otlp = OtlpReceiver::start();
+    let (envoy, _up) = default_export(&otlp, "");
+    // Let the timer run first: before its first tick the flush window has not started, and a
+    // span pushed then goes out at the first tick (allowed: the interval is a maximum wait).
+    std::thread::sleep(Duration::from_millis(400));
+    let t = std::time::Instant::now();
+    assert_eq!(http::get(envoy.listen_port(), "/lone", &[]).status, 200);
+    otlp.wait_spans(1, 5);
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500) && waited <= Duration::from_millis(3000),
+        "lone span delivered after {waited:?}"
+    );
+    drop(envoy);
+
+    // A full batch (max_batch_spans 3) goes out at the next tick.
+    let otlp = OtlpReceiver::start();
+    let (envoy, _up) = default_export(&otlp, r#","max_batch_spans":3"#);
+    let t = std::time::Instant::now();
+    for i in 0..3 {
+        assert_eq!(
+            http::get(envoy.listen_port(), &format!("/full/{i}"), &[]).status,
+            200
+        );
+    }
+    otlp.wait_spans(3, 5);
+    let waited = t.elapsed();
+    assert!(
+        waited < Duration::from_millis(700),
+        "full batch delivered after {waited:?}"
+    );
+    assert_eq!(otlp.bodies().len(), 1, "one request for the full batch");
+}
