@@ -172,7 +172,10 @@ fn serve_conn(conn: TcpStream, handler: Arc<Handler>, seen: Arc<Mutex<Vec<Reques
     }
 }
 
-fn read_head(reader: &mut impl BufRead) -> Option<(String, Vec<(String, Vec<u8>)>)> {
+/// Header pairs: lower-cased name, raw value bytes.
+type Headers = Vec<(String, Vec<u8>)>;
+
+fn read_head(reader: &mut impl BufRead) -> Option<(String, Headers)> {
     let mut line = Vec::new();
     if reader.read_until(b'\n', &mut line).ok()? == 0 {
         return None;
