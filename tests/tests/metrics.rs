@@ -388,7 +388,21 @@ fn write_artifacts(text: &str, samples: &[Sample]) {
         sample.push_str(line);
         sample.push('\n');
     }
-    std::fs::write(paths::root().join("docs/sample-scrape.txt"), sample).unwrap();
+    // Durations differ on every run: rewrite only when the series themselves changed.
+    let path = paths::root().join("docs/sample-scrape.txt");
+    let shape = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(|l| {
+                l.rsplit_once(' ')
+                    .map_or(l, |(series, _)| series)
+                    .to_string()
+            })
+            .collect()
+    };
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    if shape(&old) != shape(&sample) {
+        std::fs::write(&path, sample).unwrap();
+    }
 
     let mine: Vec<&Sample> = samples
         .iter()
