@@ -64,23 +64,35 @@ impl EnvoyOptions {
         let mut text = if self.template.contains('\n') {
             self.template.clone()
         } else {
-            let p = paths::root().join("envoy-config/templates").join(&self.template);
+            let p = paths::root()
+                .join("envoy-config/templates")
+                .join(&self.template);
             std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
         };
         let mut vars = self.vars.clone();
         vars.entry("PLUGIN_CONFIG".into())
             .or_insert_with(|| serde_json::to_string(&self.plugin_config).unwrap());
-        vars.entry("WASM_RUNTIME".into()).or_insert_with(|| self.wasm_runtime.clone());
-        vars.entry("FAILURE_POLICY".into()).or_insert_with(|| self.failure_policy.clone());
-        vars.entry("WASM_PATH".into()).or_insert_with(|| self.wasm_path.display().to_string());
-        vars.entry("DIRECTION".into()).or_insert_with(|| "OUTBOUND".into());
+        vars.entry("WASM_RUNTIME".into())
+            .or_insert_with(|| self.wasm_runtime.clone());
+        vars.entry("FAILURE_POLICY".into())
+            .or_insert_with(|| self.failure_policy.clone());
+        vars.entry("WASM_PATH".into())
+            .or_insert_with(|| self.wasm_path.display().to_string());
+        vars.entry("DIRECTION".into())
+            .or_insert_with(|| "OUTBOUND".into());
         // Unset ports get free ones; unknown placeholders are an error in the test, not in Envoy.
         let mut out = String::new();
         while let Some(start) = text.find("{{") {
-            let end = text[start..].find("}}").map(|e| start + e).expect("unclosed {{");
+            let end = text[start..]
+                .find("}}")
+                .map(|e| start + e)
+                .expect("unclosed {{");
             let key = text[start + 2..end].trim().to_string();
             if !vars.contains_key(&key) {
-                assert!(key.ends_with("_PORT"), "template placeholder {{{{{key}}}}} has no value");
+                assert!(
+                    key.ends_with("_PORT"),
+                    "template placeholder {{{{{key}}}}} has no value"
+                );
                 vars.insert(key.clone(), crate::free_port().to_string());
             }
             out.push_str(&text[..start]);
@@ -120,10 +132,17 @@ impl Envoy {
             .arg(&log_path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(dir.join("envoy.stderr")).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("envoy.stderr")).unwrap(),
+            ))
             .spawn()
             .expect("spawn envoy");
-        let mut envoy = Envoy { child: Some(child), vars, dir, log_path };
+        let mut envoy = Envoy {
+            child: Some(child),
+            vars,
+            dir,
+            log_path,
+        };
         envoy.wait_ready();
         envoy
     }
@@ -145,14 +164,22 @@ impl Envoy {
                     return;
                 }
             }
-            assert!(std::time::Instant::now() < deadline, "envoy not ready in 60s; log {}", self.log_path.display());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "envoy not ready in 60s; log {}",
+                self.log_path.display()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// A port chosen for placeholder `name` (e.g. `LISTEN_PORT`).
     pub fn port(&self, name: &str) -> u16 {
-        self.vars.get(name).unwrap_or_else(|| panic!("no port {name}")).parse().unwrap()
+        self.vars
+            .get(name)
+            .unwrap_or_else(|| panic!("no port {name}"))
+            .parse()
+            .unwrap()
     }
     pub fn admin_port(&self) -> u16 {
         self.port("ADMIN_PORT")
@@ -166,10 +193,14 @@ impl Envoy {
     }
     /// Wait until the log contains `needle` (the log is flushed every 50 ms).
     pub fn wait_log(&self, needle: &str, secs: u64) -> String {
-        crate::wait_for(secs, &format!("envoy log line containing {needle:?}"), || {
-            let l = self.log();
-            l.contains(needle).then_some(l)
-        })
+        crate::wait_for(
+            secs,
+            &format!("envoy log line containing {needle:?}"),
+            || {
+                let l = self.log();
+                l.contains(needle).then_some(l)
+            },
+        )
     }
     /// `GET` on the admin interface.
     pub fn admin(&self, path: &str) -> String {
@@ -179,12 +210,18 @@ impl Envoy {
     pub fn stats(&self) -> BTreeMap<String, String> {
         self.admin("/stats")
             .lines()
-            .filter_map(|l| l.split_once(": ").map(|(k, v)| (k.to_string(), v.to_string())))
+            .filter_map(|l| {
+                l.split_once(": ")
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
             .collect()
     }
     /// A counter or gauge value by exact stat name, 0 when absent.
     pub fn stat(&self, name: &str) -> u64 {
-        self.stats().get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+        self.stats()
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     }
     /// The Prometheus exposition from `/stats/prometheus`.
     pub fn prometheus(&self) -> String {
@@ -193,7 +230,11 @@ impl Envoy {
     /// Fail the test with the log tail if Envoy died.
     pub fn assert_alive(&mut self) {
         if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
-            panic!("envoy died ({s}); log {}:\n{}", self.log_path.display(), tail(&self.log(), 40));
+            panic!(
+                "envoy died ({s}); log {}:\n{}",
+                self.log_path.display(),
+                tail(&self.log(), 40)
+            );
         }
     }
 }
@@ -205,7 +246,11 @@ impl Drop for Envoy {
             let _ = c.wait();
         }
         if std::thread::panicking() {
-            eprintln!("--- envoy log: {} (last lines) ---\n{}", self.log_path.display(), tail(&self.log(), 30));
+            eprintln!(
+                "--- envoy log: {} (last lines) ---\n{}",
+                self.log_path.display(),
+                tail(&self.log(), 30)
+            );
         }
     }
 }

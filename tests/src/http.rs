@@ -19,11 +19,15 @@ pub struct Request {
 impl Request {
     /// First value of a header, lossily as text.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.header_bytes(name).map(|v| String::from_utf8_lossy(v).into_owned())
+        self.header_bytes(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
     }
     pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_slice())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_slice())
     }
     pub fn header_all(&self, name: &str) -> Vec<String> {
         let name = name.to_ascii_lowercase();
@@ -45,10 +49,14 @@ pub struct Response {
 
 impl Response {
     pub fn new(status: u16) -> Self {
-        Response { status, ..Default::default() }
+        Response {
+            status,
+            ..Default::default()
+        }
     }
     pub fn with_header(mut self, k: &str, v: impl AsRef<[u8]>) -> Self {
-        self.headers.push((k.to_ascii_lowercase(), v.as_ref().to_vec()));
+        self.headers
+            .push((k.to_ascii_lowercase(), v.as_ref().to_vec()));
         self
     }
     pub fn with_body(mut self, b: impl Into<Vec<u8>>) -> Self {
@@ -109,7 +117,11 @@ impl Server {
     /// An upstream that echoes the request headers it received as a JSON object
     /// `{"method":..,"path":..,"headers":{name:[values]}}`.
     pub fn echo() -> Server {
-        Server::start(|req| Response::new(200).with_header("content-type", "application/json").with_body(echo_json(req)))
+        Server::start(|req| {
+            Response::new(200)
+                .with_header("content-type", "application/json")
+                .with_body(echo_json(req))
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -123,7 +135,10 @@ impl Server {
 
     /// The last request received.
     pub fn last(&self) -> Request {
-        self.requests().last().cloned().expect("server saw no request")
+        self.requests()
+            .last()
+            .cloned()
+            .expect("server saw no request")
     }
 }
 
@@ -138,15 +153,27 @@ impl Drop for Server {
 pub fn echo_json(req: &Request) -> Vec<u8> {
     let mut headers = serde_json::Map::new();
     for (k, v) in &req.headers {
-        let e = headers.entry(k.clone()).or_insert_with(|| serde_json::Value::Array(vec![]));
+        let e = headers
+            .entry(k.clone())
+            .or_insert_with(|| serde_json::Value::Array(vec![]));
         if let serde_json::Value::Array(a) = e {
-            a.push(serde_json::Value::String(String::from_utf8_lossy(v).into_owned()));
+            a.push(serde_json::Value::String(
+                String::from_utf8_lossy(v).into_owned(),
+            ));
         }
     }
-    serde_json::to_vec(&serde_json::json!({"method": req.method, "path": req.path, "headers": headers})).unwrap()
+    serde_json::to_vec(
+        &serde_json::json!({"method": req.method, "path": req.path, "headers": headers}),
+    )
+    .unwrap()
 }
 
-fn serve_conn(conn: TcpStream, handler: Arc<Handler>, seen: Arc<Mutex<Vec<Request>>>, stop: Arc<AtomicBool>) {
+fn serve_conn(
+    conn: TcpStream,
+    handler: Arc<Handler>,
+    seen: Arc<Mutex<Vec<Request>>>,
+    stop: Arc<AtomicBool>,
+) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
     let mut writer = conn.try_clone().unwrap();
     let mut reader = BufReader::new(conn);
@@ -154,10 +181,17 @@ fn serve_conn(conn: TcpStream, handler: Arc<Handler>, seen: Arc<Mutex<Vec<Reques
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let Some(req) = read_request(&mut reader) else { return };
+        let Some(req) = read_request(&mut reader) else {
+            return;
+        };
         seen.lock().unwrap().push(req.clone());
         let resp = handler(&req);
-        let mut out = format!("HTTP/1.1 {} X\r\ncontent-length: {}\r\n", resp.status, resp.body.len()).into_bytes();
+        let mut out = format!(
+            "HTTP/1.1 {} X\r\ncontent-length: {}\r\n",
+            resp.status,
+            resp.body.len()
+        )
+        .into_bytes();
         for (k, v) in &resp.headers {
             out.extend_from_slice(k.as_bytes());
             out.extend_from_slice(b": ");
@@ -194,7 +228,9 @@ fn read_head(reader: &mut impl BufRead) -> Option<(String, Headers)> {
             break;
         }
         let colon = l.iter().position(|&b| b == b':')?;
-        let name = String::from_utf8_lossy(&l[..colon]).trim().to_ascii_lowercase();
+        let name = String::from_utf8_lossy(&l[..colon])
+            .trim()
+            .to_ascii_lowercase();
         let mut value = &l[colon + 1..];
         while value.first() == Some(&b' ') {
             value = &value[1..];
@@ -204,8 +240,17 @@ fn read_head(reader: &mut impl BufRead) -> Option<(String, Headers)> {
     Some((first, headers))
 }
 
-fn read_body(reader: &mut impl BufRead, headers: &[(String, Vec<u8>)], until_eof: bool) -> Option<Vec<u8>> {
-    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| String::from_utf8_lossy(v).to_string());
+fn read_body(
+    reader: &mut impl BufRead,
+    headers: &[(String, Vec<u8>)],
+    until_eof: bool,
+) -> Option<Vec<u8>> {
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| String::from_utf8_lossy(v).to_string())
+    };
     if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
         let mut body = Vec::new();
         loop {
@@ -238,14 +283,26 @@ fn read_request(reader: &mut impl BufRead) -> Option<Request> {
     let method = parts.next()?.to_string();
     let path = parts.next()?.to_string();
     let body = read_body(reader, &headers, false)?;
-    Some(Request { method, path, headers, body })
+    Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    })
 }
 
 /// Send one request (`connection: close`) with raw header bytes and read the response.
-pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &[u8])], body: &[u8]) -> std::io::Result<Response> {
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+) -> std::io::Result<Response> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut out = format!("{method} {path} HTTP/1.1\r\nhost: test.local\r\nconnection: close\r\n").into_bytes();
+    let mut out = format!("{method} {path} HTTP/1.1\r\nhost: test.local\r\nconnection: close\r\n")
+        .into_bytes();
     for (k, v) in headers {
         out.extend_from_slice(k.as_bytes());
         out.extend_from_slice(b": ");
@@ -261,9 +318,17 @@ pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &[u8])], b
     let mut reader = BufReader::new(s);
     let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "bad HTTP response");
     let (first, headers) = read_head(&mut reader).ok_or_else(bad)?;
-    let status = first.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let status = first
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
     let body = read_body(&mut reader, &headers, true).ok_or_else(bad)?;
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// `GET path` with text headers; panics on a transport error.

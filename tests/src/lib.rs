@@ -2,7 +2,12 @@
 //! the test, and an OTLP receiver that decodes what the filter exports.
 //!
 //! Everything started here is killed on drop, also when a test panics.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 pub mod envoy;
 pub mod http;
@@ -17,7 +22,11 @@ pub use otlp::OtlpReceiver;
 
 /// A free TCP port on 127.0.0.1 (bind to port 0, read it, release it).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Poll `f` every 20 ms until it returns `Some`, or panic after `secs` seconds with `what`.

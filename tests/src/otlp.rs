@@ -1,7 +1,9 @@
 //! An OTLP/HTTP receiver for tests: decodes `ExportTraceServiceRequest` protobuf bodies
 //! with the OpenTelemetry protocol crate (the real schema, not our encoder's opinion).
 use crate::http::{Response, Server};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -50,7 +52,11 @@ impl ReceivedSpan {
 }
 
 fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
-    attrs.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref()).and_then(|v: &AnyValue| v.value.as_ref())
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v: &AnyValue| v.value.as_ref())
 }
 
 pub fn hex(b: &[u8]) -> String {
@@ -75,7 +81,9 @@ impl OtlpReceiver {
     pub fn start() -> OtlpReceiver {
         let spans = Arc::new(Mutex::new(Vec::new()));
         let bodies = Arc::new(Mutex::new(Vec::new()));
-        let plan = Arc::new(Mutex::new(Plan { scripted: VecDeque::new() }));
+        let plan = Arc::new(Mutex::new(Plan {
+            scripted: VecDeque::new(),
+        }));
         let (s2, b2, p2) = (spans.clone(), bodies.clone(), plan.clone());
         let server = Server::start(move |req| {
             if req.method != "POST" || req.path != "/v1/traces" {
@@ -98,7 +106,10 @@ impl OtlpReceiver {
                 let resource = rs.resource.unwrap_or_default();
                 for ss in rs.scope_spans {
                     for span in ss.spans {
-                        out.push(ReceivedSpan { resource: resource.clone(), span });
+                        out.push(ReceivedSpan {
+                            resource: resource.clone(),
+                            span,
+                        });
                     }
                 }
             }
@@ -106,14 +117,23 @@ impl OtlpReceiver {
                 .with_header("content-type", "application/x-protobuf")
                 .with_body(ExportTraceServiceResponse::default().encode_to_vec())
         });
-        OtlpReceiver { server, spans, bodies, plan }
+        OtlpReceiver {
+            server,
+            spans,
+            bodies,
+            plan,
+        }
     }
     pub fn port(&self) -> u16 {
         self.server.port()
     }
     /// Answer the next requests with these statuses (then 200 again).
     pub fn script(&self, statuses: &[u16]) {
-        self.plan.lock().unwrap().scripted.extend(statuses.iter().copied());
+        self.plan
+            .lock()
+            .unwrap()
+            .scripted
+            .extend(statuses.iter().copied());
     }
     pub fn spans(&self) -> Vec<ReceivedSpan> {
         self.spans.lock().unwrap().clone()

@@ -3,7 +3,10 @@ use std::path::PathBuf;
 
 /// The workspace root (parent of `tests/`).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The Envoy binary: `$MESHWAKE_ENVOY`, else the project's `.venv/bin/envoy` (see `make setup`).
@@ -12,14 +15,22 @@ pub fn envoy_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = root().join(".venv/bin/envoy");
-    assert!(p.exists(), "Envoy not found at {}: run `make setup-test` (or make test)", p.display());
+    assert!(
+        p.exists(),
+        "Envoy not found at {}: run `make setup-test` (or make test)",
+        p.display()
+    );
     p
 }
 
 /// The optimized module built by `make build`.
 pub fn meshwake_wasm() -> PathBuf {
     let p = root().join("target/meshwake.wasm");
-    assert!(p.exists(), "{} missing: run `make build` first", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run `make build` first",
+        p.display()
+    );
     p
 }
 

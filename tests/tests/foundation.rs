@@ -18,7 +18,9 @@ fn loads_in_v8_with_empty_json_config_and_serves_traffic() {
     let (mut envoy, upstream) = start("{}");
     let r = http::get(envoy.listen_port(), "/hello", &[]);
     assert_eq!(r.status, 200, "body: {}", r.body_str());
-    let ran = r.header("x-meshwake").expect("x-meshwake response header missing: filter did not run");
+    let ran = r
+        .header("x-meshwake")
+        .expect("x-meshwake response header missing: filter did not run");
     assert!(ran.starts_with("meshwake/"), "{ran}");
     assert_eq!(upstream.last().path, "/hello");
     envoy.assert_alive();

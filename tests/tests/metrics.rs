@@ -239,7 +239,7 @@ const DEST_LABELS: [(&str, &str); 12] = [
     ("response_flags", "-"),
 ];
 
-fn with_code<'a>(code: &'a str) -> Vec<(&'a str, &'a str)> {
+fn with_code(code: &str) -> Vec<(&str, &str)> {
     let mut v = DEST_LABELS.to_vec();
     v.push(("response_code", code));
     v

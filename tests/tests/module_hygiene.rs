@@ -6,9 +6,25 @@ use wasmparser::{Parser, Payload, TypeRef};
 /// WASI preview1 functions Envoy's proxy-wasm host provides (envoy `source/extensions/common/wasm`
 /// via proxy-wasm-cpp-host `src/exports.cc`). Anything else would fail to link at load time.
 const ENVOY_WASI: &[&str] = &[
-    "args_get", "args_sizes_get", "clock_res_get", "clock_time_get", "environ_get", "environ_sizes_get",
-    "fd_close", "fd_fdstat_get", "fd_fdstat_set_flags", "fd_prestat_dir_name", "fd_prestat_get", "fd_read",
-    "fd_seek", "fd_write", "path_open", "poll_oneoff", "proc_exit", "random_get", "sched_yield",
+    "args_get",
+    "args_sizes_get",
+    "clock_res_get",
+    "clock_time_get",
+    "environ_get",
+    "environ_sizes_get",
+    "fd_close",
+    "fd_fdstat_get",
+    "fd_fdstat_set_flags",
+    "fd_prestat_dir_name",
+    "fd_prestat_get",
+    "fd_read",
+    "fd_seek",
+    "fd_write",
+    "path_open",
+    "poll_oneoff",
+    "proc_exit",
+    "random_get",
+    "sched_yield",
 ];
 
 /// Imports outside the allowed set, or None if the module has no ABI version export.
@@ -22,7 +38,9 @@ pub fn check_module(bytes: &[u8]) -> Result<(), Vec<String>> {
                     let imp = imp.map_err(|e| vec![e.to_string()])?;
                     let ok = match (imp.module, &imp.ty) {
                         ("env", TypeRef::Func(_)) => imp.name.starts_with("proxy_"),
-                        ("wasi_snapshot_preview1", TypeRef::Func(_)) => ENVOY_WASI.contains(&imp.name),
+                        ("wasi_snapshot_preview1", TypeRef::Func(_)) => {
+                            ENVOY_WASI.contains(&imp.name)
+                        }
                         _ => false,
                     };
                     if !ok {
@@ -52,13 +70,15 @@ pub fn check_module(bytes: &[u8]) -> Result<(), Vec<String>> {
 #[test]
 fn meshwake_module_imports_only_the_proxy_wasm_abi() {
     let bytes = std::fs::read(paths::meshwake_wasm()).unwrap();
-    check_module(&bytes).unwrap_or_else(|bad| panic!("forbidden imports/exports in meshwake.wasm: {bad:?}"));
+    check_module(&bytes)
+        .unwrap_or_else(|bad| panic!("forbidden imports/exports in meshwake.wasm: {bad:?}"));
 }
 
 #[test]
 fn noop_module_imports_only_the_proxy_wasm_abi() {
     let bytes = std::fs::read(paths::noop_wasm()).unwrap();
-    check_module(&bytes).unwrap_or_else(|bad| panic!("forbidden imports in meshwake-noop.wasm: {bad:?}"));
+    check_module(&bytes)
+        .unwrap_or_else(|bad| panic!("forbidden imports in meshwake-noop.wasm: {bad:?}"));
 }
 
 /// The checker itself rejects a module with a foreign import (so the tests above can fail).
@@ -71,5 +91,11 @@ fn hygiene_check_rejects_foreign_imports() {
     )
     .unwrap();
     let err = check_module(&module).expect_err("foreign import must be rejected");
-    assert_eq!(err, vec!["env.emscripten_memcpy".to_string(), "wasi_snapshot_preview1.sock_accept".to_string()]);
+    assert_eq!(
+        err,
+        vec![
+            "env.emscripten_memcpy".to_string(),
+            "wasi_snapshot_preview1.sock_accept".to_string()
+        ]
+    );
 }
