@@ -34,3 +34,35 @@ fn loads_with_empty_configuration_string() {
     assert_eq!(r.status, 200);
     assert!(r.header("x-meshwake").is_some());
 }
+
+/// Without a configured role, the listener's `traffic_direction` decides: an INBOUND listener
+/// behaves as the server side (answers with its identity), an OUTBOUND one as the client side
+/// (announces its identity upstream).
+#[test]
+fn role_is_inferred_from_listener_direction() {
+    for (direction, upstream_sees_peer, client_sees_peer) in
+        [("INBOUND", false, true), ("OUTBOUND", true, false)]
+    {
+        let upstream = Server::echo();
+        let envoy = Envoy::start(
+            EnvoyOptions::default()
+                .name("direction")
+                .plugin_config("{}")
+                .var("DIRECTION", direction)
+                .var("UPSTREAM_PORT", upstream.port())
+                .var("OTLP_PORT", meshwake_tests::free_port()),
+        );
+        let r = http::get(envoy.listen_port(), "/", &[]);
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            upstream.last().header("x-meshwake-peer").is_some(),
+            upstream_sees_peer,
+            "{direction}: upstream"
+        );
+        assert_eq!(
+            r.header("x-meshwake-peer").is_some(),
+            client_sees_peer,
+            "{direction}: client"
+        );
+    }
+}

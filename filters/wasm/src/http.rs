@@ -13,12 +13,13 @@ use std::rc::Rc;
 
 pub struct Http {
     inner: Option<(Rc<Engine>, Rc<RefCell<Shared>>)>,
-    role: Role,
+    /// `None`: not configured; read from the listener direction on the first request.
+    role: Option<Role>,
     state: Option<RequestState>,
 }
 
 impl Http {
-    pub fn new(engine: Rc<Engine>, shared: Rc<RefCell<Shared>>, role: Role) -> Http {
+    pub fn new(engine: Rc<Engine>, shared: Rc<RefCell<Shared>>, role: Option<Role>) -> Http {
         Http {
             inner: Some((engine, shared)),
             role,
@@ -30,7 +31,7 @@ impl Http {
     pub fn passthrough() -> Http {
         Http {
             inner: None,
-            role: Role::Outbound,
+            role: None,
             state: None,
         }
     }
@@ -76,7 +77,12 @@ impl HttpContext for Http {
         let (state, edits) = {
             let mut sh = shared.borrow_mut();
             sh.id_draws = sh.id_draws.saturating_add(2);
-            engine.on_request(self.role, &headers, now, &mut sh.ids, &mut recall)
+            let role = self.role.unwrap_or_else(|| {
+                int_prop(property::LISTENER_DIRECTION)
+                    .and_then(envoy::role_from_direction)
+                    .unwrap_or(Role::Outbound)
+            });
+            engine.on_request(role, &headers, now, &mut sh.ids, &mut recall)
         };
         apply(MapType::HttpRequestHeaders, edits);
         let remembered = engine.remember(&state);

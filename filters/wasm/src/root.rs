@@ -188,11 +188,8 @@ impl RootContext for Root {
         let (Some(engine), Some(shared)) = (&self.engine, &self.shared) else {
             return Some(Box::new(Http::passthrough()));
         };
-        let role = engine
-            .config()
-            .role
-            .or(self.role_from_direction)
-            .unwrap_or(Role::Outbound);
+        // Without a configured role, each stream asks Envoy which way its listener faces.
+        let role = engine.config().role.or(self.role_from_direction);
         Some(Box::new(Http::new(engine.clone(), shared.clone(), role)))
     }
 }
