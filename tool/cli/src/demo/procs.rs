@@ -98,13 +98,33 @@ impl Drop for Procs {
     }
 }
 
-/// `n` distinct free loopback ports (all bound at once, so no duplicates; released on return).
+/// Ports are chosen here, below Linux's ephemeral range (32768-60999): a port picked by
+/// binding port 0 is ephemeral, and could be taken by some outgoing connection while the
+/// Envoys are still compiling the module, before they bind it.
+const PORT_RANGE: std::ops::Range<u16> = 20000..32000;
+
+/// `n` distinct free loopback ports below the ephemeral range (each checked by binding it;
+/// all released on return). The start is spread by process id so parallel demos rarely meet.
 pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    listeners
-        .iter()
+    let span = u32::from(PORT_RANGE.end - PORT_RANGE.start);
+    let offset = (std::process::id().wrapping_mul(7919)) % span;
+    let mut held = Vec::with_capacity(n);
+    for i in 0..span {
+        if held.len() == n {
+            break;
+        }
+        let port = PORT_RANGE.start + u16::try_from((offset + i) % span).unwrap_or(0);
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+        }
+    }
+    if held.len() < n {
+        return Err(std::io::Error::other(format!(
+            "only {} free ports in {PORT_RANGE:?}",
+            held.len()
+        )));
+    }
+    held.iter()
         .map(|l| l.local_addr().map(|a| a.port()))
         .collect()
 }
@@ -147,6 +167,7 @@ mod tests {
     #[test]
     fn ports_are_distinct() {
         let mut p = free_ports(20).unwrap();
+        assert!(p.iter().all(|x| PORT_RANGE.contains(x)), "{p:?}");
         p.sort_unstable();
         p.dedup();
         assert_eq!(p.len(), 20);
