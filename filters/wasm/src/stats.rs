@@ -26,6 +26,8 @@ pub mod name {
     pub const CONFIG_ERRORS: &str = "meshwake.config.errors";
     pub const CONFIG_WARNINGS: &str = "meshwake.config.warnings";
     pub const RECOVERY_STORED: &str = "meshwake.context_recovery_stored";
+    /// The VM's linear memory in bytes (it only grows), for memory budgets.
+    pub const VM_MEMORY: &str = "meshwake.vm.memory_bytes";
 }
 
 /// Metric ids; 0 when the host refused to define one (then updates are no-ops).
@@ -39,6 +41,8 @@ pub struct Stats {
     pub config_errors: u32,
     pub config_warnings: u32,
     pub recovery_stored: u32,
+    vm_memory: u32,
+    last_vm_memory: u64,
     last: [u64; 14],
     last_overflow: u64,
     /// Gauge values last written, so an unchanged gauge costs no host call.
@@ -81,6 +85,7 @@ impl Stats {
             config_errors: counter(CONFIG_ERRORS),
             config_warnings: counter(CONFIG_WARNINGS),
             recovery_stored: counter(RECOVERY_STORED),
+            vm_memory: define_metric(MetricType::Gauge, VM_MEMORY).unwrap_or(0),
             ..Default::default()
         }
     }
@@ -126,6 +131,11 @@ impl Stats {
             label_overflow.saturating_sub(self.last_overflow),
         );
         self.last_overflow = label_overflow;
+        let mem = vm_memory_bytes();
+        if mem != self.last_vm_memory && self.vm_memory != 0 {
+            self.last_vm_memory = mem;
+            let _ = record_metric(self.vm_memory, mem);
+        }
         let gauges = (s.queue_depth, s.batches_in_flight);
         if self.last_gauges == Some(gauges) {
             return;
@@ -137,5 +147,17 @@ impl Stats {
         if self.in_flight != 0 {
             let _ = record_metric(self.in_flight, s.batches_in_flight);
         }
+    }
+}
+
+/// Linear memory size (one instruction on wasm; 0 natively).
+fn vm_memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        (core::arch::wasm32::memory_size(0) as u64).saturating_mul(65536)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
     }
 }

@@ -1,0 +1,137 @@
+//! The filter's per-request hot path, natively, for instruction counts under callgrind:
+//! header-map decoding, `Engine::on_request`, `remember`, `on_response`, `finish`, the
+//! metric label-set lookup, and OTLP encoding (spans queued and encoded in batches of 512,
+//! as the exporter does). Host calls are not included (they are Envoy's cost, measured by
+//! the Envoy benchmark).
+//!
+//! Usage: `hotpath <requests> [full|propagation]`. The benchmark runs it under callgrind
+//! twice (N and 2N requests) and divides the difference by N, so setup cost cancels out.
+use meshwake_core::{Completion, Config, Engine, Role};
+use meshwake_telemetry::cardinality::LabelCache;
+use meshwake_telemetry::metrics::MetricNaming;
+use meshwake_telemetry::{ExportConfig, Exporter};
+use meshwake_trace_context::IdGenerator;
+use std::hint::black_box;
+
+/// Serialize headers in the proxy-wasm map layout the host hands to the filter.
+fn encode_map(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+    for (k, v) in pairs {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in pairs {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+struct NoNode;
+impl meshwake_identity::NodeMetadata for NoNode {
+    fn get(&self, _path: &[&str]) -> Option<String> {
+        None
+    }
+}
+
+fn main() {
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mode = std::env::args().nth(2).unwrap_or_else(|| "full".into());
+    let raw = if mode == "propagation" {
+        r#"{"role":"inbound","identity":{"service":"bench","version":"v1","namespace":"bench"},"spans":{"enabled":false},"metrics":{"enabled":false},"context_recovery":{"enabled":false}}"#
+    } else {
+        r#"{"role":"inbound","identity":{"service":"bench","version":"v1","namespace":"bench"}}"#
+    };
+    let (cfg, _) = Config::parse(raw.as_bytes());
+    let id_cfg = meshwake_identity::IdentityConfig {
+        service: cfg.identity.service.clone(),
+        version: cfg.identity.version.clone(),
+        namespace: cfg.identity.namespace.clone(),
+        workload: cfg.identity.workload.clone(),
+        attributes: cfg.identity.attributes.clone(),
+    };
+    let (local, _) = meshwake_identity::resolve(&id_cfg, &NoNode);
+    let metrics_on = cfg.metrics.enabled;
+    let (engine, _) = Engine::new(cfg, local, "0.1.0");
+    let mut exporter = Exporter::new(ExportConfig {
+        max_queue_spans: 8192,
+        max_batch_spans: 512,
+        flush_interval_ms: 1000,
+        max_in_flight: 4,
+        max_retries: 5,
+        initial_backoff_ms: 200,
+        max_backoff_ms: 30000,
+    });
+    let mut labels: LabelCache<u32> = LabelCache::new(MetricNaming::default(), 1000);
+    let mut ids = IdGenerator::new([7u8; 32]);
+    // What the benchmark's loader sends and Envoy adds.
+    let req = encode_map(&[
+        (":authority", "bench"),
+        (":path", "/api/v1/items/12345"),
+        (":method", "GET"),
+        (":scheme", "http"),
+        ("user-agent", "meshwake-bench/1"),
+        ("x-forwarded-proto", "http"),
+        ("x-request-id", "6c0b3f0e-6a57-4d8e-9a0e-1c1f2a3b4c5d"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+    ]);
+    let resp = encode_map(&[
+        (":status", "200"),
+        ("content-length", "2"),
+        ("content-type", "text/plain"),
+        ("date", "Tue, 25 Nov 2025 16:00:00 GMT"),
+        ("server", "envoy"),
+    ]);
+    let mut now = 1_700_000_000_000_000_000u64;
+    let mut bytes_out = 0usize;
+    for i in 0..n {
+        now += 50_000;
+        let h = meshwake_core::headers::decode_map(&req);
+        let mut recall = |_: &str, _: &[u8]| None;
+        let (mut state, edits) = engine.on_request(Role::Inbound, &h, now, &mut ids, &mut recall);
+        black_box(&edits);
+        black_box(engine.remember(&state));
+        let rh = meshwake_core::headers::decode_map(&resp);
+        black_box(engine.on_response(&mut state, &rh, now + 20_000));
+        let c = Completion {
+            end_ns: now + 30_000,
+            status: 200,
+            response_flags: meshwake_core::envoy::response_flags(0),
+            grpc_status: None,
+            request_bytes: Some(180),
+            response_bytes: Some(120),
+            protocol: "HTTP/1.1".into(),
+            upstream_cluster: None,
+            upstream_host: None,
+            upstream_workload_meta: None,
+        };
+        let (span, l) = engine.finish(state, &c);
+        if metrics_on {
+            let _ = black_box(labels.get_or_insert_with(&l, |_, _| Ok::<u32, ()>(1)));
+        }
+        if let Some(span) = span {
+            let _ = exporter.push(span);
+        }
+        // The exporter's batches: acknowledge at once so the queue never fills.
+        while let Some(b) = exporter.poll(now, engine.resource(), engine.scope()) {
+            bytes_out += b.body.len();
+            let id = b.id;
+            exporter.on_result(id, meshwake_telemetry::ExportOutcome::Status(200, None), now);
+        }
+        if i % 512 == 511 {
+            exporter.flush();
+        }
+    }
+    eprintln!(
+        "hotpath: {n} requests ({mode}), {bytes_out} OTLP bytes, {} spans exported",
+        exporter.stats().spans_exported
+    );
+}
