@@ -111,6 +111,22 @@ impl ServiceGraph {
                 None => break,
             }
         }
+        // Longest-path layering: push every callee right of its deepest caller, so arrows run
+        // left to right (BFS depth alone puts a callee beside a caller that is one hop deeper).
+        // Bounded by the node count, so a cycle cannot loop forever.
+        for _ in 0..nodes.len() {
+            let mut changed = false;
+            for (from, to) in edges.keys() {
+                let want = depth.get(from).copied().unwrap_or(0) + 1;
+                if from != to && depth.get(to).copied().unwrap_or(0) < want {
+                    depth.insert(to, want);
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
         let mut nodes: Vec<GraphNode> = nodes
             .iter()
             .map(|(d, &(requests, errors))| GraphNode {

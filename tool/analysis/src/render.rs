@@ -565,7 +565,7 @@ pub fn render_html(report: &Report, graph: &ServiceGraph) -> String {
     let _ = writeln!(h, "<p>{verdict}</p>");
     let _ = writeln!(
         h,
-        "<h2>Service graph</h2>\n<p class=\"legend\">Columns: hops from the edge.<span style=\"background:#d62728\"></span>suspect<span style=\"background:#e6550d\"></span>affected (darker = larger share hurt)<span style=\"background:#c7c7c7\"></span>healthy</p>\n<div class=\"graph-wrap\">{}</div>",
+        "<h2>Service graph</h2>\n<p class=\"legend\">Columns: call depth (every caller left of its callees).<span style=\"background:#d62728\"></span>suspect<span style=\"background:#e6550d\"></span>affected (darker = larger share hurt)<span style=\"background:#c7c7c7\"></span>healthy</p>\n<div class=\"graph-wrap\">{}</div>",
         svg_graph(report, graph)
     );
 
