@@ -14,6 +14,12 @@ extern "C" {
 
 /// All pairs of a header map (request/response headers, call-out response headers).
 pub fn header_pairs(map: MapType) -> Vec<(String, Vec<u8>)> {
+    decode_map(&header_map_bytes(map))
+}
+
+/// A header map in the host's serialized layout, to decode with
+/// `meshwake_core::headers::decode_map_borrowed` (no copy per header); empty on error.
+pub fn header_map_bytes(map: MapType) -> Vec<u8> {
     let mut ptr: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;
     // SAFETY: the host writes a buffer it allocated through our `proxy_on_memory_allocate`
@@ -25,8 +31,7 @@ pub fn header_pairs(map: MapType) -> Vec<(String, Vec<u8>)> {
         {
             return Vec::new();
         }
-        let bytes = Vec::from_raw_parts(ptr, size, size);
-        decode_map(&bytes)
+        Vec::from_raw_parts(ptr, size, size)
     }
 }
 

@@ -63,7 +63,8 @@ impl HttpContext for Http {
         let Some((engine, shared)) = &self.inner else {
             return Action::Continue;
         };
-        let headers = host::header_pairs(MapType::HttpRequestHeaders);
+        let raw = host::header_map_bytes(MapType::HttpRequestHeaders);
+        let headers = meshwake_core::headers::decode_map_borrowed(&raw);
         let now = host::now_ns();
         let mut recall = |kind: &str, key: &[u8]| {
             let slot = meshwake_core::recovery::slot_key(
@@ -102,7 +103,8 @@ impl HttpContext for Http {
         let (Some((engine, _)), Some(state)) = (&self.inner, self.state.as_mut()) else {
             return Action::Continue;
         };
-        let headers = host::header_pairs(MapType::HttpResponseHeaders);
+        let raw = host::header_map_bytes(MapType::HttpResponseHeaders);
+        let headers = meshwake_core::headers::decode_map_borrowed(&raw);
         let edits = engine.on_response(state, &headers, host::now_ns());
         apply(MapType::HttpResponseHeaders, edits);
         Action::Continue
@@ -112,6 +114,17 @@ impl HttpContext for Http {
         let (Some((engine, shared)), Some(state)) = (&self.inner, self.state.take()) else {
             return;
         };
+        if !engine.config().spans.enabled && !engine.config().metrics.enabled {
+            // Propagation only: no span, no metrics, so skip `finish` and the seven property
+            // reads it needs (host calls); only the per-request notes are counted.
+            let mut sh = shared.borrow_mut();
+            for n in state.notes.iter() {
+                sh.stats.note(n);
+            }
+            let sh = &mut *sh;
+            sh.stats.sync(sh.exporter.stats(), sh.labels.label_overflow());
+            return;
+        }
         let c = Completion {
             end_ns: host::now_ns(),
             status: int_prop(property::RESPONSE_CODE)
