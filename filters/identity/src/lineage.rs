@@ -250,7 +250,9 @@ impl Lineage {
         }
 
         for (i, item) in payload.split(|b| *b == b',').map(trim_ows).enumerate() {
-            if let (0, Some(digits)) = (i, item.strip_prefix(b"+")) {
+            // A counter never holds `@`: an entry whose service starts with `+` (sent
+            // escaped, re-encoded raw since `+` needs no escape) is still an entry.
+            if let (0, Some(digits)) = (i, item.strip_prefix(b"+").filter(|d| !d.contains(&b'@'))) {
                 lineage.dropped = parse_counter(digits)?;
                 continue;
             }
@@ -369,6 +371,10 @@ mod tests {
         (b"a@\x00",                 Err(E::InvalidByte)),
         (b"a@%g1",                  Err(E::BadEscape)),
         (b"a@%ff",                  Err(E::BadEscape)),
+        // Found by fuzz/lineage: `%2B` decodes to `+`, which encodes raw.
+        (b"%2Bb@v",                 Ok((&["+b@v"], 0))),
+        (b"+b@v",                   Ok((&["+b@v"], 0))),
+        (b"+2,+b@v",                Ok((&["+b@v"], 2))),
     ];
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
@@ -381,6 +387,18 @@ mod tests {
                 want.map(|(e, d)| (e.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(), d));
             assert_eq!(got, want, "{:?}", String::from_utf8_lossy(input));
         }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn service_starting_with_plus_round_trips() {
+        let mut l = Lineage::default();
+        l.push("+svc", "v1");
+        let wire = l.encode(None);
+        assert_eq!(
+            Lineage::decode(wire.as_bytes(), 8, None).map(|d| d.entries().to_vec()),
+            Ok(vec!["+svc@v1".to_string()])
+        );
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]

@@ -1,0 +1,23 @@
+//! Plugin configuration: `Config::parse` never fails or panics on any bytes, every
+//! number ends up inside its documented range, and an engine builds from the result.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use meshwake_core::config::limits;
+use meshwake_core::{Config, Engine};
+
+fuzz_target!(|data: &[u8]| {
+    let (cfg, issues) = Config::parse(data);
+    for i in &issues {
+        let _ = i.to_string();
+    }
+    let e = &cfg.export;
+    assert!((1..=limits::MAX_QUEUE_SPANS).contains(&e.max_queue_spans));
+    assert!((1..=limits::MAX_BATCH_SPANS).contains(&e.max_batch_spans));
+    assert!((1..=limits::MAX_IN_FLIGHT).contains(&e.max_in_flight));
+    assert!(e.flush_interval_ms >= limits::MIN_FLUSH_MS);
+    assert!((1..=limits::MAX_LABEL_SETS).contains(&cfg.metrics.max_label_sets));
+    assert!((1..=limits::MAX_LINEAGE).contains(&cfg.identity.lineage_max));
+    assert!((1..=limits::MAX_RECOVERY_SLOTS).contains(&cfg.context_recovery.slots));
+    assert!((0.0..=1.0).contains(&cfg.sampling.ratio));
+    let _ = Engine::new(cfg, meshwake_fuzz::local_identity(), "fuzz");
+});

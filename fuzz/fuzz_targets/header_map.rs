@@ -1,0 +1,14 @@
+//! The proxy-wasm header map decoder (`proxy_get_header_map_pairs` bytes): never panics,
+//! never returns more than `MAX_PAIRS`, and decodes what a well-formed map encodes.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use meshwake_core::headers::{decode_map, MAX_PAIRS};
+
+fuzz_target!(|data: &[u8]| {
+    let m = decode_map(data);
+    assert!(m.len() <= MAX_PAIRS);
+    // Round trip: encode the pairs we got (names as decoded) and decode again.
+    let pairs: Vec<(Vec<u8>, Vec<u8>)> =
+        m.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.clone())).collect();
+    assert_eq!(decode_map(&meshwake_fuzz::encode_map(&pairs)), m);
+});
