@@ -20,7 +20,7 @@ FUZZ_MAX_LEN="${FUZZ_MAX_LEN:-70000}"
 
 ensure_deb rustc-web cargo-web g++
 if [ ! -x "$TOOLS/bin/cargo-fuzz" ]; then
-  say "installing cargo-fuzz into .tools (takes a few minutes once)"
+  say "installing cargo-fuzz into $TOOLS (takes a few minutes once)"
   cargo install -q --locked --root "$TOOLS" cargo-fuzz >/dev/null 2>&1 || die "cargo install cargo-fuzz failed"
 fi
 

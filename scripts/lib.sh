@@ -2,7 +2,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
-TOOLS="$ROOT/.tools"
+# Built tools (wasm-bindgen-cli, cargo-fuzz) are cached per user, not per checkout: every
+# fresh clone on the same machine reuses them; a fresh machine builds them once.
+TOOLS="${MESHWAKE_TOOLS:-$HOME/.cache/meshwake/tools}"
 ENVOY_VERSION="1.40.0"
 ENVOY="$VENV/bin/envoy"
 say() { printf 'meshwake: %s\n' "$*" >&2; }

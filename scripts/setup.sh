@@ -25,7 +25,7 @@ wasm_bindgen() {
   v=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' "$ROOT/Cargo.lock" 2>/dev/null || true)
   [ -n "$v" ] || return 0
   if [ ! -x "$TOOLS/bin/wasm-bindgen-test-runner" ] || ! "$TOOLS/bin/wasm-bindgen-test-runner" --version 2>/dev/null | grep -q " $v"; then
-    say "installing wasm-bindgen-cli $v into .tools (takes a few minutes once)"
+    say "installing wasm-bindgen-cli $v into $TOOLS (takes a few minutes once)"
     cargo install -q --root "$TOOLS" wasm-bindgen-cli --version "=$v" >/dev/null 2>&1 \
       || die "cargo install wasm-bindgen-cli --version =$v failed"
   fi

@@ -9,12 +9,14 @@ failed_stages=()
 
 stage() { # name command...
   local name=$1; shift
+  local t0=$SECONDS
   say "test stage: $name"
   if ! "$@" >"$LOGS/$name.log" 2>&1; then
     failed_stages+=("$name")
     say "FAILED: $name (log: target/test-logs/$name.log)"
     grep -E "^(test .* FAILED|error|thread '.*' panicked|failures:)" "$LOGS/$name.log" | head -20 >&2 || tail -20 "$LOGS/$name.log" >&2
   fi
+  say "  $name took $((SECONDS - t0)) s"
 }
 
 bash scripts/setup.sh test
