@@ -22,8 +22,11 @@ for v in "${@:-s z 3 s-pia z-pia}"; do
   for v1 in $v; do
     case "$v1" in
       s|z|3) build "$v1" CARGO_PROFILE_WASM_OPT_LEVEL="$v1" ;;
+      # panic_immediate_abort is a panic strategy since Rust 1.91; CARGO_ENCODED_RUSTFLAGS
+      # wins over the RUSTFLAGS wasm_cargo sets, so repeat its flags there.
       s-pia|z-pia) build "$v1" CARGO_PROFILE_WASM_OPT_LEVEL="${v1%-pia}" \
-        EXTRA="-Zbuild-std-features=panic_immediate_abort" ;;
+        CARGO_ENCODED_RUSTFLAGS="$(printf '%s\x1f' "--remap-path-prefix=$ROOT=/meshwake" \
+          -Clink-self-contained=no -Lnative=/usr/lib/wasm32-wasi -Zunstable-options)-Cpanic=immediate-abort" ;;
     esac
   done
 done
