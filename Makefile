@@ -39,5 +39,9 @@ oci: build
 deploy-gen:
 	@python3 deploy/gen.py
 
+## Side-by-side benchmark vs Envoy's OpenTelemetry tracer → docs/bench-latest.{md,json}. BENCH_SUSTAINED_S=60 sets the sustained phase.
+bench:
+	@scripts/bench.sh
+
 clean:
 	rm -rf target/test-runs target/test-logs target/demo
