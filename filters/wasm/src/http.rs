@@ -37,9 +37,13 @@ impl Http {
     }
 }
 
-fn apply(map: MapType, edits: HeaderEdits) {
+/// Apply the core's edits. Removing a header the map does not have is skipped: each host
+/// call costs more than the scan of the headers we already hold.
+fn apply<K: AsRef<str>>(map: MapType, edits: HeaderEdits, present: &[(K, &[u8])]) {
     for n in edits.remove {
-        let _ = hostcalls::remove_map_value(map, n);
+        if present.iter().any(|(k, _)| k.as_ref() == n) {
+            let _ = hostcalls::remove_map_value(map, n);
+        }
     }
     for (n, v) in edits.set {
         let _ = hostcalls::set_map_value_bytes(map, n, Some(v.as_bytes()));
@@ -85,7 +89,7 @@ impl HttpContext for Http {
             });
             engine.on_request(role, &headers, now, &mut sh.ids, &mut recall)
         };
-        apply(MapType::HttpRequestHeaders, edits);
+        apply(MapType::HttpRequestHeaders, edits, &headers);
         let remembered = engine.remember(&state);
         if !remembered.is_empty() {
             let sh = shared.borrow();
@@ -106,7 +110,7 @@ impl HttpContext for Http {
         let raw = host::header_map_bytes(MapType::HttpResponseHeaders);
         let headers = meshwake_core::headers::decode_map_borrowed(&raw);
         let edits = engine.on_response(state, &headers, host::now_ns());
-        apply(MapType::HttpResponseHeaders, edits);
+        apply(MapType::HttpResponseHeaders, edits, &headers);
         Action::Continue
     }
 
