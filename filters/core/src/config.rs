@@ -4,8 +4,8 @@
 //! [`ConfigIssue`] naming the key, and that key falls back to its default while every
 //! other key keeps its configured value. Unknown keys are warned about and ignored.
 //! `{}` and the empty string both give the documented defaults (see `filters/CONFIG.md`).
+use crate::json::{self, Value};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Where this filter instance sits.
@@ -355,19 +355,19 @@ impl Config {
         if text.trim().is_empty() {
             return (Config::default().normalized(&mut issues), issues);
         }
-        let value: Value = match serde_json::from_str(&text) {
-            Ok(v) => v,
+        let members = match json::parse(&text) {
+            Ok(Value::Object(members)) => members,
+            Ok(_) => {
+                issues.push(ConfigIssue::NotAnObject);
+                return (Config::default().normalized(&mut issues), issues);
+            }
             Err(e) => {
                 issues.push(ConfigIssue::InvalidJson(e.to_string()));
                 return (Config::default().normalized(&mut issues), issues);
             }
         };
-        if !value.is_object() {
-            issues.push(ConfigIssue::NotAnObject);
-            return (Config::default().normalized(&mut issues), issues);
-        }
-        let (cfg, mut found) = repair(&value);
-        issues.append(&mut found);
+        let mut cfg = Config::default();
+        cfg.repair(&members, &mut issues);
         (cfg.normalized(&mut issues), issues)
     }
 
@@ -417,18 +417,10 @@ impl Config {
             1,
             limits::MAX_LINEAGE,
         );
-        if !(0.0..=1.0).contains(&self.sampling.ratio) || self.sampling.ratio.is_nan() {
-            let used = if self.sampling.ratio.is_nan() {
-                1.0
-            } else {
-                self.sampling.ratio.clamp(0.0, 1.0)
-            };
-            issues.push(ConfigIssue::OutOfRange {
-                key: "sampling.ratio".into(),
-                value: self.sampling.ratio.to_string(),
-                used: used.to_string(),
-            });
-            self.sampling.ratio = used;
+        // `sampling.ratio` was clamped (and reported, as written) while reading it; this
+        // only guards the invariant without formatting a float (keeps flt2dec out).
+        if !(0.0..=1.0).contains(&self.sampling.ratio) {
+            self.sampling.ratio = 1.0;
         }
         if self.export.flush_interval_ms < limits::MIN_FLUSH_MS {
             issues.push(ConfigIssue::OutOfRange {
@@ -460,83 +452,250 @@ impl Config {
     }
 }
 
-/// Merge the user's keys into the defaults one at a time, two levels deep (section.key),
-/// keeping each key only if the whole configuration still deserializes with it. Every key
-/// is named precisely in its issue, and one bad key never costs the others their values.
-/// Runs once per configuration, so the repeated deserialization is cheap enough, and it
-/// keeps the module small (no path-tracking deserializer wrappers).
-fn repair(user: &Value) -> (Config, Vec<ConfigIssue>) {
-    let mut issues = Vec::new();
-    let Ok(defaults) = serde_json::to_value(Config::default()) else {
-        return (Config::default(), issues);
-    };
-    let (Some(user), Some(defaults)) = (user.as_object(), defaults.as_object()) else {
-        return (Config::default(), issues);
-    };
-    let mut merged = defaults.clone();
-    let accept = |merged: &serde_json::Map<String, Value>| {
-        serde_json::from_value::<Config>(Value::Object(merged.clone()))
-    };
-    for (section, uv) in user {
-        let Some(dv) = defaults.get(section) else {
-            issues.push(ConfigIssue::UnknownKey(section.clone()));
-            continue;
-        };
-        match (dv.as_object(), uv.as_object()) {
-            (Some(dsec), Some(usec)) => {
-                for (field, fv) in usec {
-                    let key = format!("{section}.{field}");
-                    if !dsec.contains_key(field) {
-                        issues.push(ConfigIssue::UnknownKey(key));
-                        continue;
-                    }
-                    let Some(Value::Object(msec)) = merged.get_mut(section) else {
-                        continue;
-                    };
-                    let prev = msec.insert(field.clone(), fv.clone());
-                    if let Err(e) = accept(&merged) {
-                        if let (Some(Value::Object(msec)), Some(prev)) =
-                            (merged.get_mut(section), prev)
-                        {
-                            msec.insert(field.clone(), prev);
-                        }
-                        issues.push(ConfigIssue::InvalidValue {
-                            key,
-                            error: clean_error(&e),
-                        });
-                    }
-                }
-            }
-            _ => {
-                let prev = merged.insert(section.clone(), uv.clone());
-                if let Err(e) = accept(&merged) {
-                    if let Some(prev) = prev {
-                        merged.insert(section.clone(), prev);
-                    }
+/// Sections: top-level keys whose value is an object of keys, each checked on its own.
+const SECTIONS: &[&str] = &[
+    "propagation",
+    "sampling",
+    "edge",
+    "identity",
+    "export",
+    "metrics",
+    "spans",
+    "context_recovery",
+    "resource",
+];
+
+type Check<T> = Result<T, String>;
+
+impl Config {
+    /// Apply the user's keys to the defaults one at a time, two levels deep (section.key).
+    /// A key with a wrong type or value keeps its default and is named precisely in its
+    /// issue; one bad key never costs the others their values.
+    fn repair(&mut self, user: &[(String, Value)], issues: &mut Vec<ConfigIssue>) {
+        for (key, v) in user {
+            let result = if SECTIONS.contains(&key.as_str()) {
+                let Value::Object(fields) = v else {
                     issues.push(ConfigIssue::InvalidValue {
-                        key: section.clone(),
-                        error: clean_error(&e),
+                        key: key.clone(),
+                        error: expected("an object", v),
                     });
+                    continue;
+                };
+                for (field, fv) in fields {
+                    let full = format!("{key}.{field}");
+                    match self.set_field(key, field, fv, &full, issues) {
+                        None => issues.push(ConfigIssue::UnknownKey(full)),
+                        Some(Err(error)) => {
+                            issues.push(ConfigIssue::InvalidValue { key: full, error })
+                        }
+                        Some(Ok(())) => {}
+                    }
                 }
+                continue;
+            } else {
+                match key.as_str() {
+                    "role" => opt(v, role).map(|r| self.role = r),
+                    "debug_header" => boolean(v).map(|b| self.debug_header = b),
+                    _ => {
+                        issues.push(ConfigIssue::UnknownKey(key.clone()));
+                        continue;
+                    }
+                }
+            };
+            if let Err(error) = result {
+                issues.push(ConfigIssue::InvalidValue {
+                    key: key.clone(),
+                    error,
+                });
             }
         }
     }
-    match accept(&merged) {
-        Ok(cfg) => (cfg, issues),
-        Err(e) => {
-            issues.push(ConfigIssue::InvalidJson(clean_error(&e)));
-            (Config::default(), issues)
-        }
+
+    /// Set `section.field` (`full`); `None` for a key the schema does not have.
+    fn set_field(
+        &mut self,
+        section: &str,
+        field: &str,
+        v: &Value,
+        full: &str,
+        issues: &mut Vec<ConfigIssue>,
+    ) -> Option<Check<()>> {
+        let (p, s, e, i, x) = (
+            &mut self.propagation,
+            &mut self.sampling,
+            &mut self.edge,
+            &mut self.identity,
+            &mut self.export,
+        );
+        Some(match (section, field) {
+            ("propagation", "extract") => array(v, format).map(|f| p.extract = f),
+            ("propagation", "inject") => array(v, format).map(|f| p.inject = f),
+            ("propagation", "inject_received_b3") => boolean(v).map(|b| p.inject_received_b3 = b),
+            ("propagation", "baggage") => boolean(v).map(|b| p.baggage = b),
+            ("sampling", "ratio") => ratio(v, full, issues).map(|r| s.ratio = r),
+            ("sampling", "parent_based") => boolean(v).map(|b| s.parent_based = b),
+            ("sampling", "force_header") => opt(v, string).map(|h| s.force_header = h),
+            ("edge", "trust_incoming_context") => boolean(v).map(|b| e.trust_incoming_context = b),
+            ("edge", "tracestate_key") => string(v).map(|t| e.tracestate_key = t),
+            ("edge", "baggage_prefix") => string(v).map(|t| e.baggage_prefix = t),
+            ("identity", "service") => opt(v, string).map(|t| i.service = t),
+            ("identity", "version") => opt(v, string).map(|t| i.version = t),
+            ("identity", "namespace") => opt(v, string).map(|t| i.namespace = t),
+            ("identity", "workload") => opt(v, string).map(|t| i.workload = t),
+            ("identity", "attributes") => map(v).map(|m| i.attributes = m),
+            ("identity", "hmac_key") => opt(v, string).map(|t| i.hmac_key = t),
+            ("identity", "cluster_patterns") => array(v, string).map(|l| i.cluster_patterns = l),
+            ("identity", "lineage_max") => int(v).map(|n| i.lineage_max = n),
+            ("export", "cluster") => string(v).map(|t| x.cluster = t),
+            ("export", "authority") => string(v).map(|t| x.authority = t),
+            ("export", "path") => string(v).map(|t| x.path = t),
+            ("export", "timeout_ms") => int(v).map(|n| x.timeout_ms = n),
+            ("export", "max_queue_spans") => int(v).map(|n| x.max_queue_spans = n),
+            ("export", "max_batch_spans") => int(v).map(|n| x.max_batch_spans = n),
+            ("export", "flush_interval_ms") => int(v).map(|n| x.flush_interval_ms = n),
+            ("export", "max_in_flight") => int(v).map(|n| x.max_in_flight = n),
+            ("export", "max_retries") => int(v).map(|n| x.max_retries = n),
+            ("export", "initial_backoff_ms") => int(v).map(|n| x.initial_backoff_ms = n),
+            ("export", "max_backoff_ms") => int(v).map(|n| x.max_backoff_ms = n),
+            ("metrics", "enabled") => boolean(v).map(|b| self.metrics.enabled = b),
+            ("metrics", "naming") => naming(v).map(|n| self.metrics.naming = n),
+            ("metrics", "max_label_sets") => int(v).map(|n| self.metrics.max_label_sets = n),
+            ("spans", "enabled") => boolean(v).map(|b| self.spans.enabled = b),
+            ("spans", "routes") => array(v, string).map(|l| self.spans.routes = l),
+            ("context_recovery", "enabled") => {
+                boolean(v).map(|b| self.context_recovery.enabled = b)
+            }
+            ("context_recovery", "ttl_ms") => int(v).map(|n| self.context_recovery.ttl_ms = n),
+            ("context_recovery", "slots") => int(v).map(|n| self.context_recovery.slots = n),
+            ("resource", "environment") => opt(v, string).map(|t| self.resource.environment = t),
+            ("resource", "attributes") => map(v).map(|m| self.resource.attributes = m),
+            _ => return None,
+        })
     }
 }
 
-/// serde_json's message without the meaningless "at line 0 column 0" of value errors.
-fn clean_error(e: &serde_json::Error) -> String {
-    let s = e.to_string();
-    match s.find(" at line ") {
-        Some(i) => s.get(..i).unwrap_or(&s).to_string(),
-        None => s,
+fn expected(what: &str, found: &Value) -> String {
+    format!("expected {what}, found {}", found.kind())
+}
+
+fn boolean(v: &Value) -> Check<bool> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        _ => Err(expected("a boolean", v)),
     }
+}
+
+fn string(v: &Value) -> Check<String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        _ => Err(expected("a string", v)),
+    }
+}
+
+/// `null` is `None`.
+fn opt<T>(v: &Value, inner: fn(&Value) -> Check<T>) -> Check<Option<T>> {
+    match v {
+        Value::Null => Ok(None),
+        _ => inner(v).map(Some),
+    }
+}
+
+fn array<T>(v: &Value, item: fn(&Value) -> Check<T>) -> Check<Vec<T>> {
+    match v {
+        Value::Array(items) => items.iter().map(item).collect(),
+        _ => Err(expected("an array", v)),
+    }
+}
+
+/// An object of strings; a repeated key keeps its last value.
+fn map(v: &Value) -> Check<BTreeMap<String, String>> {
+    match v {
+        Value::Object(members) => members
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), string(v)?)))
+            .collect(),
+        _ => Err(expected("an object of strings", v)),
+    }
+}
+
+/// A non-negative integer that fits `T` (u32, u64 or usize).
+fn int<T: TryFrom<u64>>(v: &Value) -> Check<T> {
+    let Value::Number(raw) = v else {
+        return Err(expected("a non-negative integer", v));
+    };
+    raw.parse::<u64>()
+        .ok()
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| format!("expected a non-negative integer, found {raw}"))
+}
+
+/// A number, clamped into 0..1 with an issue quoting it as written (no float formatting).
+fn ratio(v: &Value, key: &str, issues: &mut Vec<ConfigIssue>) -> Check<f64> {
+    let Value::Number(raw) = v else {
+        return Err(expected("a number", v));
+    };
+    let r: f64 = raw
+        .parse()
+        .ok()
+        .filter(|r: &f64| r.is_finite())
+        .ok_or_else(|| format!("number out of range: {raw}"))?;
+    if (0.0..=1.0).contains(&r) {
+        return Ok(r);
+    }
+    let (used, text) = if r < 0.0 { (0.0, "0") } else { (1.0, "1") };
+    issues.push(ConfigIssue::OutOfRange {
+        key: key.into(),
+        value: raw.clone(),
+        used: text.into(),
+    });
+    Ok(used)
+}
+
+/// One of a fixed set of lowercase names.
+fn name<T: Copy>(v: &Value, names: &[(&str, T)]) -> Check<T> {
+    let Value::String(s) = v else {
+        return Err(expected("a string", v));
+    };
+    names
+        .iter()
+        .find(|(n, _)| n == s)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            let known: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+            format!(
+                "unknown variant `{s}`, expected one of {}",
+                known.join(", ")
+            )
+        })
+}
+
+fn role(v: &Value) -> Check<Role> {
+    name(
+        v,
+        &[
+            ("inbound", Role::Inbound),
+            ("outbound", Role::Outbound),
+            ("edge", Role::Edge),
+        ],
+    )
+}
+
+fn format(v: &Value) -> Check<Format> {
+    name(
+        v,
+        &[
+            ("tracecontext", Format::Tracecontext),
+            ("b3", Format::B3),
+            ("b3multi", Format::B3multi),
+        ],
+    )
+}
+
+fn naming(v: &Value) -> Check<Naming> {
+    name(
+        v,
+        &[("meshwake", Naming::Meshwake), ("istio", Naming::Istio)],
+    )
 }
 
 #[cfg(test)]
@@ -610,6 +769,70 @@ mod tests {
             let text: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
             assert!(text.iter().any(|t| t.contains(want)), "{raw}: {text:?}");
         }
+    }
+
+    /// Every key set to a non-default value: the hand-written reader agrees with the
+    /// serde derive (the schema other tools serialize) on the result.
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn every_key_read_like_serde() {
+        let raw = r#"{"role":"outbound","debug_header":false,
+            "propagation":{"extract":["b3multi"],"inject":[],"inject_received_b3":false,"baggage":false},
+            "sampling":{"ratio":0.125,"parent_based":false,"force_header":null},
+            "edge":{"trust_incoming_context":true,"tracestate_key":"k\u00e9","baggage_prefix":"p."},
+            "identity":{"service":"s","version":"v","namespace":"n","workload":"w","attributes":{"a":"1","b":"2"},
+                        "hmac_key":"h","cluster_patterns":["{service}-{version}"],"lineage_max":3},
+            "export":{"cluster":"c","authority":"a","path":"/p","timeout_ms":7,"max_queue_spans":9,"max_batch_spans":8,
+                      "flush_interval_ms":11,"max_in_flight":2,"max_retries":1,"initial_backoff_ms":3,"max_backoff_ms":4},
+            "metrics":{"enabled":false,"naming":"istio","max_label_sets":5},
+            "spans":{"enabled":false,"routes":["/a/{id}"]},
+            "context_recovery":{"enabled":false,"ttl_ms":6,"slots":7},
+            "resource":{"environment":"prod","attributes":{"x":"y"}}}"#;
+        let (cfg, issues) = parse(raw);
+        assert!(issues.is_empty(), "{issues:?}");
+        let via_serde: Config = serde_json::from_str(raw).unwrap();
+        assert_eq!(cfg, via_serde);
+        assert_ne!(cfg, Config::default());
+    }
+
+    #[rustfmt::skip]
+    const INVALID: &[(&str, &str)] = &[
+        // input, key named in the InvalidValue issue
+        (r#"{"role":null,"debug_header":1}"#,               "debug_header"),
+        (r#"{"sampling":5}"#,                               "sampling"),
+        (r#"{"sampling":{"ratio":1e999}}"#,                 "sampling.ratio"),
+        (r#"{"sampling":{"force_header":7}}"#,              "sampling.force_header"),
+        (r#"{"edge":{"tracestate_key":null}}"#,             "edge.tracestate_key"),
+        (r#"{"propagation":{"extract":["jaeger"]}}"#,       "propagation.extract"),
+        (r#"{"identity":{"attributes":{"a":1}}}"#,          "identity.attributes"),
+        (r#"{"export":{"timeout_ms":1.5}}"#,                "export.timeout_ms"),
+        (r#"{"context_recovery":{"slots":4294967296}}"#,    "context_recovery.slots"),
+        (r#"{"metrics":{"naming":"prometheus"}}"#,          "metrics.naming"),
+    ];
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn invalid_values_name_their_key_and_keep_the_default() {
+        for (raw, key) in INVALID {
+            let (cfg, issues) = parse(raw);
+            let want: Vec<&str> = vec![key];
+            let got: Vec<&str> = issues
+                .iter()
+                .filter_map(|i| match i {
+                    ConfigIssue::InvalidValue { key, .. } => Some(key.as_str()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(got, want, "{raw}: {issues:?}");
+            assert_eq!(issues.len(), 1, "{raw}: {issues:?}");
+            assert_eq!(cfg, parse("{}").0, "{raw}");
+        }
+        let (cfg, issues) = parse(r#"{"sampling":{"ratio":-0.5}}"#);
+        assert_eq!(cfg.sampling.ratio, 0.0);
+        assert_eq!(
+            issues[0].to_string(),
+            "configuration key `sampling.ratio` = -0.5 is out of range: using 0"
+        );
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]

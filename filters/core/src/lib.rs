@@ -3,6 +3,7 @@
 //! only glue, so all of this is tested natively and in wasm.
 //!
 //! - [`config`]: the plugin configuration, parsed once, never failing.
+//! - [`json`]: the small JSON reader [`config`] uses (no serde_json in the module).
 //! - [`pipeline`]: request headers → context, identity, header edits; stream end → span, labels.
 //! - [`recovery`]: context recovery slots for apps that forget trace headers.
 //! - [`route`]: bounded-cardinality span names.
@@ -10,6 +11,7 @@
 //! - [`notes`]: per-request events counted as stats.
 pub mod config;
 pub mod envoy;
+pub mod json;
 pub mod notes;
 pub mod pipeline;
 #[cfg(test)]
