@@ -578,8 +578,8 @@ pub const ENVOY_NO_HEALTHY_UPSTREAM_BODY: &[u8] = b"no healthy upstream";
 pub const LOCAL_REPLY_PROBE_LEN: usize = 64;
 
 /// The outcome of a call-out that got a response. Envoy reports its own failures to reach the
-/// collector (connect error, no healthy host, timeout) as local 503/504 replies rather than
-/// as failed calls; those are recognised by their fixed bodies (first
+/// collector (connect error, no healthy host, timeout, a response its codec refused) as local
+/// 502/503/504 replies rather than as failed calls; those are recognised by their fixed bodies (first
 /// [`LOCAL_REPLY_PROBE_LEN`] bytes are enough) and counted as `call_failed` or `timeout`, so the
 /// 5xx counter means "the collector answered 5xx". Both are retried like a 503 would be.
 pub fn classify_response<'a>(
@@ -589,11 +589,9 @@ pub fn classify_response<'a>(
 ) -> ExportOutcome<'a> {
     match status {
         504 if body_prefix == ENVOY_TIMEOUT_BODY => ExportOutcome::Timeout,
-        503 if body_prefix.starts_with(ENVOY_CONNECT_ERROR_BODY)
-            || body_prefix == ENVOY_NO_HEALTHY_UPSTREAM_BODY =>
-        {
-            ExportOutcome::CallFailed
-        }
+        // 502: the collector answered bytes Envoy's codec refused ("reset reason: protocol error").
+        502 | 503 if body_prefix.starts_with(ENVOY_CONNECT_ERROR_BODY) => ExportOutcome::CallFailed,
+        503 if body_prefix == ENVOY_NO_HEALTHY_UPSTREAM_BODY => ExportOutcome::CallFailed,
         _ => ExportOutcome::Status(status, retry_after),
     }
 }
@@ -1093,9 +1091,12 @@ mod tests {
     fn envoy_local_replies_are_not_collector_statuses() {
         let connect = b"upstream connect error or disconnect/reset before headers. reset reason: remote connecti";
         #[rustfmt::skip]
-        let table: [(u16, &[u8], ExportOutcome<'static>); 8] = [
+        let table: [(u16, &[u8], ExportOutcome<'static>); 10] = [
             (504, b"upstream request timeout", ExportOutcome::Timeout),
             (503, &connect[..LOCAL_REPLY_PROBE_LEN], ExportOutcome::CallFailed),
+            // A collector answering garbage: Envoy's codec error comes back as a local 502.
+            (502, &connect[..LOCAL_REPLY_PROBE_LEN], ExportOutcome::CallFailed),
+            (502, b"bad gateway", ExportOutcome::Status(502, None)),
             (503, b"no healthy upstream", ExportOutcome::CallFailed),
             (503, b"", ExportOutcome::Status(503, None)),
             (503, b"collector overloaded", ExportOutcome::Status(503, None)),

@@ -61,10 +61,10 @@ impl Context for Root {
             .iter()
             .find(|(k, _)| k == "retry-after")
             .map(|(_, v)| v.as_slice());
-        // Envoy's own failures to reach the collector come back as local 503/504 replies:
+        // Envoy's own failures to reach the collector come back as local 502/503/504 replies:
         // read the start of the body only for those statuses to tell them apart.
         let probe = match status {
-            Some(503 | 504) if body_size > 0 => proxy_wasm::hostcalls::get_buffer(
+            Some(502..=504) if body_size > 0 => proxy_wasm::hostcalls::get_buffer(
                 BufferType::HttpCallResponseBody,
                 0,
                 body_size.min(export::LOCAL_REPLY_PROBE_LEN),

@@ -1,0 +1,602 @@
+//! Collector faults, through a real Envoy (FAIL_CLOSED): the collector absent, refusing
+//! connections, resetting them, answering 500/503/429 with `Retry-After`, answering after
+//! 10 s, answering garbage, disappearing mid-batch and coming back.
+//!
+//! In every case: application traffic keeps its success rate and its latency (compared with
+//! a healthy-collector baseline on the same Envoy: the export is never on the request path),
+//! the span queue stays within `export.max_queue_spans` (gauge `queue_depth`, and the VM's
+//! memory does not grow with the backlog), every dropped span is counted with its reason,
+//! and export resumes by itself once the collector is healthy again.
+use meshwake_tests::{free_port, http, Envoy, EnvoyOptions, Response, Server};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How the fake collector behaves.
+#[derive(Clone, Debug, PartialEq)]
+enum Mode {
+    /// 200 with an empty `ExportTraceServiceResponse`; spans are counted.
+    Ok,
+    /// This status with these headers, body ignored.
+    Status(u16, Vec<(String, String)>),
+    /// Read the request, then answer 200 after this long.
+    Slow(Duration),
+    /// Read the request, then answer bytes that are not HTTP.
+    Garbage,
+    /// Read the request, then close the connection without answering (gone mid-batch).
+    Reset,
+    /// Not listening at all: connections are refused.
+    Down,
+}
+
+/// An OTLP/HTTP collector on a fixed port whose behaviour the test changes at any time,
+/// including closing its listening socket (refused connections) and opening it again.
+struct Collector {
+    port: u16,
+    mode: Arc<Mutex<Mode>>,
+    spans: Arc<Mutex<Vec<(Instant, usize)>>>,
+    /// Every request: arrival time, status it got (0: none), hash of its body (a retry
+    /// sends the same bytes again).
+    calls: Arc<Mutex<Vec<Call>>>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Collector {
+    fn start(mode: Mode) -> Collector {
+        let c = Collector {
+            port: free_port(),
+            mode: Arc::new(Mutex::new(mode)),
+            spans: Arc::default(),
+            calls: Arc::default(),
+            conns: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (port, mode, spans, calls, conns, stop) = (
+            c.port,
+            c.mode.clone(),
+            c.spans.clone(),
+            c.calls.clone(),
+            c.conns.clone(),
+            c.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut listener: Option<TcpListener> = None;
+            while !stop.load(Ordering::Relaxed) {
+                let down = *mode.lock().unwrap() == Mode::Down;
+                if down {
+                    listener = None;
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+                if listener.is_none() {
+                    // std sets SO_REUSEADDR: the port can be bound again right away.
+                    match TcpListener::bind(("127.0.0.1", port)) {
+                        Ok(l) => {
+                            l.set_nonblocking(true).unwrap();
+                            listener = Some(l);
+                        }
+                        Err(_) => {
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        }
+                    }
+                }
+                match listener.as_ref().unwrap().accept() {
+                    Ok((s, _)) => {
+                        s.set_nonblocking(false).unwrap();
+                        conns.lock().unwrap().push(s.try_clone().unwrap());
+                        let (mode, spans, calls) = (mode.clone(), spans.clone(), calls.clone());
+                        std::thread::spawn(move || serve(s, mode, spans, calls));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        c
+    }
+
+    /// Change the behaviour; going `Down` also drops every open connection.
+    fn set(&self, mode: Mode) {
+        let down = mode == Mode::Down;
+        *self.mode.lock().unwrap() = mode;
+        if down {
+            for s in self.conns.lock().unwrap().drain(..) {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    fn spans_received(&self) -> usize {
+        self.spans.lock().unwrap().iter().map(|(_, n)| n).sum()
+    }
+
+    fn spans_received_since(&self, t: Instant) -> usize {
+        self.spans
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, _)| *at >= t)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.set(Mode::Down);
+    }
+}
+
+fn read_request(r: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
+    let mut len = 0usize;
+    let mut first = true;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let l = line.trim_end();
+        if l.is_empty() && !first {
+            break;
+        }
+        first = false;
+        if let Some((k, v)) = l.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+type Call = (Instant, u16, u64);
+
+fn hash(b: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    b.hash(&mut h);
+    h.finish()
+}
+
+fn serve(
+    s: TcpStream,
+    mode: Arc<Mutex<Mode>>,
+    spans: Arc<Mutex<Vec<(Instant, usize)>>>,
+    calls: Arc<Mutex<Vec<Call>>>,
+) {
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    while let Some(body) = read_request(&mut r) {
+        let at = Instant::now();
+        let m = mode.lock().unwrap().clone();
+        let (status, extra): (u16, Vec<(String, String)>) = match m {
+            Mode::Ok => (200, vec![]),
+            Mode::Status(code, h) => (code, h),
+            Mode::Slow(d) => {
+                std::thread::sleep(d);
+                (200, vec![])
+            }
+            Mode::Garbage => {
+                calls.lock().unwrap().push((at, 0, hash(&body)));
+                let _ = w.write_all(b"\x00\x01garbage\xff\r\n\r\nnot http at all\r\n\r\n");
+                let _ = w.shutdown(Shutdown::Both);
+                return;
+            }
+            Mode::Reset | Mode::Down => {
+                calls.lock().unwrap().push((at, 0, hash(&body)));
+                let _ = w.shutdown(Shutdown::Both);
+                return;
+            }
+        };
+        calls.lock().unwrap().push((at, status, hash(&body)));
+        if status == 200 {
+            let n = ExportTraceServiceRequest::decode(body.as_slice())
+                .map(|req| {
+                    req.resource_spans
+                        .iter()
+                        .flat_map(|rs| &rs.scope_spans)
+                        .map(|ss| ss.spans.len())
+                        .sum()
+                })
+                .unwrap_or(0);
+            spans.lock().unwrap().push((at, n));
+        }
+        let mut out = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n");
+        if status == 200 {
+            out.push_str("content-type: application/x-protobuf\r\n");
+        }
+        for (k, v) in extra {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        if w.write_all(out.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Small queue and batches so a few dozen requests overflow it; fast retries.
+const QUEUE: u64 = 20;
+
+/// An Envoy whose filter exports to `collector_port`; `export` overrides the test defaults.
+fn start_envoy(collector_port: u16, export: &[(&str, u64)]) -> (Envoy, Server) {
+    let upstream = Server::start(|_| Response::new(200).with_body("ok"));
+    let mut e: BTreeMap<&str, u64> = BTreeMap::from([
+        ("flush_interval_ms", 50),
+        ("max_queue_spans", QUEUE),
+        ("max_batch_spans", 5),
+        ("max_in_flight", 2),
+        ("max_retries", 2),
+        ("initial_backoff_ms", 50),
+        ("max_backoff_ms", 200),
+        ("timeout_ms", 1000),
+    ]);
+    e.extend(export.iter().copied());
+    let cfg = serde_json::json!({
+        "role": "inbound",
+        "identity": {"service": "faults", "version": "v1"},
+        "export": e,
+    });
+    let envoy = Envoy::start(
+        EnvoyOptions::default()
+            .name("collector-faults")
+            .plugin_config(cfg.to_string())
+            .var("UPSTREAM_PORT", upstream.port())
+            .var("OTLP_PORT", collector_port),
+    );
+    (envoy, upstream)
+}
+
+fn counters(envoy: &Envoy) -> BTreeMap<String, u64> {
+    envoy
+        .stats()
+        .into_iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.strip_prefix("wasmcustom.meshwake.")?.to_string(),
+                v.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+fn get(c: &BTreeMap<String, u64>, k: &str) -> u64 {
+    c.get(k).copied().unwrap_or(0)
+}
+
+/// Latencies of a run of requests, and the largest queue depth / VM memory seen meanwhile.
+struct Run {
+    ok: usize,
+    total: usize,
+    latencies: Vec<Duration>,
+    max_queue: u64,
+    max_memory: u64,
+}
+
+impl Run {
+    fn p(&self, q: f64) -> Duration {
+        let mut l = self.latencies.clone();
+        l.sort();
+        l.get(((l.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// `n` requests, one at a time, sampling the gauges every few. Paced (a few ms apart) when
+/// `paced`, so a healthy collector keeps the small queue from overflowing: the filter sends
+/// from its 50 ms timer, and more than 20 spans per tick would overflow it.
+fn drive(envoy: &Envoy, n: usize, tag: &str, paced: bool) -> Run {
+    let mut run = Run {
+        ok: 0,
+        total: n,
+        latencies: vec![],
+        max_queue: 0,
+        max_memory: 0,
+    };
+    for i in 0..n {
+        let t = Instant::now();
+        let r = http::request(envoy.listen_port(), "GET", &format!("/{tag}/{i}"), &[], b"");
+        run.latencies.push(t.elapsed());
+        if paced {
+            std::thread::sleep(Duration::from_millis(4));
+        }
+        if r.is_ok_and(|r| r.status == 200) {
+            run.ok += 1;
+        }
+        if i % 5 == 0 {
+            let c = counters(envoy);
+            run.max_queue = run.max_queue.max(get(&c, "export.queue_depth"));
+            run.max_memory = run.max_memory.max(get(&c, "vm.memory_bytes"));
+        }
+    }
+    run
+}
+
+/// A fault scenario on a fresh Envoy:
+/// 1. baseline with a healthy collector;
+/// 2. `n` requests under the fault: none fails, latency like the baseline, queue ≤ cap;
+/// 3. every span created is accounted for: exported, dropped for a full queue, or dropped
+///    after failed exports, by reason;
+/// 4. healthy again: new spans are exported without any action.
+fn scenario(fault: Mode, export: &[(&str, u64)], n: usize) -> (BTreeMap<String, u64>, Collector) {
+    let collector = Collector::start(Mode::Ok);
+    let (mut envoy, upstream) = start_envoy(collector.port, export);
+    let timeout_ms = export
+        .iter()
+        .find(|(k, _)| *k == "timeout_ms")
+        .map_or(1000, |(_, v)| *v);
+    let base = drive(&envoy, 30, "baseline", true);
+    assert_eq!(base.ok, base.total, "baseline requests failed");
+    meshwake_tests::wait_for(10, "baseline spans exported", || {
+        (collector.spans_received() == 30).then_some(())
+    });
+
+    collector.set(fault.clone());
+    let run = drive(&envoy, n, "fault", false);
+    assert_eq!(run.ok, run.total, "{fault:?}: application requests failed");
+    assert_eq!(upstream.requests().len(), 30 + n);
+    let slack = Duration::from_millis(50);
+    assert!(
+        run.p(0.5) <= base.p(0.5) * 3 + slack && run.p(0.9) <= base.p(0.9) * 3 + slack * 2,
+        "{fault:?}: latency p50 {:?} p90 {:?} vs baseline p50 {:?} p90 {:?}",
+        run.p(0.5),
+        run.p(0.9),
+        base.p(0.5),
+        base.p(0.9)
+    );
+    // The export is never on the request path: no request waits for the collector.
+    assert!(
+        run.p(1.0) < Duration::from_millis(timeout_ms.max(1000)),
+        "{fault:?}: slowest request {:?}",
+        run.p(1.0)
+    );
+    assert!(
+        run.max_queue <= QUEUE,
+        "{fault:?}: queue depth {} > {QUEUE}",
+        run.max_queue
+    );
+    envoy.assert_alive();
+
+    // Let the failing batches run out of retries, then check the books.
+    let c = meshwake_tests::wait_for(20, "every span exported or dropped", || {
+        let c = counters(&envoy);
+        let done = get(&c, "spans.exported")
+            + get(&c, "spans.dropped_queue_full")
+            + get(&c, "spans.dropped_export_failed")
+            + get(&c, "spans.dropped_rejected");
+        (get(&c, "spans.created") == (30 + n) as u64
+            && done == (30 + n) as u64
+            && get(&c, "export.queue_depth") == 0
+            && get(&c, "export.batches_in_flight") == 0)
+            .then_some(c)
+    });
+    assert!(
+        get(&c, "spans.dropped_queue_full") > 0,
+        "{fault:?}: {n} spans under a dead collector must overflow a queue of {QUEUE}: {c:?}"
+    );
+    // The VM's memory does not grow with the backlog (the queue is bounded).
+    assert!(
+        run.max_memory <= base.max_memory + 1024 * 1024,
+        "{fault:?}: VM memory grew from {} to {}",
+        base.max_memory,
+        run.max_memory
+    );
+
+    // Healthy again: export resumes on its own.
+    collector.set(Mode::Ok);
+    let healed = Instant::now();
+    let after = drive(&envoy, 10, "healed", true);
+    assert_eq!(after.ok, after.total);
+    meshwake_tests::wait_for(10, "export resumed", || {
+        (collector.spans_received_since(healed) >= 10).then_some(())
+    });
+    let end = counters(&envoy);
+    assert!(get(&end, "spans.exported") >= get(&c, "spans.exported") + 10);
+    eprintln!(
+        "{fault:?}: {n} requests ok, p50 {:?} (baseline {:?}), max queue {}, memory {} -> {} bytes; counters {c:?}",
+        run.p(0.5), base.p(0.5), run.max_queue, base.max_memory, run.max_memory
+    );
+    (c, collector)
+}
+
+fn failures(c: &BTreeMap<String, u64>) -> BTreeMap<&str, u64> {
+    [
+        "call_failed",
+        "timeout",
+        "status_5xx",
+        "status_4xx",
+        "status_429",
+        "status_other",
+    ]
+    .into_iter()
+    .map(|k| (k, get(c, &format!("export.failures_{k}"))))
+    .filter(|(_, v)| *v > 0)
+    .collect()
+}
+
+#[test]
+fn collector_refusing_connections() {
+    let (c, _) = scenario(Mode::Down, &[], 60);
+    assert_eq!(
+        failures(&c).keys().copied().collect::<Vec<_>>(),
+        ["call_failed"],
+        "{c:?}"
+    );
+    assert!(
+        get(&c, "spans.dropped_export_failed") > 0 && get(&c, "export.retries") > 0,
+        "{c:?}"
+    );
+}
+
+#[test]
+fn collector_absent_from_the_start() {
+    // Never listened on: the first export already fails; nothing is exported.
+    let (envoy, _up) = start_envoy(free_port(), &[]);
+    let run = drive(&envoy, 60, "absent", false);
+    assert_eq!(run.ok, 60);
+    assert!(run.max_queue <= QUEUE);
+    let c = meshwake_tests::wait_for(15, "all spans dropped", || {
+        let c = counters(&envoy);
+        (get(&c, "spans.dropped_queue_full") + get(&c, "spans.dropped_export_failed") == 60)
+            .then_some(c)
+    });
+    assert_eq!(get(&c, "spans.exported"), 0);
+    assert_eq!(
+        failures(&c).keys().copied().collect::<Vec<_>>(),
+        ["call_failed"],
+        "{c:?}"
+    );
+}
+
+#[test]
+fn collector_resetting_connections_mid_batch() {
+    let (c, collector) = scenario(Mode::Reset, &[], 60);
+    assert_eq!(
+        failures(&c).keys().copied().collect::<Vec<_>>(),
+        ["call_failed"],
+        "{c:?}"
+    );
+    assert!(get(&c, "spans.dropped_export_failed") > 0, "{c:?}");
+    assert!(
+        collector.calls().iter().any(|(_, s, _)| *s == 0),
+        "the collector saw requests it reset"
+    );
+}
+
+#[test]
+fn collector_answering_500_drops_without_retry() {
+    // 500 is not retryable in OTLP/HTTP: the batch is dropped at once, counted as rejected.
+    let (c, _) = scenario(Mode::Status(500, vec![]), &[], 60);
+    assert_eq!(
+        failures(&c).keys().copied().collect::<Vec<_>>(),
+        ["status_5xx"],
+        "{c:?}"
+    );
+    assert!(get(&c, "spans.dropped_rejected") > 0, "{c:?}");
+    assert_eq!(get(&c, "spans.dropped_export_failed"), 0, "{c:?}");
+}
+
+#[test]
+fn collector_answering_503_retries_then_drops() {
+    let (c, _) = scenario(Mode::Status(503, vec![]), &[], 60);
+    assert_eq!(
+        failures(&c).keys().copied().collect::<Vec<_>>(),
+        ["status_5xx"],
+        "{c:?}"
+    );
+    assert!(
+        get(&c, "export.retries") > 0 && get(&c, "spans.dropped_export_failed") > 0,
+        "{c:?}"
+    );
+}
+
+#[test]
+fn collector_answering_429_with_retry_after_is_honoured() {
+    let ra = vec![("retry-after".to_string(), "1".to_string())];
+    // max_backoff_ms 2000: a 1 s Retry-After fits under the cap and must be waited for.
+    let (c, collector) = scenario(Mode::Status(429, ra), &[("max_backoff_ms", 2000)], 40);
+    assert_eq!(
+        failures(&c).keys().copied().collect::<Vec<_>>(),
+        ["status_429"],
+        "{c:?}"
+    );
+    assert!(get(&c, "export.retries") > 0, "{c:?}");
+    // Each batch's attempts (same body bytes) are spaced by the server's Retry-After (1 s),
+    // not by the 50 ms backoff the filter would use on its own.
+    let mut by_batch: BTreeMap<u64, Vec<Instant>> = BTreeMap::new();
+    for (t, _, h) in collector.calls().into_iter().filter(|(_, s, _)| *s == 429) {
+        by_batch.entry(h).or_default().push(t);
+    }
+    let gaps: Vec<Duration> = by_batch
+        .values()
+        .flat_map(|ts| ts.windows(2).map(|w| w[1] - w[0]))
+        .collect();
+    assert!(!gaps.is_empty(), "no batch was retried: {by_batch:?}");
+    assert!(
+        gaps.iter().all(|g| *g >= Duration::from_millis(900)),
+        "Retry-After: 1 not honoured, retry gaps {gaps:?}"
+    );
+}
+
+#[test]
+fn collector_answering_after_10_seconds_times_out() {
+    // export.timeout_ms 500 keeps the test short; the collector answers after 10 s.
+    let (c, _) = scenario(
+        Mode::Slow(Duration::from_secs(10)),
+        &[("timeout_ms", 500)],
+        60,
+    );
+    assert_eq!(
+        failures(&c).keys().copied().collect::<Vec<_>>(),
+        ["timeout"],
+        "{c:?}"
+    );
+    assert!(get(&c, "spans.dropped_export_failed") > 0, "{c:?}");
+}
+
+#[test]
+fn collector_answering_garbage() {
+    let (c, _) = scenario(Mode::Garbage, &[], 60);
+    // Envoy's codec refuses the bytes and answers the call-out with its own 503: a failed call.
+    assert_eq!(
+        failures(&c).keys().copied().collect::<Vec<_>>(),
+        ["call_failed"],
+        "{c:?}"
+    );
+    assert!(get(&c, "spans.dropped_export_failed") > 0, "{c:?}");
+}
+
+#[test]
+fn collector_disappearing_and_coming_back_loses_only_what_overflowed() {
+    // Down for a moment while batches are in flight, then back on the same port: batches
+    // waiting to retry get through once it returns (retries outlast the outage).
+    let collector = Collector::start(Mode::Ok);
+    let (envoy, _up) = start_envoy(
+        collector.port,
+        &[
+            ("initial_backoff_ms", 300),
+            ("max_backoff_ms", 1000),
+            ("max_retries", 5),
+        ],
+    );
+    let before = drive(&envoy, 10, "up", true);
+    assert_eq!(before.ok, 10);
+    collector.set(Mode::Down);
+    let down = drive(&envoy, 8, "down", true);
+    assert_eq!(down.ok, 8);
+    std::thread::sleep(Duration::from_millis(150));
+    collector.set(Mode::Ok);
+    let up = drive(&envoy, 10, "back", true);
+    assert_eq!(up.ok, 10);
+    let c = meshwake_tests::wait_for(15, "everything exported", || {
+        let c = counters(&envoy);
+        (get(&c, "spans.exported")
+            + get(&c, "spans.dropped_export_failed")
+            + get(&c, "spans.dropped_queue_full")
+            == 28
+            && get(&c, "export.queue_depth") == 0
+            && get(&c, "export.batches_in_flight") == 0)
+            .then_some(c)
+    });
+    // Nothing overflowed and the retries outlived the outage: every span arrived, once.
+    assert_eq!(get(&c, "spans.exported"), 28, "{c:?}");
+    assert_eq!(collector.spans_received(), 28);
+    assert!(
+        get(&c, "export.failures_call_failed") > 0 && get(&c, "export.retries") > 0,
+        "{c:?}"
+    );
+}
