@@ -33,6 +33,8 @@ pub struct Root {
     /// Call-out token → batch id.
     calls: HashMap<u32, u64>,
     role_from_direction: Option<Role>,
+    /// A failed export dispatch was logged at warning level already.
+    dispatch_warned: bool,
 }
 
 impl Context for Root {
@@ -147,7 +149,9 @@ impl RootContext for Root {
         let spans_on = cfg.spans.enabled;
         let (engine, warnings) = Engine::new(cfg, local, crate::VERSION);
         for w in warnings {
+            // Ignored route templates and cluster patterns: configuration problems too.
             log::warn!("meshwake: {w}");
+            Stats::bump(stats.config_warnings, 1);
         }
         let l = engine.local();
         log::info!(
@@ -227,10 +231,20 @@ impl Root {
                     self.calls.insert(token, id);
                 }
                 Err(status) => {
-                    log::debug!(
-                        "meshwake: export call to cluster {} failed: {status:?}",
-                        e.cluster
-                    );
+                    // Almost always a cluster Envoy does not have: say so once per VM, where
+                    // an operator looks; the counters tell the rest.
+                    if self.dispatch_warned {
+                        log::debug!(
+                            "meshwake: export call to cluster {} failed: {status:?}",
+                            e.cluster
+                        );
+                    } else {
+                        self.dispatch_warned = true;
+                        log::warn!(
+                            "meshwake: cannot send spans to Envoy cluster `{}` ({status:?}): is export.cluster defined in Envoy? Spans are dropped and counted in meshwake.export.failures_call_failed",
+                            e.cluster
+                        );
+                    }
                     sh.exporter.on_result(id, ExportOutcome::CallFailed, now);
                     // Avoid spinning: a failed dispatch is retried by the backoff schedule.
                     break;
