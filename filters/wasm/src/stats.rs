@@ -1,7 +1,7 @@
 //! The filter's own counters and gauges (Envoy stats `meshwake.*`), defined once per VM.
 use meshwake_core::notes::Note;
 use meshwake_telemetry::ExporterStats;
-use proxy_wasm::hostcalls::{define_metric, increment_metric, record_metric};
+use proxy_wasm::hostcalls::{define_metric, increment_metric};
 use proxy_wasm::types::MetricType;
 
 /// Self-telemetry counter names (also documented in the README).
@@ -131,22 +131,31 @@ impl Stats {
             label_overflow.saturating_sub(self.last_overflow),
         );
         self.last_overflow = label_overflow;
+        // Gauges are shared by every VM (one per worker thread): each VM adds the change of
+        // its own value, so the gauge is the sum over VMs. Setting it would show whichever
+        // VM wrote last (a drained worker hid another worker's full queue).
         let mem = vm_memory_bytes();
-        if mem != self.last_vm_memory && self.vm_memory != 0 {
+        if mem != self.last_vm_memory {
+            Stats::shift(self.vm_memory, self.last_vm_memory, mem);
             self.last_vm_memory = mem;
-            let _ = record_metric(self.vm_memory, mem);
         }
         let gauges = (s.queue_depth, s.batches_in_flight);
+        let (last_queue, last_in_flight) = self.last_gauges.unwrap_or((0, 0));
         if self.last_gauges == Some(gauges) {
             return;
         }
         self.last_gauges = Some(gauges);
-        if self.queue_depth != 0 {
-            let _ = record_metric(self.queue_depth, s.queue_depth);
+        Stats::shift(self.queue_depth, last_queue, s.queue_depth);
+        Stats::shift(self.in_flight, last_in_flight, s.batches_in_flight);
+    }
+
+    /// Move this VM's share of a shared gauge from `old` to `new`.
+    fn shift(id: u32, old: u64, new: u64) {
+        if id == 0 || old == new {
+            return;
         }
-        if self.in_flight != 0 {
-            let _ = record_metric(self.in_flight, s.batches_in_flight);
-        }
+        let delta = i128::from(new) - i128::from(old);
+        let _ = increment_metric(id, i64::try_from(delta).unwrap_or(0));
     }
 }
 
