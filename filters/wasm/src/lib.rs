@@ -16,7 +16,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    // A panic kills the VM; say why in Envoy's log before it does.
+    // A panic kills the VM; say why in Envoy's log before it does. Not run in the shipped
+    // module, built with -Cpanic=immediate-abort (docs/adr/0001-no-panics.md).
     std::panic::set_hook(Box::new(|info| {
         let _ = proxy_wasm::hostcalls::log(LogLevel::Critical, &format!("meshwake panic: {info}"));
     }));
