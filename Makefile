@@ -43,5 +43,15 @@ deploy-gen:
 bench:
 	@scripts/bench.sh
 
+## Fuzz every parser that sees outside bytes (cargo-fuzz/libFuzzer), FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
+## Mixed normal/hostile traffic with a flapping collector for SOAK_SECONDS; memory curve.
+SOAK_SECONDS ?= 600
+soak: build
+	@SOAK_SECONDS=$(SOAK_SECONDS) scripts/soak.sh
+
 clean:
 	rm -rf target/test-runs target/test-logs target/demo

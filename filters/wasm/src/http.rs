@@ -126,7 +126,8 @@ impl HttpContext for Http {
                 sh.stats.note(n);
             }
             let sh = &mut *sh;
-            sh.stats.sync(sh.exporter.stats(), sh.labels.label_overflow());
+            sh.stats
+                .sync(sh.exporter.stats(), sh.labels.label_overflow());
             return;
         }
         let c = Completion {
