@@ -14,6 +14,14 @@ pub mod property {
     pub const REQUEST_PROTOCOL: &[&str] = &["request", "protocol"];
     pub const UPSTREAM_CLUSTER: &[&str] = &["xds", "cluster_name"];
     pub const UPSTREAM_ADDRESS: &[&str] = &["upstream", "address"];
+    /// Istio's endpoint metadata `istio.workload` (`workload;namespace;service;revision;cluster`).
+    pub const UPSTREAM_ISTIO_WORKLOAD: &[&str] = &[
+        "xds",
+        "upstream_host_metadata",
+        "filter_metadata",
+        "istio",
+        "workload",
+    ];
     pub const ROUTE_NAME: &[&str] = &["xds", "route_name"];
     pub const LISTENER_DIRECTION: &[&str] = &["xds", "listener_direction"];
     pub const NODE_METADATA: &[&str] = &["node", "metadata"];

@@ -148,7 +148,12 @@ impl HttpContext for Http {
             protocol: text_prop(property::REQUEST_PROTOCOL).unwrap_or_default(),
             upstream_cluster: text_prop(property::UPSTREAM_CLUSTER),
             upstream_host: text_prop(property::UPSTREAM_ADDRESS),
-            upstream_workload_meta: None,
+            // Only needed when the peer did not say who it is (the fallback's first source).
+            upstream_workload_meta: if state.role != Role::Inbound && state.destination.is_none() {
+                text_prop(property::UPSTREAM_ISTIO_WORKLOAD)
+            } else {
+                None
+            },
         };
         let start = state.start_ns;
         let notes = state.notes;
