@@ -58,7 +58,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus" "$artifacts"
   log="$ROOT/target/fuzz-$t.log"
   # The run corpus first: libFuzzer writes new inputs to it, never to the seeds.
-  if "$bin" "$corpus" "fuzz/seeds/$t" -max_total_time="$FUZZ_SECONDS" -max_len="$FUZZ_MAX_LEN" \
+  if "$bin" "$corpus" "fuzz/seeds/$t" -max_total_time="$FUZZ_SECONDS" ${FUZZ_SEED:+-seed="$FUZZ_SEED"} -max_len="$FUZZ_MAX_LEN" \
       -rss_limit_mb=2048 -timeout=10 -artifact_prefix="$artifacts" -print_final_stats=1 >"$log" 2>&1; then
     runs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+)/\1/p' "$log" | tail -1)
     echo "test fuzz::$t ... ok (${runs:-?} runs in ${FUZZ_SECONDS}s, corpus $(ls "$corpus" | wc -l))"
