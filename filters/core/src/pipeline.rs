@@ -338,16 +338,13 @@ impl Engine {
                     Some(sc.flags),
                 )
             } else if let Some(r) = &recovered {
-                if ex.context.is_none() {
-                    (
-                        r.trace_id,
-                        Some(r.span_id),
-                        Default::default(),
-                        Some(r.flags),
-                    )
-                } else {
-                    unreachable_default(ids)
-                }
+                // Only reached without incoming context: the app forgot its headers.
+                (
+                    r.trace_id,
+                    Some(r.span_id),
+                    Default::default(),
+                    Some(r.flags),
+                )
             } else {
                 notes.add(Note::ContextStarted);
                 (ids.new_trace_id(), None, Default::default(), None)
@@ -773,18 +770,6 @@ impl Engine {
             status,
         }
     }
-}
-
-/// Only reached if the recovery branch logic changes; keeps the match total without a panic.
-fn unreachable_default(
-    ids: &mut IdGenerator,
-) -> (
-    meshwake_trace_context::TraceId,
-    Option<SpanId>,
-    meshwake_trace_context::TraceState,
-    Option<TraceFlags>,
-) {
-    (ids.new_trace_id(), None, Default::default(), None)
 }
 
 /// B3 formats present in the request, whichever format won extraction: a hop that sent
