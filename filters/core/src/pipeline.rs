@@ -15,7 +15,7 @@ use meshwake_telemetry::{KeyValue, Resource, Scope, Span, SpanKind, Status};
 use meshwake_trace_context::propagator::{
     self, HeaderSource, InjectOptions, PropagationConfig, Propagator,
 };
-use meshwake_trace_context::{Baggage, IdGenerator, Sampler, SpanContext, SpanId, TraceFlags};
+use meshwake_trace_context::{IdGenerator, Sampler, SpanContext, SpanId, TraceFlags};
 use std::borrow::Cow;
 
 /// Request header names read by the pipeline, defined once.
@@ -859,9 +859,4 @@ fn build_resource(cfg: &Config, id: &WorkloadIdentity, sdk_version: &'static str
     a.push(KeyValue::new(attr::TELEMETRY_SDK_LANGUAGE, "rust"));
     a.push(KeyValue::new(attr::TELEMETRY_SDK_VERSION, sdk_version));
     Resource { attributes: a }
-}
-
-/// Helper for tests and the glue: an empty baggage.
-pub fn empty_baggage() -> Baggage {
-    Baggage::default()
 }
