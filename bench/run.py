@@ -39,8 +39,10 @@ IDENTITY = {"service": "bench", "version": "v1", "namespace": "bench"}
 # Same batching for both tracers: 512 spans per export call or every second.
 BATCH_SPANS, FLUSH_MS = 512, 1000
 PLUGIN = {
-    "propagation": {"role": "inbound", "identity": IDENTITY, "spans": {"enabled": False},
-                    "metrics": {"enabled": False}, "context_recovery": {"enabled": False}},
+    # Trace context only: no spans, metrics, version tags (identity exchange) or recovery.
+    "propagation": {"role": "inbound", "identity": IDENTITY | {"exchange": False},
+                    "spans": {"enabled": False}, "metrics": {"enabled": False},
+                    "context_recovery": {"enabled": False}},
     "full": {"role": "inbound", "identity": IDENTITY,
              "export": {"cluster": "otlp_collector", "max_batch_spans": BATCH_SPANS,
                         "flush_interval_ms": FLUSH_MS}},
@@ -70,6 +72,8 @@ def bootstrap(case, admin, listen, sink):
     wasm = None
     if case == "noop":
         wasm = ("target/meshwake-noop.wasm", "")
+    elif case.startswith("probe:"):
+        wasm = ("target/meshwake-probe.wasm", case[len("probe:"):])
     elif case in PLUGIN:
         wasm = ("target/meshwake.wasm", json.dumps(PLUGIN[case]))
     filters = []
@@ -328,6 +332,39 @@ def sustained(a, sink):
         envoy.stop()
 
 
+# Host calls priced by `bench/probe`: each makes PROBE_CALLS calls per request of one kind.
+PROBE_OPS = ["pairs", "get_hit", "get_miss", "set", "remove", "time", "prop", "log_prop",
+             "shared_get", "shared_set", "incr", "record", "alloc"]
+PROBE_CALLS = 40
+
+
+def hostcalls(a, sink):
+    """µs of Envoy CPU per host call: (probe − no-op) / PROBE_CALLS, same repetition."""
+    per = {op: [] for op in PROBE_OPS}
+    noop = []
+    for rep in range(a.probe_reps):
+        base = None
+        for case in ["noop"] + [f"probe:{op}={PROBE_CALLS}" for op in PROBE_OPS]:
+            envoy = Envoy(case, sink, a.envoy_core, f"h{rep}")
+            try:
+                wrk(envoy.listen, 1, 1, 8, a.load_core)
+                rq0, cpu0 = envoy.requests(), envoy.cpu_s()
+                wrk(envoy.listen, a.probe_duration, a.wrk_threads, a.wrk_connections, a.load_core)
+                us = 1e6 * (envoy.cpu_s() - cpu0) / max(1, envoy.requests() - rq0)
+            finally:
+                envoy.stop()
+            if case == "noop":
+                base = us
+                noop.append(us)
+            else:
+                op = case.split(":")[1].split("=")[0]
+                per[op].append((us - base) / PROBE_CALLS)
+                log(f"hostcalls rep {rep} {op:11} {per[op][-1]:6.3f} µs/call")
+    return {"calls_per_request": PROBE_CALLS, "noop_cpu_us_per_req": noop,
+            "us_per_call": {op: {"median": med(v), "spread": spread(v), "per_rep": v}
+                            for op, v in per.items()}}
+
+
 def callgrind_ir(n, mode):
     out = os.path.join(WORK, f"callgrind.{mode}.{n}.out")
     subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
@@ -468,6 +505,8 @@ def main():
     p.add_argument("--wrk-connections", type=int, default=32)
     p.add_argument("--sustained-rate", type=int, default=20000)
     p.add_argument("--sustained-duration", type=int, default=60)
+    p.add_argument("--probe-reps", type=int, default=2)
+    p.add_argument("--probe-duration", type=int, default=5)
     p.add_argument("--hotpath-requests", type=int, default=20000)
     p.add_argument("--envoy-core", type=int, default=1 if os.cpu_count() > 1 else None)
     p.add_argument("--load-core", type=int, default=0 if os.cpu_count() > 1 else None)
@@ -523,6 +562,9 @@ def main():
             doc["sustained"] = sustained(a, sink_port)
             log("sustained:", json.dumps({k: v for k, v in doc["sustained"].items()
                                           if k != "meshwake_stats"}))
+        if "hostcalls" in phases:
+            log("hostcalls: pricing host calls with bench/probe")
+            doc["hostcalls"] = hostcalls(a, sink_port)
         if "hotpath" in phases:
             log("hotpath: callgrind")
             doc["hotpath"] = hotpath(a.hotpath_requests)

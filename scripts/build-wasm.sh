@@ -12,7 +12,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "${WASM_TARGET:-wasm3
     -Clink-self-contained=no -Lnative=/usr/lib/wasm32-wasi -Zunstable-options)-Cpanic=immediate-abort"
   export CARGO_ENCODED_RUSTFLAGS
 fi
-wasm_cargo build -q --profile wasm -p meshwake-filter -p meshwake-noop
+wasm_cargo build -q --profile wasm -p meshwake-filter -p meshwake-noop -p meshwake-probe
 out="$ROOT/target/wasm-build/wasm32-wasip1/wasm"
 opt() { # in out
   # Rust's wasm32 default features (bulk memory, sign-ext, ...) are all in V8.
@@ -24,4 +24,5 @@ opt() { # in out
 }
 opt "$out/meshwake_filter.wasm" "$ROOT/target/meshwake.wasm"
 opt "$out/meshwake_noop.wasm" "$ROOT/target/meshwake-noop.wasm"
+opt "$out/meshwake_probe.wasm" "$ROOT/target/meshwake-probe.wasm"
 (cd "$ROOT/target" && sha256sum meshwake.wasm > meshwake.wasm.sha256)

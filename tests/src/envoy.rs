@@ -208,6 +208,12 @@ impl Envoy {
     }
     /// All stats as `name: value` pairs (admin `/stats`), for counters and gauges.
     pub fn stats(&self) -> BTreeMap<String, String> {
+        settle_stats();
+        self.stats_now()
+    }
+    /// Like [`Envoy::stats`] without waiting for the filter to publish: for sampling gauges
+    /// while traffic runs.
+    pub fn stats_now(&self) -> BTreeMap<String, String> {
         self.admin("/stats")
             .lines()
             .filter_map(|l| {
@@ -225,6 +231,7 @@ impl Envoy {
     }
     /// The Prometheus exposition from `/stats/prometheus`.
     pub fn prometheus(&self) -> String {
+        settle_stats();
         self.admin("/stats/prometheus")
     }
     /// Fail the test with the log tail if Envoy died.
@@ -258,4 +265,10 @@ impl Drop for Envoy {
 fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The filter sums its counters in the VM and publishes them on its tick (every 100 ms,
+/// `STATS_PUBLISH_MS` in filters/wasm/src/root.rs): wait for more than one tick before a read.
+fn settle_stats() {
+    std::thread::sleep(std::time::Duration::from_millis(250));
 }

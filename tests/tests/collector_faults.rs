@@ -48,8 +48,16 @@ fn start_envoy(collector_port: u16, export: &[(&str, u64)]) -> (Envoy, Server) {
 }
 
 fn counters(envoy: &Envoy) -> BTreeMap<String, u64> {
-    envoy
-        .stats()
+    counters_of(envoy.stats())
+}
+
+/// Without waiting for the filter's publish tick: sampling while traffic runs.
+fn counters_now(envoy: &Envoy) -> BTreeMap<String, u64> {
+    counters_of(envoy.stats_now())
+}
+
+fn counters_of(stats: BTreeMap<String, String>) -> BTreeMap<String, u64> {
+    stats
         .into_iter()
         .filter_map(|(k, v)| {
             Some((
@@ -105,7 +113,7 @@ fn drive(envoy: &Envoy, n: usize, tag: &str, paced: bool) -> Run {
             run.ok += 1;
         }
         if i % 5 == 0 {
-            let c = counters(envoy);
+            let c = counters_now(envoy);
             run.max_queue = run.max_queue.max(get(&c, "export.queue_depth"));
             run.max_memory = run.max_memory.max(get(&c, "vm.memory_bytes"));
         }

@@ -248,7 +248,7 @@ fn with_code(code: &str) -> Vec<(&str, &str)> {
 #[test]
 fn request_mix_gives_counts_histograms_and_real_labels() {
     let up = upstream(None);
-    let (envoy, _otlp) = start("inbound", "", &up);
+    let (envoy, _otlp) = start("inbound", r#","metrics":{"size_histograms":true}"#, &up);
     let peer = [("x-meshwake-peer", FRONTEND_PEER)];
     for i in 0..7 {
         assert_eq!(
@@ -445,7 +445,11 @@ fn write_artifacts(text: &str, samples: &[Sample]) {
 fn istio_naming_gives_istio_metric_names() {
     // Outbound: the answering sidecar identifies itself in its response header.
     let up = upstream(Some(BACKEND_PEER));
-    let (envoy, _otlp) = start("outbound", r#","metrics":{"naming":"istio"}"#, &up);
+    let (envoy, _otlp) = start(
+        "outbound",
+        r#","metrics":{"naming":"istio","size_histograms":true}"#,
+        &up,
+    );
     for _ in 0..4 {
         assert_eq!(http::get(envoy.listen_port(), "/x", &[]).status, 200);
     }
@@ -494,6 +498,8 @@ fn label_sets_beyond_the_cap_fall_into_overflow() {
         }
     }
     let (text, s) = scrape_when(&envoy, "meshwake_requests_total", 10.0);
+    // Size histograms are off unless asked for (two property reads per request).
+    assert!(!text.contains("meshwake_request_bytes"), "{text}");
     assert_eq!(value(&s, "meshwake_requests_total", &with_code("200")), 3.0);
     assert_eq!(value(&s, "meshwake_requests_total", &with_code("404")), 2.0);
     let overflow = [

@@ -135,7 +135,9 @@ fn chain(app_b_port: Option<u16>) -> Chain {
         let r = raw_request(a_out, "POST", &req.path, &h, b"hello-from-a");
         Response::new(r.status).with_body(r.body)
     });
-    let routes = r#","spans":{"routes":["/users/{user}"]}"#;
+    // Every attribute, the per-request property reads included (`stream_details`).
+    let routes = r#","spans":{"routes":["/users/{user}"],"stream_details":true}"#;
+    let details = r#","spans":{"stream_details":true}"#;
     let envoy = Envoy::start(stats_tags::with_stats_tags(
         EnvoyOptions::default()
             .name("spans-chain")
@@ -146,8 +148,8 @@ fn chain(app_b_port: Option<u16>) -> Chain {
             .var("APP_A_PORT", app_a.port())
             .var("APP_B_PORT", app_b_port.unwrap_or(app_b.port()))
             .var("OTLP_PORT", otlp.port())
-            .var("PLUGIN_A_IN", cfg("inbound", "frontend", "v1", ""))
-            .var("PLUGIN_A_OUT", cfg("outbound", "frontend", "v1", ""))
+            .var("PLUGIN_A_IN", cfg("inbound", "frontend", "v1", details))
+            .var("PLUGIN_A_OUT", cfg("outbound", "frontend", "v1", details))
             .var("PLUGIN_B_IN", cfg("inbound", "backend", "v2", routes)),
     ));
     Chain {
@@ -750,6 +752,21 @@ fn every_request_creates_one_span_and_all_are_delivered() {
         .map(|s| s.attr_str("url.path").unwrap())
         .collect();
     assert_eq!(paths.len(), n, "one span per request");
+    // Without `spans.stream_details`, no attribute that needs a property read of its own.
+    for s in otlp.spans().iter() {
+        for a in [
+            "network.protocol.version",
+            "http.request.body.size",
+            "http.response.body.size",
+            "envoy.upstream_cluster",
+            "envoy.upstream_host",
+        ] {
+            assert_eq!(s.attr_str(a), None, "{a}");
+            assert_eq!(s.attr_int(a), None, "{a}");
+        }
+        assert_eq!(s.attr_str("envoy.response_flags").as_deref(), Some("-"));
+        assert_eq!(s.attr_int("http.response.status_code"), Some(200));
+    }
     let stat = |name: &str| envoy.stat(&format!("wasmcustom.meshwake.{name}"));
     meshwake_tests::wait_for(5, "exported counter", || {
         (stat("spans.exported") == n as u64).then_some(())

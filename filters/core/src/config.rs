@@ -113,7 +113,7 @@ impl Default for Edge {
 }
 
 /// Who this workload is, and how peers prove who they are.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Identity {
     pub service: Option<String>,
@@ -129,6 +129,25 @@ pub struct Identity {
     pub cluster_patterns: Vec<String>,
     /// How many `service@version` hops the lineage keeps.
     pub lineage_max: usize,
+    /// Exchange identity with peers (`x-meshwake-peer` both ways, lineage). Off: trace
+    /// context only, and identity headers from outside are still stripped.
+    pub exchange: bool,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity {
+            service: None,
+            version: None,
+            namespace: None,
+            workload: None,
+            attributes: BTreeMap::new(),
+            hmac_key: None,
+            cluster_patterns: Vec::new(),
+            lineage_max: 0,
+            exchange: true,
+        }
+    }
 }
 
 /// OTLP/HTTP export of spans through an Envoy cluster.
@@ -186,6 +205,9 @@ pub struct Metrics {
     pub naming: Naming,
     /// Distinct label sets per VM before values collapse to `overflow`.
     pub max_label_sets: usize,
+    /// Also record `*_request_bytes`/`*_response_bytes` histograms (two more property reads
+    /// per request, the costliest host calls: off unless asked for).
+    pub size_histograms: bool,
 }
 
 impl Default for Metrics {
@@ -194,6 +216,7 @@ impl Default for Metrics {
             enabled: true,
             naming: Naming::Meshwake,
             max_label_sets: 1000,
+            size_histograms: false,
         }
     }
 }
@@ -206,6 +229,10 @@ pub struct Spans {
     /// Route templates tried in order for the span name and `http.route`, e.g. `/users/{id}`.
     /// Without a match the name is the method and a path whose id-like segments are replaced.
     pub routes: Vec<String>,
+    /// Attributes Envoy only knows at stream end and that each cost a property read:
+    /// `network.protocol.version`, body sizes, and the upstream cluster and host of inbound
+    /// spans (outbound spans always carry their upstream). Off by default for speed.
+    pub stream_details: bool,
 }
 
 impl Default for Spans {
@@ -213,6 +240,7 @@ impl Default for Spans {
         Spans {
             enabled: true,
             routes: Vec::new(),
+            stream_details: false,
         }
     }
 }
@@ -247,7 +275,7 @@ pub struct Resource {
 }
 
 /// The whole plugin configuration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
     /// Absent: inferred from Envoy's listener direction, else outbound.
@@ -263,24 +291,6 @@ pub struct Config {
     pub resource: Resource,
     /// Add `x-meshwake: meshwake/<version>` to responses (shows the filter ran); never at the edge.
     pub debug_header: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            role: None,
-            propagation: Propagation::default(),
-            sampling: Sampling::default(),
-            edge: Edge::default(),
-            identity: Identity::default(),
-            export: Export::default(),
-            metrics: Metrics::default(),
-            spans: Spans::default(),
-            context_recovery: Recovery::default(),
-            resource: Resource::default(),
-            debug_header: true,
-        }
-    }
 }
 
 /// One problem found in the configuration; the filter logs each once.
@@ -546,6 +556,7 @@ impl Config {
             ("identity", "hmac_key") => opt(v, string).map(|t| i.hmac_key = t),
             ("identity", "cluster_patterns") => array(v, string).map(|l| i.cluster_patterns = l),
             ("identity", "lineage_max") => int(v).map(|n| i.lineage_max = n),
+            ("identity", "exchange") => boolean(v).map(|b| i.exchange = b),
             ("export", "cluster") => string(v).map(|t| x.cluster = t),
             ("export", "authority") => string(v).map(|t| x.authority = t),
             ("export", "path") => string(v).map(|t| x.path = t),
@@ -560,8 +571,10 @@ impl Config {
             ("metrics", "enabled") => boolean(v).map(|b| self.metrics.enabled = b),
             ("metrics", "naming") => naming(v).map(|n| self.metrics.naming = n),
             ("metrics", "max_label_sets") => int(v).map(|n| self.metrics.max_label_sets = n),
+            ("metrics", "size_histograms") => boolean(v).map(|b| self.metrics.size_histograms = b),
             ("spans", "enabled") => boolean(v).map(|b| self.spans.enabled = b),
             ("spans", "routes") => array(v, string).map(|l| self.spans.routes = l),
+            ("spans", "stream_details") => boolean(v).map(|b| self.spans.stream_details = b),
             ("context_recovery", "enabled") => {
                 boolean(v).map(|b| self.context_recovery.enabled = b)
             }

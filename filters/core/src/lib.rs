@@ -20,5 +20,7 @@ pub mod recovery;
 pub mod route;
 
 pub use config::{Config, ConfigIssue, Role};
-pub use pipeline::{Completion, Engine, HeaderEdits, RequestState};
+pub use pipeline::{
+    needs_response_flags, Completion, Engine, HeaderEdits, RequestState, StreamEndReads,
+};
 pub mod headers;

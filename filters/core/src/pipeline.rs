@@ -100,6 +100,24 @@ pub struct Completion {
     pub upstream_workload_meta: Option<String>,
 }
 
+/// Stream-end facts the glue reads from Envoy (see [`Engine::stream_end_reads`]); the
+/// response code is always read and the response flags when [`needs_response_flags`] says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamEndReads {
+    pub sizes: bool,
+    pub protocol: bool,
+    pub upstream: bool,
+    pub upstream_workload: bool,
+    pub grpc_status: bool,
+}
+
+/// Response flags are read only for failed or reset streams: they explain failures
+/// (`UF`, `UH`, `URX`, `DC`...), and a successful stream rarely carries one, so a success
+/// reports `-` without a property read.
+pub fn needs_response_flags(status: u16) -> bool {
+    status == 0 || status >= 400
+}
+
 /// The immutable per-VM engine, built once from configuration.
 pub struct Engine {
     cfg: Config,
@@ -242,8 +260,9 @@ impl Engine {
         // from outside (edge) or from the app (outbound) they are removed and rewritten.
         let mut source = None;
         let mut lineage = Lineage::new(lineage_cap);
+        let exchange = self.cfg.identity.exchange;
         match role {
-            Role::Inbound => {
+            Role::Inbound if exchange => {
                 match h
                     .get(identity::PEER_HEADER)
                     .map(|v| identity::header::decode(v, key))
@@ -270,10 +289,13 @@ impl Engine {
                     notes.add(Note::EdgeStrippedIdentity);
                 }
             }
-            Role::Outbound => {}
+            Role::Inbound | Role::Outbound => {}
         }
+        // Only headers the request has: each removal is a host call.
         for name in identity::OWNED_HEADERS {
-            edits.remove(name);
+            if h.get(name).is_some() {
+                edits.remove(name);
+            }
         }
 
         // Trace context.
@@ -303,7 +325,7 @@ impl Engine {
         let request_id = lossy(request_id_bytes, recovery::MAX_KEY_LEN);
         let mut recovered: Option<Remembered> = None;
         if role == Role::Outbound {
-            if let Some(rc) = &ex.context {
+            if let (Some(rc), true) = (&ex.context, exchange) {
                 // The app forwarded context: pick up this workload's lineage by trace id.
                 // Not gated by `context_recovery.enabled`: lineage needs it either way.
                 recovered = recall("t", rc.span_context.trace_id.to_hex().as_bytes())
@@ -402,14 +424,14 @@ impl Engine {
         }
         for n in inj.remove {
             // Never strip formats we did not extract from: an app's own headers pass through.
-            if ex.context.is_some() || role != Role::Outbound {
+            if (ex.context.is_some() || role != Role::Outbound) && h.get(n).is_some() {
                 edits.remove(n);
             }
         }
 
         // Identity downstream: who is calling, and the lineage including us.
         let mut lineage_out = String::new();
-        if matches!(role, Role::Outbound | Role::Edge) {
+        if exchange && matches!(role, Role::Outbound | Role::Edge) {
             edits.set(identity::PEER_HEADER, self.peer_header.clone());
             let mut l = match &recovered {
                 Some(r) if !r.lineage.is_empty() => {
@@ -471,7 +493,9 @@ impl Engine {
     /// for calls that carry context) is always left; the request-id entry (context for
     /// calls without) only with `context_recovery.enabled`.
     pub fn remember(&self, s: &RequestState) -> Vec<(String, Vec<u8>)> {
-        if s.role != Role::Inbound {
+        let exchange = self.cfg.identity.exchange;
+        let by_request_id = self.cfg.context_recovery.enabled && !s.request_id.is_empty();
+        if s.role != Role::Inbound || !(exchange || by_request_id) {
             return Vec::new();
         }
         let mut l = s.lineage.clone();
@@ -485,12 +509,14 @@ impl Engine {
         };
         let slots = self.cfg.context_recovery.slots;
         let mut out = Vec::with_capacity(2);
-        let tid = s.ctx.trace_id.to_hex();
-        out.push((
-            recovery::slot_key("t", tid.as_bytes(), slots),
-            recovery::encode(tid.as_bytes(), &r),
-        ));
-        if self.cfg.context_recovery.enabled && !s.request_id.is_empty() {
+        if exchange {
+            let tid = s.ctx.trace_id.to_hex();
+            out.push((
+                recovery::slot_key("t", tid.as_bytes(), slots),
+                recovery::encode(tid.as_bytes(), &r),
+            ));
+        }
+        if by_request_id {
             let k = s.request_id.as_bytes();
             out.push((recovery::slot_key("r", k, slots), recovery::encode(k, &r)));
         }
@@ -507,6 +533,33 @@ impl Engine {
         )
     }
 
+    /// Whether `on_response` looks at the response headers for this role (reading them is
+    /// a host call; inbound only writes).
+    pub fn reads_response_headers(&self, role: Role) -> bool {
+        role != Role::Inbound
+    }
+
+    /// Whether the glue should take a timestamp at response headers (the span's
+    /// `first_upstream_byte` event, one of the `spans.stream_details`).
+    pub fn wants_first_byte_time(&self) -> bool {
+        self.cfg.spans.enabled && self.cfg.spans.stream_details
+    }
+
+    /// Which stream-end facts to read from Envoy for this request. Each is a property read,
+    /// the dearest host call (about 2 µs in Envoy 1.40, `make bench` hostcalls), so only
+    /// what the span and metrics will use.
+    pub fn stream_end_reads(&self, s: &RequestState) -> StreamEndReads {
+        let details = self.cfg.spans.enabled && self.cfg.spans.stream_details;
+        let outward = s.role != Role::Inbound;
+        StreamEndReads {
+            sizes: details || (self.cfg.metrics.enabled && self.cfg.metrics.size_histograms),
+            protocol: details,
+            upstream: outward || details,
+            upstream_workload: outward && s.destination.is_none(),
+            grpc_status: s.grpc,
+        }
+    }
+
     /// Response headers arrived.
     pub fn on_response(
         &self,
@@ -515,28 +568,37 @@ impl Engine {
         now_ns: u64,
     ) -> HeaderEdits {
         let mut edits = HeaderEdits::default();
-        s.first_byte_ns.get_or_insert(now_ns);
+        if now_ns > 0 {
+            s.first_byte_ns.get_or_insert(now_ns);
+        }
         match s.role {
             Role::Inbound => {
-                // Tell the caller's sidecar who answered.
-                edits.set(identity::PEER_HEADER, self.peer_header.clone());
-                edits.remove(identity::LINEAGE_HEADER);
+                // Tell the caller's sidecar who answered. Nothing else: the app never saw
+                // our identity headers (stripped from its request) and the caller's sidecar
+                // strips them from responses, so inbound reads no response headers at all.
+                if self.cfg.identity.exchange {
+                    edits.set(identity::PEER_HEADER, self.peer_header.clone());
+                }
             }
             Role::Outbound | Role::Edge => {
-                match h
-                    .get(identity::PEER_HEADER)
-                    .map(|v| identity::header::decode(v, self.key.as_deref()))
-                {
-                    Some(Ok(p)) => s.destination = Some((p, VersionSource::Header)),
-                    Some(Err(e)) => s.notes.add(if is_signature_error(e) {
-                        Note::PeerSignatureRejected
-                    } else {
-                        Note::PeerMalformed
-                    }),
-                    None => s.notes.add(Note::PeerMissing),
+                if self.cfg.identity.exchange {
+                    match h
+                        .get(identity::PEER_HEADER)
+                        .map(|v| identity::header::decode(v, self.key.as_deref()))
+                    {
+                        Some(Ok(p)) => s.destination = Some((p, VersionSource::Header)),
+                        Some(Err(e)) => s.notes.add(if is_signature_error(e) {
+                            Note::PeerSignatureRejected
+                        } else {
+                            Note::PeerMalformed
+                        }),
+                        None => s.notes.add(Note::PeerMissing),
+                    }
                 }
                 for name in identity::OWNED_HEADERS {
-                    edits.remove(name);
+                    if h.get(name).is_some() {
+                        edits.remove(name);
+                    }
                 }
             }
         }

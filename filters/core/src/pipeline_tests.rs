@@ -413,3 +413,103 @@ fn lineage_does_not_depend_on_context_recovery() {
     assert!(!s.notes.has(Note::ContextRecovered) && !s.notes.has(Note::RecoveryMiss));
     assert!(s.notes.has(Note::ContextStarted));
 }
+
+/// Every edit is a host call: nothing is removed that the request does not have, and an
+/// ordinary inbound request costs exactly one header write each way.
+#[test]
+fn edits_touch_only_headers_that_are_there() {
+    let e = engine("a", "v1", "{}");
+    let h = headers(&[("traceparent", TP), (":path", "/x")]);
+    let (mut s, edits) = e.on_request(
+        Role::Inbound,
+        &h,
+        1_000,
+        &mut IdGenerator::new([7; 32]),
+        &mut |_, _| None,
+    );
+    assert!(edits.remove.is_empty(), "{edits:?}");
+    assert_eq!(
+        edits.set.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        ["traceparent"]
+    );
+    let r = e.on_response(&mut s, &Vec::<(String, Vec<u8>)>::new(), 0);
+    assert_eq!(
+        r.set.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        ["x-meshwake-peer"]
+    );
+    assert!(r.remove.is_empty());
+    assert!(
+        s.first_byte_ns.is_none(),
+        "no time given, no first-byte event"
+    );
+    // Identity headers a caller sent are stripped when present.
+    let h = headers(&[("traceparent", TP), ("x-meshwake-lineage", "junk")]);
+    let (_, edits) = e.on_request(
+        Role::Outbound,
+        &h,
+        1_000,
+        &mut IdGenerator::new([7; 32]),
+        &mut |_, _| None,
+    );
+    assert!(
+        edits.set.iter().any(|(n, _)| *n == "x-meshwake-lineage"),
+        "rewritten: {edits:?}"
+    );
+    let h = headers(&[("traceparent", TP), ("x-meshwake-lineage", "junk")]);
+    let (_, edits) = e.on_request(
+        Role::Inbound,
+        &h,
+        1_000,
+        &mut IdGenerator::new([7; 32]),
+        &mut |_, _| None,
+    );
+    assert_eq!(edits.remove, ["x-meshwake-lineage"]);
+}
+
+#[test]
+fn identity_exchange_off_leaves_trace_context_only() {
+    let e = engine("a", "v1", r#"{"identity":{"exchange":false}}"#);
+    let mut vm = Vm::default();
+    let (mut s, h) = request(&e, Role::Outbound, &mut vm, &[("traceparent", TP)]);
+    assert!(get(&h, "x-meshwake-peer").is_none() && get(&h, "x-meshwake-lineage").is_none());
+    assert!(get(&h, "traceparent").is_some());
+    // The answer's identity is neither read nor let through to the app.
+    let h = response(&e, &mut s, &[("x-meshwake-peer", "junk")]);
+    assert!(get(&h, "x-meshwake-peer").is_none());
+    assert!(s.destination.is_none() && !s.notes.has(Note::PeerMissing));
+    let (mut s, _) = request(&e, Role::Inbound, &mut vm, &[("traceparent", TP)]);
+    assert!(e.remember(&s).is_empty(), "no lineage to hand over");
+    assert!(response(&e, &mut s, &[]).is_empty());
+}
+
+#[test]
+fn stream_end_reads_follow_configuration_and_role() {
+    let reads = |cfg: &str, role: Role| {
+        let e = engine("a", "v1", cfg);
+        let (s, _) = request(&e, role, &mut Vm::default(), &[("traceparent", TP)]);
+        e.stream_end_reads(&s)
+    };
+    let r = reads("{}", Role::Inbound);
+    assert!(!r.sizes && !r.protocol && !r.upstream && !r.upstream_workload && !r.grpc_status);
+    let r = reads("{}", Role::Outbound);
+    assert!(r.upstream && r.upstream_workload && !r.sizes);
+    let r = reads(r#"{"spans":{"stream_details":true}}"#, Role::Inbound);
+    assert!(r.sizes && r.protocol && r.upstream);
+    let r = reads(r#"{"metrics":{"size_histograms":true}}"#, Role::Inbound);
+    assert!(r.sizes && !r.protocol && !r.upstream);
+    // Details are about spans: without spans they are not read.
+    let r = reads(
+        r#"{"spans":{"enabled":false,"stream_details":true}}"#,
+        Role::Inbound,
+    );
+    assert!(!r.sizes && !r.protocol);
+    assert!(crate::pipeline::needs_response_flags(0));
+    assert!(crate::pipeline::needs_response_flags(503));
+    assert!(crate::pipeline::needs_response_flags(404));
+    assert!(!crate::pipeline::needs_response_flags(200));
+    let e = engine("a", "v1", "{}");
+    assert!(!e.reads_response_headers(Role::Inbound));
+    assert!(e.reads_response_headers(Role::Outbound) && e.reads_response_headers(Role::Edge));
+    assert!(!e.wants_first_byte_time());
+    assert!(engine("a", "v1", r#"{"spans":{"stream_details":true}}"#).wants_first_byte_time());
+}

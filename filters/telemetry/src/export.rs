@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 
 use serde::Deserialize;
 
-use crate::otlp::encode_export_request;
+use crate::otlp::{encode_export_request_from, encode_span};
 use crate::span::{Resource, Scope, Span};
 
 const NANOS_PER_MILLI: u64 = 1_000_000;
@@ -246,7 +246,8 @@ struct Batch {
 #[derive(Debug)]
 pub struct Exporter {
     cfg: ExportConfig,
-    queue: VecDeque<Span>,
+    /// Queued spans, each already encoded (`otlp::encode_span`): its wire size in memory.
+    queue: VecDeque<Vec<u8>>,
     /// In flight or waiting for retry; oldest first. Never longer than `max_in_flight`.
     batches: Vec<Batch>,
     next_id: u64,
@@ -306,13 +307,14 @@ impl Exporter {
         self.batches.iter().map(|b| b.body.len()).sum()
     }
 
-    /// Enqueues a finished span; O(1), no encoding here.
+    /// Enqueues a finished span, encoded now (O(span size)): the queue then holds bytes,
+    /// not a tree of small allocations.
     pub fn push(&mut self, span: Span) -> Result<(), DropReason> {
         if self.queue.len() >= self.cfg.max_queue_spans {
             self.stats.dropped_queue_full += 1;
             return Err(DropReason::QueueFull);
         }
-        self.queue.push_back(span);
+        self.queue.push_back(encode_span(&span));
         self.stats.spans_enqueued += 1;
         self.stats.queue_depth = self.queue.len() as u64;
         Ok(())
@@ -354,7 +356,7 @@ impl Exporter {
 
         let n = self.queue.len().min(self.cfg.max_batch_spans);
         let body = match self.queue.make_contiguous().get(..n) {
-            Some(spans) => encode_export_request(resource, scope, spans),
+            Some(spans) => encode_export_request_from(resource, scope, spans),
             None => return None, // unreachable: n <= len
         };
         self.queue.drain(..n);

@@ -96,7 +96,28 @@ pub const TRACES_PATH: &str = "/v1/traces";
 
 /// Encodes one `ExportTraceServiceRequest` holding one `ResourceSpans` with one `ScopeSpans`.
 pub fn encode_export_request(resource: &Resource, scope: &Scope, spans: &[Span]) -> Vec<u8> {
-    let sizes = RequestSizes::new(resource, scope, spans);
+    let encoded: Vec<Vec<u8>> = spans.iter().map(encode_span).collect();
+    encode_export_request_from(resource, scope, &encoded)
+}
+
+/// One span as its `ScopeSpans.spans` field (tag, length, message): what the exporter
+/// queues, so a queued span costs its wire size and no per-attribute allocation.
+pub fn encode_span(span: &Span) -> Vec<u8> {
+    let len = span_len(span);
+    let mut buf = Vec::with_capacity(msg_len(field::SS_SPANS, len));
+    write_len_header(&mut buf, field::SS_SPANS, len);
+    write_span(&mut buf, span);
+    buf
+}
+
+/// Like [`encode_export_request`], from spans already encoded by [`encode_span`].
+pub fn encode_export_request_from<S: AsRef<[u8]>>(
+    resource: &Resource,
+    scope: &Scope,
+    spans: &[S],
+) -> Vec<u8> {
+    let spans_len = spans.iter().map(|s| s.as_ref().len()).sum();
+    let sizes = RequestSizes::new(resource, scope, spans_len);
     let mut buf = Vec::with_capacity(sizes.total);
     write_len_header(
         &mut buf,
@@ -109,8 +130,7 @@ pub fn encode_export_request(resource: &Resource, scope: &Scope, spans: &[Span])
     write_len_header(&mut buf, field::SS_SCOPE, sizes.scope);
     write_scope(&mut buf, scope);
     for span in spans {
-        write_len_header(&mut buf, field::SS_SPANS, span_len(span));
-        write_span(&mut buf, span);
+        buf.extend_from_slice(span.as_ref());
     }
     debug_assert_eq!(buf.len(), sizes.total);
     buf
@@ -118,7 +138,11 @@ pub fn encode_export_request(resource: &Resource, scope: &Scope, spans: &[Span])
 
 /// Exact size in bytes of [`encode_export_request`]'s output, without encoding.
 pub fn encoded_len(resource: &Resource, scope: &Scope, spans: &[Span]) -> usize {
-    RequestSizes::new(resource, scope, spans).total
+    let spans_len = spans
+        .iter()
+        .map(|s| msg_len(field::SS_SPANS, span_len(s)))
+        .sum();
+    RequestSizes::new(resource, scope, spans_len).total
 }
 
 /// The size pass: lengths of the outer messages.
@@ -131,14 +155,11 @@ struct RequestSizes {
 }
 
 impl RequestSizes {
-    fn new(resource: &Resource, scope: &Scope, spans: &[Span]) -> Self {
+    /// `spans_len`: the encoded `spans` fields, tags and lengths included.
+    fn new(resource: &Resource, scope: &Scope, spans_len: usize) -> Self {
         let resource_len = attrs_len(field::RESOURCE_ATTRIBUTES, &resource.attributes);
         let scope_len =
             str_len(field::SCOPE_NAME, &scope.name) + str_len(field::SCOPE_VERSION, &scope.version);
-        let spans_len: usize = spans
-            .iter()
-            .map(|s| msg_len(field::SS_SPANS, span_len(s)))
-            .sum();
         let scope_spans = msg_len(field::SS_SCOPE, scope_len) + spans_len;
         let resource_spans =
             msg_len(field::RS_RESOURCE, resource_len) + msg_len(field::RS_SCOPE_SPANS, scope_spans);

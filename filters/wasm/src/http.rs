@@ -92,10 +92,11 @@ impl HttpContext for Http {
         apply(MapType::HttpRequestHeaders, edits, &headers);
         let remembered = engine.remember(&state);
         if !remembered.is_empty() {
-            let sh = shared.borrow();
+            let mut sh = shared.borrow_mut();
             for (k, v) in remembered {
                 if hostcalls::set_shared_data(&k, Some(&v), None).is_ok() {
-                    crate::stats::Stats::bump(sh.stats.recovery_stored, 1);
+                    let id = sh.stats.recovery_stored;
+                    sh.stats.add(id, 1);
                 }
             }
         }
@@ -107,9 +108,20 @@ impl HttpContext for Http {
         let (Some((engine, _)), Some(state)) = (&self.inner, self.state.as_mut()) else {
             return Action::Continue;
         };
-        let raw = host::header_map_bytes(MapType::HttpResponseHeaders);
+        // Each read is a host call: inbound needs no response header, and only spans need
+        // the time.
+        let raw = if engine.reads_response_headers(state.role) {
+            host::header_map_bytes(MapType::HttpResponseHeaders)
+        } else {
+            Vec::new()
+        };
         let headers = meshwake_core::headers::decode_map_borrowed(&raw);
-        let edits = engine.on_response(state, &headers, host::now_ns());
+        let now = if engine.wants_first_byte_time() {
+            host::now_ns()
+        } else {
+            0
+        };
+        let edits = engine.on_response(state, &headers, now);
         apply(MapType::HttpResponseHeaders, edits, &headers);
         Action::Continue
     }
@@ -119,46 +131,63 @@ impl HttpContext for Http {
             return;
         };
         if !engine.config().spans.enabled && !engine.config().metrics.enabled {
-            // Propagation only: no span, no metrics, so skip `finish` and the seven property
-            // reads it needs (host calls); only the per-request notes are counted.
+            // Propagation only: no span, no metrics, so skip `finish` and the property reads
+            // it needs (host calls); only the per-request notes are counted.
             let mut sh = shared.borrow_mut();
             for n in state.notes.iter() {
                 sh.stats.note(n);
             }
-            let sh = &mut *sh;
-            sh.stats
-                .sync(sh.exporter.stats(), sh.labels.label_overflow());
             return;
         }
+        // Only the facts this request's span and metrics use: each is a property read.
+        let reads = engine.stream_end_reads(&state);
+        let status = int_prop(property::RESPONSE_CODE)
+            .and_then(|v| u16::try_from(v).ok())
+            .unwrap_or(0);
         let c = Completion {
             end_ns: host::now_ns(),
-            status: int_prop(property::RESPONSE_CODE)
-                .and_then(|v| u16::try_from(v).ok())
-                .unwrap_or(0),
-            response_flags: envoy::response_flags(
+            status,
+            response_flags: envoy::response_flags(if meshwake_core::needs_response_flags(status) {
                 int_prop(property::RESPONSE_FLAGS).unwrap_or(0) as u64
-            ),
-            grpc_status: if state.grpc {
-                int_prop(property::RESPONSE_GRPC_STATUS)
             } else {
-                None
+                0
+            }),
+            grpc_status: reads
+                .grpc_status
+                .then(|| int_prop(property::RESPONSE_GRPC_STATUS))
+                .flatten(),
+            request_bytes: reads
+                .sizes
+                .then(|| int_prop(property::REQUEST_SIZE))
+                .flatten(),
+            response_bytes: reads
+                .sizes
+                .then(|| int_prop(property::RESPONSE_SIZE))
+                .flatten(),
+            protocol: if reads.protocol {
+                text_prop(property::REQUEST_PROTOCOL).unwrap_or_default()
+            } else {
+                String::new()
             },
-            request_bytes: int_prop(property::REQUEST_SIZE),
-            response_bytes: int_prop(property::RESPONSE_SIZE),
-            protocol: text_prop(property::REQUEST_PROTOCOL).unwrap_or_default(),
-            upstream_cluster: text_prop(property::UPSTREAM_CLUSTER),
-            upstream_host: text_prop(property::UPSTREAM_ADDRESS),
+            upstream_cluster: reads
+                .upstream
+                .then(|| text_prop(property::UPSTREAM_CLUSTER))
+                .flatten(),
+            upstream_host: reads
+                .upstream
+                .then(|| text_prop(property::UPSTREAM_ADDRESS))
+                .flatten(),
             // Only needed when the peer did not say who it is (the fallback's first source).
-            upstream_workload_meta: if state.role != Role::Inbound && state.destination.is_none() {
-                text_prop(property::UPSTREAM_ISTIO_WORKLOAD)
-            } else {
-                None
-            },
+            upstream_workload_meta: reads
+                .upstream_workload
+                .then(|| text_prop(property::UPSTREAM_ISTIO_WORKLOAD))
+                .flatten(),
         };
         let start = state.start_ns;
         let notes = state.notes;
         let (span, labels) = engine.finish(state, &c);
         let mut sh = shared.borrow_mut();
+        let sh = &mut *sh;
         for n in notes.iter() {
             sh.stats.note(n);
         }
@@ -169,7 +198,12 @@ impl HttpContext for Http {
             sh.exporter.stats_mut().dropped_sampled_out += 1;
         }
         if engine.config().metrics.enabled {
+            let sizes = engine.config().metrics.size_histograms;
             let ids = sh.labels.get_or_insert_with(&labels, |name, kind| {
+                if !sizes && matches!(kind, MetricKind::RequestBytes | MetricKind::ResponseBytes) {
+                    // Not recorded: do not define (an empty histogram per label set).
+                    return Ok(0);
+                }
                 let t = match kind.metric_type() {
                     meshwake_telemetry::metrics::MetricType::Counter => {
                         proxy_wasm::types::MetricType::Counter
@@ -181,7 +215,7 @@ impl HttpContext for Http {
                 hostcalls::define_metric(t, name)
             });
             if let Ok(ids) = ids {
-                let _ = hostcalls::increment_metric(ids.get(MetricKind::RequestsTotal), 1);
+                sh.stats.add(ids.get(MetricKind::RequestsTotal), 1);
                 let ms = c.end_ns.saturating_sub(start) / 1_000_000;
                 let _ =
                     hostcalls::record_metric(ids.get(MetricKind::RequestDurationMilliseconds), ms);
@@ -199,10 +233,5 @@ impl HttpContext for Http {
                 }
             }
         }
-        // Publish now, not only on the export timer: that timer only runs with spans on,
-        // and counters read right after a request should already include it.
-        let sh = &mut *sh;
-        sh.stats
-            .sync(sh.exporter.stats(), sh.labels.label_overflow());
     }
 }

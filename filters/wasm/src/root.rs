@@ -23,6 +23,9 @@ pub struct Shared {
     pub id_draws: u32,
 }
 
+/// Longest delay before counters counted in the VM show in Envoy's stats.
+pub const STATS_PUBLISH_MS: u64 = 100;
+
 /// How many ids are drawn before the generator is reseeded from the host's randomness.
 const RESEED_EVERY: u32 = 1 << 20;
 
@@ -145,7 +148,12 @@ impl RootContext for Root {
             },
         };
         let labels = LabelCache::new(naming, cfg.metrics.max_label_sets);
-        let tick = cfg.export.flush_interval_ms.clamp(10, 100);
+        // The tick flushes span batches and publishes counters summed in the VM.
+        let tick = if cfg.spans.enabled {
+            cfg.export.flush_interval_ms.clamp(10, STATS_PUBLISH_MS)
+        } else {
+            STATS_PUBLISH_MS
+        };
         let spans_on = cfg.spans.enabled;
         let (engine, warnings) = Engine::new(cfg, local, crate::VERSION);
         for w in warnings {
@@ -173,9 +181,7 @@ impl RootContext for Root {
             id_draws: 0,
         })));
         self.engine = Some(Rc::new(engine));
-        if spans_on {
-            let _ = proxy_wasm::hostcalls::set_tick_period(Duration::from_millis(tick));
-        }
+        let _ = proxy_wasm::hostcalls::set_tick_period(Duration::from_millis(tick));
         // Never refuse to start: a bad configuration has become defaults plus log lines.
         true
     }

@@ -1,8 +1,11 @@
 //! The filter's own counters and gauges (Envoy stats `meshwake.*`), defined once per VM.
+//! Counters bumped per request are summed in the VM and published on the root context's
+//! tick: a host call per counter per request would cost more than the counting is worth.
 use meshwake_core::notes::Note;
 use meshwake_telemetry::ExporterStats;
 use proxy_wasm::hostcalls::{define_metric, increment_metric};
 use proxy_wasm::types::MetricType;
+use std::collections::HashMap;
 
 /// Self-telemetry counter names (also documented in the README).
 pub mod name {
@@ -33,6 +36,9 @@ pub mod name {
 /// Metric ids; 0 when the host refused to define one (then updates are no-ops).
 #[derive(Default)]
 pub struct Stats {
+    /// Counter increments not yet published: metric id → amount (bounded by the number of
+    /// defined counters: the filter's own plus one per metric label set).
+    pending: HashMap<u32, u64>,
     notes: Vec<u32>,
     exporter: [u32; 14],
     queue_depth: u32,
@@ -96,15 +102,31 @@ impl Stats {
         }
     }
 
-    pub fn note(&self, n: Note) {
-        if let Some(id) = self.notes.get(n as usize) {
-            Stats::bump(*id, 1);
+    /// Count `by` on counter `id` at the next publish.
+    pub fn add(&mut self, id: u32, by: u64) {
+        if id != 0 && by > 0 {
+            let v = self.pending.entry(id).or_insert(0);
+            *v = v.saturating_add(by);
         }
     }
 
-    /// Push the exporter's cumulative counters as deltas, and its gauges when they changed.
-    /// Cheap when nothing changed (no host call), so it runs after every request.
+    pub fn note(&mut self, n: Note) {
+        if let Some(id) = self.notes.get(n as usize).copied() {
+            self.add(id, 1);
+        }
+    }
+
+    /// Publish the counters summed since the last call.
+    fn publish_pending(&mut self) {
+        for (id, by) in self.pending.drain() {
+            Stats::bump(id, by);
+        }
+    }
+
+    /// Publish pending counters, the exporter's cumulative counters as deltas, and gauges
+    /// that changed. Runs on the root context's tick.
     pub fn sync(&mut self, s: &ExporterStats, label_overflow: u64) {
+        self.publish_pending();
         let f = &s.export_failures_by_cause;
         let now = [
             s.spans_created,

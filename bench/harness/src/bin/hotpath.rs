@@ -100,22 +100,28 @@ fn main() {
         let (mut state, edits) = engine.on_request(Role::Inbound, &h, now, &mut ids, &mut recall);
         black_box(&edits);
         black_box(engine.remember(&state));
-        let rh = meshwake_core::headers::decode_map_borrowed(&resp);
+        let rh = if engine.reads_response_headers(Role::Inbound) {
+            meshwake_core::headers::decode_map_borrowed(&resp)
+        } else {
+            Vec::new()
+        };
         black_box(engine.on_response(&mut state, &rh, now + 20_000));
         // As the glue does: with spans and metrics off there is nothing to finish.
         if !spans_on && !metrics_on {
             continue;
         }
+        // What the glue reads at stream end for this configuration.
+        let reads = engine.stream_end_reads(&state);
         let c = Completion {
             end_ns: now + 30_000,
             status: 200,
             response_flags: meshwake_core::envoy::response_flags(0),
             grpc_status: None,
-            request_bytes: Some(180),
-            response_bytes: Some(120),
-            protocol: "HTTP/1.1".into(),
-            upstream_cluster: None,
-            upstream_host: None,
+            request_bytes: reads.sizes.then_some(180),
+            response_bytes: reads.sizes.then_some(120),
+            protocol: if reads.protocol { "HTTP/1.1".into() } else { String::new() },
+            upstream_cluster: reads.upstream.then(|| "inbound|8080||".into()),
+            upstream_host: reads.upstream.then(|| "127.0.0.1:8080".into()),
             upstream_workload_meta: None,
         };
         let (span, l) = engine.finish(state, &c);
