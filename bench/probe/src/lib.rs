@@ -41,6 +41,9 @@ enum Op {
     /// `proxy_get_property` of a whole attribute map (`response`) at stream end; logs the
     /// first result, to see whether the host serializes maps.
     LogMap,
+    /// Pure guest compute: FNV-1a over 1 KiB (about 4,000 wasm instructions), to compare
+    /// the engine's code speed in Envoy with V8 elsewhere (`bench/guest`).
+    Spin,
     /// Allocate and free 256 bytes in the guest (a guest-only cost, for scale).
     Alloc,
 }
@@ -60,6 +63,7 @@ const OPS: &[(&str, Op)] = &[
     ("record", Op::Record),
     ("alloc", Op::Alloc),
     ("log_map", Op::LogMap),
+    ("spin", Op::Spin),
 ];
 
 #[derive(Default)]
@@ -157,6 +161,14 @@ impl HttpContext for Stream {
                     Op::Incr => h::increment_metric(self.counter, 1).map_or(0, |_| 1),
                     Op::Record => h::record_metric(self.histogram, u64::from(i)).map_or(0, |_| 1),
                     Op::Alloc => std::hint::black_box(vec![i as u8; 256]).len(),
+                    Op::Spin => {
+                        let buf = std::hint::black_box([i as u8; 1024]);
+                        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+                        for b in buf {
+                            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                        }
+                        std::hint::black_box(h) as usize
+                    }
                     Op::LogProp | Op::LogMap => 0,
                 };
             }

@@ -317,7 +317,11 @@ impl Engine {
                 notes.add(Note::EdgeStrippedBaggage);
             }
         }
-        let received_b3 = received_b3_formats(h);
+        let received_b3 = if self.cfg.propagation.inject_received_b3 {
+            received_b3_formats(h)
+        } else {
+            [None, None]
+        };
 
         let request_id_bytes = h.get(header::REQUEST_ID);
         // The key exactly as `remember` stores it (cut, lossy): a long or non-UTF-8
@@ -401,14 +405,19 @@ impl Engine {
         ctx.trace_state = trace_state;
 
         // Write the context: to the app (inbound/edge) or upstream (outbound), own span as parent.
-        let mut formats = self.inject.clone();
-        if self.cfg.propagation.inject_received_b3 {
-            for f in received_b3 {
-                if !formats.contains(&f) {
-                    formats.push(f);
-                }
-            }
-        }
+        // The configured formats, plus B3 when it arrived (copied only then).
+        let extra: Vec<Propagator> = received_b3
+            .into_iter()
+            .flatten()
+            .filter(|f| !self.inject.contains(f))
+            .collect();
+        let joined;
+        let formats: &[Propagator] = if extra.is_empty() {
+            &self.inject
+        } else {
+            joined = [self.inject.as_slice(), extra.as_slice()].concat();
+            &joined
+        };
         let debug = ex.context.as_ref().is_some_and(|c| c.debug);
         let inj = propagator::inject_with(
             &ctx,
@@ -417,7 +426,7 @@ impl Engine {
                 debug,
             },
             &ex.baggage,
-            &formats,
+            formats,
         );
         for (n, v) in inj.set {
             edits.set(n, v);
@@ -463,6 +472,15 @@ impl Engine {
         let grpc = h
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.starts_with(b"application/grpc"));
+        // Attributes only spans use: not copied when spans are off.
+        let spans_on = self.cfg.spans.enabled;
+        let text = |name: &str, max: usize| {
+            if spans_on {
+                lossy(h.get(name), max)
+            } else {
+                String::new()
+            }
+        };
         let state = RequestState {
             role,
             start_ns: now_ns,
@@ -470,12 +488,19 @@ impl Engine {
             parent_span_id,
             sampled,
             link,
-            method: lossy(h.get(header::METHOD), 16),
-            path: route::path_only(&lossy(h.get(header::PATH), route::MAX_PATH_LEN * 2))
-                .to_string(),
-            scheme: lossy(h.get(header::SCHEME), 16),
-            authority: lossy(h.get(header::AUTHORITY), MAX_ATTR_LEN),
-            user_agent: lossy(h.get(header::USER_AGENT), MAX_ATTR_LEN),
+            method: text(header::METHOD, 16),
+            path: if spans_on {
+                let p = lossy(h.get(header::PATH), route::MAX_PATH_LEN * 2);
+                match route::path_only(&p).len() {
+                    n if n == p.len() => p,
+                    n => p.get(..n).unwrap_or_default().to_string(),
+                }
+            } else {
+                String::new()
+            },
+            scheme: text(header::SCHEME, 16),
+            authority: text(header::AUTHORITY, MAX_ATTR_LEN),
+            user_agent: text(header::USER_AGENT, MAX_ATTR_LEN),
             request_id,
             grpc,
             source,
@@ -692,7 +717,11 @@ impl Engine {
         let name = if s.method.is_empty() {
             route.clone()
         } else {
-            format!("{} {}", s.method, route)
+            let mut n = String::with_capacity(s.method.len() + 1 + route.len());
+            n.push_str(&s.method);
+            n.push(' ');
+            n.push_str(&route);
+            n
         };
         let mut a: Vec<KeyValue> = Vec::with_capacity(24);
         a.push(KeyValue::new(attr::HTTP_REQUEST_METHOD, s.method));
@@ -837,16 +866,13 @@ impl Engine {
 /// B3 formats present in the request, whichever format won extraction: a hop that sent
 /// B3 (next to W3C, as every sidecar does once B3 arrived) expects B3 back, or a
 /// Zipkin-instrumented app behind the next sidecar would lose its context.
-fn received_b3_formats(h: &dyn HeaderSource) -> Vec<Propagator> {
+fn received_b3_formats(h: &dyn HeaderSource) -> [Option<Propagator>; 2] {
     use meshwake_trace_context::b3;
-    let mut out = Vec::with_capacity(2);
-    if h.get(b3::B3_HEADER).is_some() {
-        out.push(Propagator::B3Single);
-    }
-    if h.get(b3::X_B3_TRACE_ID).is_some() || h.get(b3::X_B3_SAMPLED).is_some() {
-        out.push(Propagator::B3Multi);
-    }
-    out
+    [
+        h.get(b3::B3_HEADER).map(|_| Propagator::B3Single),
+        (h.get(b3::X_B3_TRACE_ID).is_some() || h.get(b3::X_B3_SAMPLED).is_some())
+            .then_some(Propagator::B3Multi),
+    ]
 }
 
 fn is_signature_error(e: identity::PeerHeaderError) -> bool {

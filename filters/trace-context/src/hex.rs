@@ -30,12 +30,19 @@ const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// Appends the lower-case hex form of `bytes` to `out`.
 pub(crate) fn encode_into(bytes: &[u8], out: &mut String) {
-    for b in bytes {
-        for nibble in [b >> 4, b & 0x0f] {
-            out.push(char::from(
-                DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0'),
-            ));
+    // In chunks through a stack buffer: one `push_str` per 32 bytes instead of a `push`
+    // (capacity check, UTF-8 encoding) per digit; ids are hex-encoded several times a request.
+    let mut buf = [0u8; 64];
+    for chunk in bytes.chunks(32) {
+        for (pair, b) in buf.chunks_exact_mut(2).zip(chunk) {
+            if let [hi, lo] = pair {
+                *hi = DIGITS.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
+                *lo = DIGITS.get(usize::from(b & 0x0f)).copied().unwrap_or(b'0');
+            }
         }
+        let digits = buf.get(..chunk.len() * 2).unwrap_or_default();
+        // Always ASCII hex digits.
+        out.push_str(std::str::from_utf8(digits).unwrap_or_default());
     }
 }
 
@@ -43,6 +50,18 @@ pub(crate) fn encode_into(bytes: &[u8], out: &mut String) {
 #[allow(clippy::type_complexity)] // test tables are tuples on purpose
 mod tests {
     use super::*;
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn encode_any_length_appends_lowercase_digits() {
+        for n in [0usize, 1, 8, 16, 31, 32, 33, 64, 100] {
+            let bytes: Vec<u8> = (0..n).map(|i| (i * 37 + 5) as u8).collect();
+            let mut out = String::from("x");
+            encode_into(&bytes, &mut out);
+            let want: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(out, format!("x{want}"), "{n}");
+        }
+    }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]

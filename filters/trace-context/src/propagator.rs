@@ -244,7 +244,10 @@ pub fn inject_with(
     baggage: &Baggage,
     formats: &[Propagator],
 ) -> Injection {
-    let mut inj = Injection::default();
+    let mut inj = Injection {
+        set: Vec::with_capacity(4),
+        remove: Vec::with_capacity(8),
+    };
     let on = |p: Propagator| formats.contains(&p);
     if on(Propagator::TraceContext) {
         inj.set.push((

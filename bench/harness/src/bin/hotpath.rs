@@ -43,7 +43,7 @@ fn main() {
         .unwrap_or(100_000);
     let mode = std::env::args().nth(2).unwrap_or_else(|| "full".into());
     let raw = if mode == "propagation" {
-        r#"{"role":"inbound","identity":{"service":"bench","version":"v1","namespace":"bench"},"spans":{"enabled":false},"metrics":{"enabled":false},"context_recovery":{"enabled":false}}"#
+        r#"{"role":"inbound","identity":{"service":"bench","version":"v1","namespace":"bench","exchange":false},"spans":{"enabled":false},"metrics":{"enabled":false},"context_recovery":{"enabled":false}}"#
     } else {
         r#"{"role":"inbound","identity":{"service":"bench","version":"v1","namespace":"bench"}}"#
     };
@@ -119,7 +119,11 @@ fn main() {
             grpc_status: None,
             request_bytes: reads.sizes.then_some(180),
             response_bytes: reads.sizes.then_some(120),
-            protocol: if reads.protocol { "HTTP/1.1".into() } else { String::new() },
+            protocol: if reads.protocol {
+                "HTTP/1.1".into()
+            } else {
+                String::new()
+            },
             upstream_cluster: reads.upstream.then(|| "inbound|8080||".into()),
             upstream_host: reads.upstream.then(|| "127.0.0.1:8080".into()),
             upstream_workload_meta: None,
@@ -135,7 +139,11 @@ fn main() {
         while let Some(b) = exporter.poll(now, engine.resource(), engine.scope()) {
             bytes_out += b.body.len();
             let id = b.id;
-            exporter.on_result(id, meshwake_telemetry::ExportOutcome::Status(200, None), now);
+            exporter.on_result(
+                id,
+                meshwake_telemetry::ExportOutcome::Status(200, None),
+                now,
+            );
         }
         if i % 512 == 511 {
             exporter.flush();

@@ -68,8 +68,11 @@ fn args() -> Args {
 fn connect(addr: SocketAddr, poll: &Poll, token: usize) -> std::io::Result<TcpStream> {
     let mut s = TcpStream::connect(addr)?;
     s.set_nodelay(true)?;
-    poll.registry()
-        .register(&mut s, Token(token), Interest::READABLE | Interest::WRITABLE)?;
+    poll.registry().register(
+        &mut s,
+        Token(token),
+        Interest::READABLE | Interest::WRITABLE,
+    )?;
     Ok(s)
 }
 
