@@ -372,6 +372,23 @@ def hostcalls(a, sink):
                             for op, v in per.items()}}
 
 
+def guest():
+    """The module's own time per request in V8 (Node, mock host: `bench/guest/run.mjs`)."""
+    res = {}
+    for mode in ("propagation", "full"):
+        runs = []
+        for _ in range(3):
+            out = subprocess.run(["node", os.path.join(ROOT, "bench/guest/run.mjs"),
+                                  os.path.join(ROOT, "target/meshwake.wasm"),
+                                  json.dumps(PLUGIN[mode]), "200000"],
+                                 capture_output=True, text=True, check=True).stdout
+            runs.append(json.loads(out))
+        us = [r["us_per_request"] for r in runs]
+        res[mode] = {"us_per_request": {"median": med(us), "spread": spread(us)},
+                     "host_calls_per_request": runs[-1]["host_calls_per_request"]}
+    return res
+
+
 def callgrind_ir(n, mode):
     out = os.path.join(WORK, f"callgrind.{mode}.{n}.out")
     subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
@@ -486,6 +503,30 @@ def markdown(doc):
               f"p99 {sus['p99_us']} µs, Envoy CPU {100 * sus['envoy_cpu_share']:.0f}% of one core.", "",
               "Filter counters at the end: " + (", ".join(
                   f"`{k}` {v}" for k, v in sorted(sus["meshwake_stats"].items()) if v) or "not recorded") + ".", ""]
+    hc = doc.get("hostcalls")
+    if hc:
+        L += ["## What a host call costs in Envoy (bench/probe)", "",
+              f"A probe module makes {hc['calls_per_request']} calls of one kind per request; "
+              "(its CPU/request − the no-op's) / calls, same repetition; median [min–max]. "
+              "In a loop, so caches are warm: an isolated call in a real filter costs more.", "",
+              "| Call | µs of Envoy CPU per call |", "|---|---|"]
+        for op, v in hc["us_per_call"].items():
+            if v["median"] is not None:
+                L.append(f"| `{op}` | {v['median']:.2f} [{v['spread'][0]:.2f}–{v['spread'][1]:.2f}] |")
+        L.append("")
+    g = doc.get("guest")
+    if g:
+        L += ["## The module's own time (V8 in Node, mock host)", "",
+              "`bench/guest/run.mjs` drives the same `target/meshwake.wasm` through the proxy-wasm "
+              "callbacks with a host that answers at once: what is left is the filter's code. "
+              "Host calls per request are what the filter asks of Envoy.", "",
+              "| Mode | µs / request | Host calls / request |", "|---|---|---|"]
+        for mode, v in g.items():
+            u = v["us_per_request"]
+            calls = ", ".join(f"`{k.removeprefix('proxy_')}` {c:g}"
+                              for k, c in v["host_calls_per_request"].items() if c >= 0.01)
+            L.append(f"| {mode} | {u['median']:.2f} [{u['spread'][0]:.2f}–{u['spread'][1]:.2f}] | {calls} |")
+        L.append("")
     hp = doc.get("hotpath")
     if hp:
         L += ["## Hot path instructions (native, callgrind)", "",
@@ -506,7 +547,7 @@ def markdown(doc):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--phases", default="cases,sustained,hotpath")
+    p.add_argument("--phases", default="cases,sustained,hostcalls,guest,hotpath")
     p.add_argument("--cases", default=",".join(CASES))
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--duration", type=int, default=10, help="seconds per wrk and fixed-rate run")
@@ -575,6 +616,11 @@ def main():
         if "hostcalls" in phases:
             log("hostcalls: pricing host calls with bench/probe")
             doc["hostcalls"] = hostcalls(a, sink_port)
+        if "guest" in phases and shutil.which("node") is None:
+            doc["notes"].append("guest phase skipped: `node` not found")
+        elif "guest" in phases:
+            log("guest: module time in V8 (node)")
+            doc["guest"] = guest()
         if "hotpath" in phases:
             log("hotpath: callgrind")
             doc["hotpath"] = hotpath(a.hotpath_requests)

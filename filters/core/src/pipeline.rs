@@ -564,6 +564,13 @@ impl Engine {
         role != Role::Inbound
     }
 
+    /// Whether the request's start time is used (spans, metrics, recovery entries); without
+    /// it the glue skips the clock read (a host call).
+    pub fn wants_start_time(&self) -> bool {
+        let c = &self.cfg;
+        c.spans.enabled || c.metrics.enabled || c.identity.exchange || c.context_recovery.enabled
+    }
+
     /// Whether the glue should take a timestamp at response headers (the span's
     /// `first_upstream_byte` event, one of the `spans.stream_details`).
     pub fn wants_first_byte_time(&self) -> bool {

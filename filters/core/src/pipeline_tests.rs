@@ -511,5 +511,8 @@ fn stream_end_reads_follow_configuration_and_role() {
     assert!(!e.reads_response_headers(Role::Inbound));
     assert!(e.reads_response_headers(Role::Outbound) && e.reads_response_headers(Role::Edge));
     assert!(!e.wants_first_byte_time());
+    assert!(e.wants_start_time());
+    let bare = r#"{"spans":{"enabled":false},"metrics":{"enabled":false},"identity":{"exchange":false},"context_recovery":{"enabled":false}}"#;
+    assert!(!engine("a", "v1", bare).wants_start_time());
     assert!(engine("a", "v1", r#"{"spans":{"stream_details":true}}"#).wants_first_byte_time());
 }

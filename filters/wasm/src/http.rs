@@ -69,7 +69,11 @@ impl HttpContext for Http {
         };
         let raw = host::header_map_bytes(MapType::HttpRequestHeaders);
         let headers = meshwake_core::headers::decode_map_borrowed(&raw);
-        let now = host::now_ns();
+        let now = if engine.wants_start_time() {
+            host::now_ns()
+        } else {
+            0
+        };
         let mut recall = |kind: &str, key: &[u8]| {
             let slot = meshwake_core::recovery::slot_key(
                 kind,
