@@ -243,9 +243,18 @@ def run_case(case, rep, a, sink):
     try:
         s0 = sink_count(sink)["spans"]
         wrk(envoy.listen, 2, 1, 8, a.load_core)  # warm-up: VM, connections, label cache
-        rq0, cpu0 = envoy.requests(), envoy.cpu_s()
-        sat = wrk(envoy.listen, a.duration, a.wrk_threads, a.wrk_connections, a.load_core)
-        rq1, cpu1 = envoy.requests(), envoy.cpu_s()
+        # Saturation in short windows: other work on a shared box only ever adds CPU time,
+        # so the least CPU/request over the windows is the case's own cost (and the most
+        # requests/s its throughput); the median is kept too.
+        windows = []
+        for _ in range(a.windows):
+            rq0, cpu0 = envoy.requests(), envoy.cpu_s()
+            w = wrk(envoy.listen, a.window, a.wrk_threads, a.wrk_connections, a.load_core)
+            rq1, cpu1 = envoy.requests(), envoy.cpu_s()
+            w["cpu_us_per_req"] = 1e6 * (cpu1 - cpu0) / max(1, rq1 - rq0)
+            windows.append(w)
+        sat = {"rps": max(w["rps"] for w in windows),
+               "non_2xx": sum(w["non_2xx"] for w in windows)}
         fr = fixed_rate(envoy.listen, a.rate, a.duration, 16, a.load_core)
         rq2, cpu2 = envoy.requests(), envoy.cpu_s()
         total = envoy.requests()
@@ -255,7 +264,8 @@ def run_case(case, rep, a, sink):
         r = {
             "case": case, "rep": rep,
             "throughput_rps": sat["rps"],
-            "cpu_us_per_req": 1e6 * (cpu1 - cpu0) / max(1, rq1 - rq0),
+            "cpu_us_per_req": min(w["cpu_us_per_req"] for w in windows),
+            "cpu_us_per_req_windows": [w["cpu_us_per_req"] for w in windows],
             "cpu_us_per_req_fixed_rate": 1e6 * (cpu2 - cpu1) / max(1, rq2 - rq1),
             "non_2xx": sat["non_2xx"] + fr["non_2xx"] + fr["errors"],
             "fixed_rate": fr,
@@ -475,9 +485,11 @@ def markdown(doc):
         L.append(f"| wasm VM linear memory (full) | {vm / 1048576:.2f} MiB | ≤ 4 MiB | "
                  f"{'yes' if vm <= 4 * 1048576 else 'no'} |")
     L += ["", "## Per case", "",
-          f"Throughput: `wrk -t{a['wrk_threads']} -c{a['wrk_connections']} -d{a['duration']}s`. "
-          "CPU: Envoy's utime+stime (`/proc/<pid>/stat`, all threads) over that run ÷ requests "
-          "Envoy completed (`http.main.downstream_rq_completed`). Latency: open-loop fixed rate "
+          f"Saturation: {a.get('windows', 1)} windows of `wrk -t{a['wrk_threads']} -c{a['wrk_connections']} "
+          f"-d{a.get('window', a['duration'])}s` per case and repetition. CPU: Envoy's utime+stime "
+          "(`/proc/<pid>/stat`, all threads) over a window ÷ requests Envoy completed "
+          "(`http.main.downstream_rq_completed`), least over the windows (other work on a shared "
+          "box only adds time); throughput: best window. Latency: open-loop fixed rate "
           f"{a['rate']:,} req/s for {a['duration']} s over 16 connections (`bench/harness` `load`, "
           "timed from each request's due time).", "",
           "| Case | Throughput req/s | CPU µs/req | Added µs/req | CPU µs/req at fixed rate | p50 µs | p99 µs | "
@@ -550,7 +562,9 @@ def main():
     p.add_argument("--phases", default="cases,sustained,hostcalls,guest,hotpath")
     p.add_argument("--cases", default=",".join(CASES))
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--duration", type=int, default=10, help="seconds per wrk and fixed-rate run")
+    p.add_argument("--duration", type=int, default=10, help="seconds of the fixed-rate run")
+    p.add_argument("--windows", type=int, default=5, help="saturation windows per case and rep")
+    p.add_argument("--window", type=int, default=3, help="seconds per saturation window")
     p.add_argument("--rate", type=int, default=2000, help="fixed rate for latency, req/s")
     p.add_argument("--wrk-threads", type=int, default=2)
     p.add_argument("--wrk-connections", type=int, default=32)

@@ -127,6 +127,9 @@ pub struct Engine {
     local: WorkloadIdentity,
     key: Option<Vec<u8>>,
     peer_header: String,
+    /// The lineage of a request that arrived without one: just this workload, encoded once
+    /// (the common case for inbound entries and outbound headers).
+    own_lineage: String,
     patterns: Vec<ClusterPattern>,
     routes: Vec<RouteTemplate>,
     resource: Resource,
@@ -210,7 +213,13 @@ impl Engine {
             name: Cow::Borrowed("meshwake"),
             version: Cow::Borrowed(sdk_version),
         };
+        let own_lineage = {
+            let mut l = Lineage::new(cfg.identity.lineage_max);
+            l.push(&local.service, &local.version);
+            l.encode(key.as_deref())
+        };
         let engine = Engine {
+            own_lineage,
             extract: PropagationConfig {
                 extract,
                 inject: inject.clone(),
@@ -442,22 +451,24 @@ impl Engine {
         let mut lineage_out = String::new();
         if exchange && matches!(role, Role::Outbound | Role::Edge) {
             edits.set(identity::PEER_HEADER, self.peer_header.clone());
-            let mut l = match &recovered {
-                Some(r) if !r.lineage.is_empty() => {
-                    Lineage::decode(r.lineage.as_bytes(), lineage_cap, key)
-                        .unwrap_or_else(|_| Lineage::new(lineage_cap))
-                }
-                _ => {
-                    let mut l = Lineage::new(lineage_cap);
-                    l.push(&self.local.service, &self.local.version);
-                    l
-                }
-            };
-            if role == Role::Edge {
-                l = Lineage::new(lineage_cap);
+            let own = || {
+                let mut l = Lineage::new(lineage_cap);
                 l.push(&self.local.service, &self.local.version);
-            }
-            lineage_out = l.encode(key);
+                l
+            };
+            let (l, is_own) = match &recovered {
+                Some(r) if !r.lineage.is_empty() && role != Role::Edge => (
+                    Lineage::decode(r.lineage.as_bytes(), lineage_cap, key)
+                        .unwrap_or_else(|_| Lineage::new(lineage_cap)),
+                    false,
+                ),
+                _ => (own(), true),
+            };
+            lineage_out = if is_own {
+                self.own_lineage.clone()
+            } else {
+                l.encode(key)
+            };
             if !lineage_out.is_empty() {
                 edits.set(identity::LINEAGE_HEADER, lineage_out.clone());
             }
@@ -523,13 +534,18 @@ impl Engine {
         if s.role != Role::Inbound || !(exchange || by_request_id) {
             return Vec::new();
         }
-        let mut l = s.lineage.clone();
-        l.push(&self.local.service, &self.local.version);
+        let lineage = if s.lineage.is_empty() {
+            self.own_lineage.clone()
+        } else {
+            let mut l = s.lineage.clone();
+            l.push(&self.local.service, &self.local.version);
+            l.encode(self.key.as_deref())
+        };
         let r = Remembered {
             trace_id: s.ctx.trace_id,
             span_id: s.ctx.span_id,
             flags: s.ctx.flags,
-            lineage: l.encode(self.key.as_deref()),
+            lineage,
             stored_ns: s.start_ns,
         };
         let slots = self.cfg.context_recovery.slots;
