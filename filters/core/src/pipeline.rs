@@ -35,7 +35,8 @@ pub mod header {
 /// Longest value kept for free-text attributes (user agent, authority...).
 pub const MAX_ATTR_LEN: usize = 256;
 
-/// Header changes for the host to apply.
+/// Header changes for the host to apply. Removals only name headers the map has: each is a
+/// host call, so the glue applies them as they are.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HeaderEdits {
     pub set: Vec<(&'static str, String)>,
@@ -47,8 +48,12 @@ impl HeaderEdits {
         self.remove.retain(|n| *n != name);
         self.set.push((name, value));
     }
-    fn remove(&mut self, name: &'static str) {
-        if !self.set.iter().any(|(n, _)| *n == name) && !self.remove.contains(&name) {
+    /// Remove `name` if `h` has it.
+    fn remove(&mut self, h: &dyn HeaderSource, name: &'static str) {
+        if h.get(name).is_some()
+            && !self.set.iter().any(|(n, _)| *n == name)
+            && !self.remove.contains(&name)
+        {
             self.remove.push(name);
         }
     }
@@ -127,8 +132,9 @@ pub struct Engine {
     local: WorkloadIdentity,
     key: Option<Vec<u8>>,
     peer_header: String,
-    /// The lineage of a request that arrived without one: just this workload, encoded once
-    /// (the common case for inbound entries and outbound headers).
+    /// The lineage of a request that arrived without one: just this workload, and its
+    /// encoding, built once (the common case for inbound entries and outbound headers).
+    own: Lineage,
     own_lineage: String,
     patterns: Vec<ClusterPattern>,
     routes: Vec<RouteTemplate>,
@@ -213,12 +219,11 @@ impl Engine {
             name: Cow::Borrowed("meshwake"),
             version: Cow::Borrowed(sdk_version),
         };
-        let own_lineage = {
-            let mut l = Lineage::new(cfg.identity.lineage_max);
-            l.push(&local.service, &local.version);
-            l.encode(key.as_deref())
-        };
+        let mut own = Lineage::new(cfg.identity.lineage_max);
+        own.push(&local.service, &local.version);
+        let own_lineage = own.encode(key.as_deref());
         let engine = Engine {
+            own,
             own_lineage,
             extract: PropagationConfig {
                 extract,
@@ -300,11 +305,8 @@ impl Engine {
             }
             Role::Inbound | Role::Outbound => {}
         }
-        // Only headers the request has: each removal is a host call.
         for name in identity::OWNED_HEADERS {
-            if h.get(name).is_some() {
-                edits.remove(name);
-            }
+            edits.remove(h, name);
         }
 
         // Trace context.
@@ -442,8 +444,8 @@ impl Engine {
         }
         for n in inj.remove {
             // Never strip formats we did not extract from: an app's own headers pass through.
-            if (ex.context.is_some() || role != Role::Outbound) && h.get(n).is_some() {
-                edits.remove(n);
+            if ex.context.is_some() || role != Role::Outbound {
+                edits.remove(h, n);
             }
         }
 
@@ -451,18 +453,13 @@ impl Engine {
         let mut lineage_out = String::new();
         if exchange && matches!(role, Role::Outbound | Role::Edge) {
             edits.set(identity::PEER_HEADER, self.peer_header.clone());
-            let own = || {
-                let mut l = Lineage::new(lineage_cap);
-                l.push(&self.local.service, &self.local.version);
-                l
-            };
             let (l, is_own) = match &recovered {
                 Some(r) if !r.lineage.is_empty() && role != Role::Edge => (
                     Lineage::decode(r.lineage.as_bytes(), lineage_cap, key)
                         .unwrap_or_else(|_| Lineage::new(lineage_cap)),
                     false,
                 ),
-                _ => (own(), true),
+                _ => (self.own.clone(), true),
             };
             lineage_out = if is_own {
                 self.own_lineage.clone()
@@ -644,9 +641,7 @@ impl Engine {
                     }
                 }
                 for name in identity::OWNED_HEADERS {
-                    if h.get(name).is_some() {
-                        edits.remove(name);
-                    }
+                    edits.remove(h, name);
                 }
             }
         }

@@ -37,13 +37,10 @@ impl Http {
     }
 }
 
-/// Apply the core's edits. Removing a header the map does not have is skipped: each host
-/// call costs more than the scan of the headers we already hold.
-fn apply<K: AsRef<str>>(map: MapType, edits: HeaderEdits, present: &[(K, &[u8])]) {
+/// Apply the core's edits (its removals name only headers the map has).
+fn apply(map: MapType, edits: HeaderEdits) {
     for n in edits.remove {
-        if present.iter().any(|(k, _)| k.as_ref() == n) {
-            let _ = hostcalls::remove_map_value(map, n);
-        }
+        let _ = hostcalls::remove_map_value(map, n);
     }
     for (n, v) in edits.set {
         let _ = hostcalls::set_map_value_bytes(map, n, Some(v.as_bytes()));
@@ -93,7 +90,7 @@ impl HttpContext for Http {
             });
             engine.on_request(role, &headers, now, &mut sh.ids, &mut recall)
         };
-        apply(MapType::HttpRequestHeaders, edits, &headers);
+        apply(MapType::HttpRequestHeaders, edits);
         let remembered = engine.remember(&state);
         if !remembered.is_empty() {
             let mut sh = shared.borrow_mut();
@@ -126,7 +123,7 @@ impl HttpContext for Http {
             0
         };
         let edits = engine.on_response(state, &headers, now);
-        apply(MapType::HttpResponseHeaders, edits, &headers);
+        apply(MapType::HttpResponseHeaders, edits);
         Action::Continue
     }
 
