@@ -222,6 +222,14 @@ impl Envoy {
             })
             .collect()
     }
+    /// The filter's own counters and gauges (`wasmcustom.meshwake.*`) by short name.
+    pub fn meshwake_counters(&self) -> BTreeMap<String, u64> {
+        meshwake_only(self.stats())
+    }
+    /// Like [`Envoy::meshwake_counters`] without waiting for the filter to publish.
+    pub fn meshwake_counters_now(&self) -> BTreeMap<String, u64> {
+        meshwake_only(self.stats_now())
+    }
     /// A counter or gauge value by exact stat name, 0 when absent.
     pub fn stat(&self, name: &str) -> u64 {
         self.stats()
@@ -271,4 +279,16 @@ fn tail(s: &str, n: usize) -> String {
 /// `STATS_PUBLISH_MS` in filters/wasm/src/root.rs): wait for more than one tick before a read.
 fn settle_stats() {
     std::thread::sleep(std::time::Duration::from_millis(250));
+}
+
+fn meshwake_only(stats: BTreeMap<String, String>) -> BTreeMap<String, u64> {
+    stats
+        .into_iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.strip_prefix("wasmcustom.meshwake.")?.to_string(),
+                v.parse().ok()?,
+            ))
+        })
+        .collect()
 }

@@ -5,7 +5,6 @@
 //! `meshwake.config.errors`/`.warnings`, and traffic flows with the safe defaults: context
 //! propagated, identity header sent, spans exported.
 use meshwake_tests::{http, Envoy, EnvoyOptions, OtlpReceiver, Response, Server};
-use std::collections::BTreeMap;
 
 const TID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
@@ -48,19 +47,6 @@ fn cases() -> Vec<Case> {
         Case { name: "export cluster Envoy does not have", config: r#"{"export": {"cluster": "no_such_cluster"}}"#,
                logs: &["cannot send spans to Envoy cluster `no_such_cluster`"], errors: 0, warnings: 0, exports: false },
     ]
-}
-
-fn counters(envoy: &Envoy) -> BTreeMap<String, u64> {
-    envoy
-        .stats()
-        .into_iter()
-        .filter_map(|(k, v)| {
-            Some((
-                k.strip_prefix("wasmcustom.meshwake.")?.to_string(),
-                v.parse().ok()?,
-            ))
-        })
-        .collect()
 }
 
 /// Log lines of the meshwake VMs at warning level or above.
@@ -144,7 +130,7 @@ fn run(c: &Case) -> Result<String, String> {
         }
     }
     // Counted: per VM that parsed the configuration (the stat is shared).
-    let k = counters(&envoy);
+    let k = envoy.meshwake_counters();
     let (errors, warnings) = (
         k.get("config.errors").copied().unwrap_or(0),
         k.get("config.warnings").copied().unwrap_or(0),

@@ -47,27 +47,6 @@ fn start_envoy(collector_port: u16, export: &[(&str, u64)]) -> (Envoy, Server) {
     (envoy, upstream)
 }
 
-fn counters(envoy: &Envoy) -> BTreeMap<String, u64> {
-    counters_of(envoy.stats())
-}
-
-/// Without waiting for the filter's publish tick: sampling while traffic runs.
-fn counters_now(envoy: &Envoy) -> BTreeMap<String, u64> {
-    counters_of(envoy.stats_now())
-}
-
-fn counters_of(stats: BTreeMap<String, String>) -> BTreeMap<String, u64> {
-    stats
-        .into_iter()
-        .filter_map(|(k, v)| {
-            Some((
-                k.strip_prefix("wasmcustom.meshwake.")?.to_string(),
-                v.parse().ok()?,
-            ))
-        })
-        .collect()
-}
-
 fn get(c: &BTreeMap<String, u64>, k: &str) -> u64 {
     c.get(k).copied().unwrap_or(0)
 }
@@ -113,7 +92,7 @@ fn drive(envoy: &Envoy, n: usize, tag: &str, paced: bool) -> Run {
             run.ok += 1;
         }
         if i % 5 == 0 {
-            let c = counters_now(envoy);
+            let c = envoy.meshwake_counters_now();
             run.max_queue = run.max_queue.max(get(&c, "export.queue_depth"));
             run.max_memory = run.max_memory.max(get(&c, "vm.memory_bytes"));
         }
@@ -168,7 +147,7 @@ fn scenario(fault: Mode, export: &[(&str, u64)], n: usize) -> (BTreeMap<String, 
 
     // Let the failing batches run out of retries, then check the books.
     let c = meshwake_tests::wait_for(20, "every span exported or dropped", || {
-        let c = counters(&envoy);
+        let c = envoy.meshwake_counters();
         let done = get(&c, "spans.exported")
             + get(&c, "spans.dropped_queue_full")
             + get(&c, "spans.dropped_export_failed")
@@ -199,7 +178,7 @@ fn scenario(fault: Mode, export: &[(&str, u64)], n: usize) -> (BTreeMap<String, 
     meshwake_tests::wait_for(10, "export resumed", || {
         (collector.spans_received_since(healed) >= 10).then_some(())
     });
-    let end = counters(&envoy);
+    let end = envoy.meshwake_counters();
     assert!(get(&end, "spans.exported") >= get(&c, "spans.exported") + 10);
     eprintln!(
         "{fault:?}: {n} requests ok, p50 {:?} (baseline {:?}), max queue {}, memory {} -> {} bytes; counters {c:?}",
@@ -245,7 +224,7 @@ fn collector_absent_from_the_start() {
     assert_eq!(run.ok, 60);
     assert!(run.max_queue <= QUEUE);
     let c = meshwake_tests::wait_for(15, "all spans dropped", || {
-        let c = counters(&envoy);
+        let c = envoy.meshwake_counters();
         (get(&c, "spans.dropped_queue_full") + get(&c, "spans.dropped_export_failed") == 60)
             .then_some(c)
     });
@@ -378,7 +357,7 @@ fn collector_disappearing_and_coming_back_loses_only_what_overflowed() {
     let up = drive(&envoy, 10, "back", true);
     assert_eq!(up.ok, 10);
     let c = meshwake_tests::wait_for(15, "everything exported", || {
-        let c = counters(&envoy);
+        let c = envoy.meshwake_counters();
         (get(&c, "spans.exported")
             + get(&c, "spans.dropped_export_failed")
             + get(&c, "spans.dropped_queue_full")

@@ -297,19 +297,6 @@ fn common_checks(role: &str, r: &Request) -> Result<String, String> {
     Ok(tid)
 }
 
-fn meshwake_counters(envoy: &Envoy) -> BTreeMap<String, u64> {
-    envoy
-        .stats()
-        .into_iter()
-        .filter_map(|(k, v)| {
-            Some((
-                k.strip_prefix("wasmcustom.meshwake.")?.to_string(),
-                v.parse().ok()?,
-            ))
-        })
-        .collect()
-}
-
 /// Which of `notes` grew since `before`, waiting up to `secs` for all of them (counters are
 /// published at stream end, just after the response).
 fn grown_within<'a>(
@@ -320,7 +307,7 @@ fn grown_within<'a>(
 ) -> Vec<&'a str> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
-        let now = meshwake_counters(envoy);
+        let now = envoy.meshwake_counters();
         let grown: Vec<&str> = notes
             .iter()
             .copied()
@@ -340,7 +327,7 @@ fn run_table(role: &str) {
     let mut failures = Vec::new();
     let mut requests = 0u64;
     for (i, c) in cases().into_iter().enumerate() {
-        let before = meshwake_counters(&envoy);
+        let before = envoy.meshwake_counters();
         let path = if c.path.is_empty() {
             format!("/hostile/{i}")
         } else {
@@ -447,7 +434,7 @@ fn run_table(role: &str) {
     // Every request became a span or a counted sampling decision; every span was exported
     // and decodes with bounded attributes.
     let c = wait_for(10, "every span exported", || {
-        let c = meshwake_counters(&envoy);
+        let c = envoy.meshwake_counters();
         let created = c.get("spans.created").copied().unwrap_or(0);
         let sampled_out = c.get("spans.dropped_sampled_out").copied().unwrap_or(0);
         (created + sampled_out == requests
@@ -554,7 +541,7 @@ fn hostile_burst_keeps_serving() {
     );
     assert_eq!(upstream.requests().len(), statuses.len());
     envoy.assert_alive();
-    let c = meshwake_counters(&envoy);
+    let c = envoy.meshwake_counters();
     assert!(c.get("export.queue_depth").copied().unwrap_or(0) <= 8192);
     eprintln!("burst: {} requests; counters {c:?}", statuses.len());
 }
