@@ -238,6 +238,14 @@ def wait_spans(sink, before, expected, max_wait):
     return sink_count(sink)["spans"] - before
 
 
+def saturate(envoy, a, secs):
+    """One `wrk` window at saturation; adds Envoy's CPU µs per completed request."""
+    rq0, cpu0 = envoy.requests(), envoy.cpu_s()
+    w = wrk(envoy.listen, secs, a.wrk_threads, a.wrk_connections, a.load_core)
+    w["cpu_us_per_req"] = 1e6 * (envoy.cpu_s() - cpu0) / max(1, envoy.requests() - rq0)
+    return w
+
+
 def run_case(case, rep, a, sink):
     envoy = Envoy(case, sink, a.envoy_core, f"r{rep}")
     try:
@@ -246,13 +254,8 @@ def run_case(case, rep, a, sink):
         # Saturation in short windows: other work on a shared box only ever adds CPU time,
         # so the least CPU/request over the windows is the case's own cost (and the most
         # requests/s its throughput); the median is kept too.
-        windows = []
-        for _ in range(a.windows):
-            rq0, cpu0 = envoy.requests(), envoy.cpu_s()
-            w = wrk(envoy.listen, a.window, a.wrk_threads, a.wrk_connections, a.load_core)
-            rq1, cpu1 = envoy.requests(), envoy.cpu_s()
-            w["cpu_us_per_req"] = 1e6 * (cpu1 - cpu0) / max(1, rq1 - rq0)
-            windows.append(w)
+        windows = [saturate(envoy, a, a.window) for _ in range(a.windows)]
+        rq1, cpu1 = envoy.requests(), envoy.cpu_s()
         sat = {"rps": max(w["rps"] for w in windows),
                "non_2xx": sum(w["non_2xx"] for w in windows)}
         fr = fixed_rate(envoy.listen, a.rate, a.duration, 16, a.load_core)
@@ -365,9 +368,7 @@ def hostcalls(a, sink):
             envoy = Envoy(case, sink, a.envoy_core, f"h{rep}")
             try:
                 wrk(envoy.listen, 1, 1, 8, a.load_core)
-                rq0, cpu0 = envoy.requests(), envoy.cpu_s()
-                wrk(envoy.listen, a.probe_duration, a.wrk_threads, a.wrk_connections, a.load_core)
-                us = 1e6 * (envoy.cpu_s() - cpu0) / max(1, envoy.requests() - rq0)
+                us = saturate(envoy, a, a.probe_duration)["cpu_us_per_req"]
             finally:
                 envoy.stop()
             if case == "noop":
