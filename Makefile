@@ -10,11 +10,13 @@ all: build
 setup:
 	@scripts/setup.sh test
 
-## Build the optimized module: target/meshwake.wasm (+ .sha256) and target/meshwake-noop.wasm.
+## Build both filters: target/meshwake.wasm (+ .sha256, and the no-op baseline) and the native
+## Envoy dynamic module target/libmeshwake.so (+ .sha256; for Envoy 1.40 on x86_64 Linux).
 build:
 	@scripts/setup.sh base
 	@scripts/build-wasm.sh
-	@ls -l target/meshwake.wasm
+	@scripts/build-native.sh
+	@ls -l target/meshwake.wasm target/libmeshwake.so
 
 ## Every test: lint, native and wasm unit tests, real-Envoy integration tests.
 test:

@@ -204,6 +204,26 @@ def wasm_filter(cfg, code):
     }
 
 
+# The native build (docs/adr/0009-native-dynamic-module.md): Envoy finds lib<name>.so in
+# $ENVOY_DYNAMIC_MODULES_SEARCH_PATH (then the working directory and the library path).
+NATIVE_MODULE_DIR = "/etc/meshwake"
+
+
+def native_filter(cfg):
+    return {
+        "name": "envoy.filters.http.dynamic_modules",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": {"name": "meshwake"},
+            "filter_name": "meshwake",
+            "filter_config": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": json.dumps(cfg, separators=(",", ":")),
+            },
+        },
+    }
+
+
 def local_code(path=WASM_PATH):
     return {"local": {"filename": path}}
 
@@ -275,18 +295,18 @@ def collector_cluster(host, port, dns):
 
 def sidecar_bootstrap(identity, upstream_vhosts, upstream_clusters, collector, *, admin_addr,
                       inbound_addr, outbound_addr, app_host, ports, code, environment,
-                      authority, dns):
-    """One workload's sidecar: inbound listener -> app, outbound listener -> upstreams."""
+                      authority, dns, native=False):
+    """One workload's sidecar: inbound listener -> app, outbound listener -> upstreams.
+    native: the dynamic module instead of the wasm module (`code` unused)."""
+    def meshwake(role):
+        cfg = plugin_config(role, identity, authority=authority, environment=environment)
+        return native_filter(cfg) if native else wasm_filter(cfg, code)
     inbound = listener(
         "inbound", inbound_addr, ports["inbound"], "INBOUND",
-        hcm("inbound", [vhost("app", ["*"], "local_app")],
-            [wasm_filter(plugin_config("inbound", identity, authority=authority,
-                                       environment=environment), code)]))
+        hcm("inbound", [vhost("app", ["*"], "local_app")], [meshwake("inbound")]))
     outbound = listener(
         "outbound", outbound_addr, ports["outbound"], "OUTBOUND",
-        hcm("outbound", upstream_vhosts,
-            [wasm_filter(plugin_config("outbound", identity, authority=authority,
-                                       environment=environment), code)]))
+        hcm("outbound", upstream_vhosts, [meshwake("outbound")]))
     clusters = [cluster("local_app", [(app_host, ports["app"], None)])] + upstream_clusters + [
         collector_cluster(collector[0], collector[1], dns)]
     return bootstrap(admin_addr, ports["admin"], [inbound, outbound], clusters,
@@ -297,7 +317,7 @@ def sidecar_bootstrap(identity, upstream_vhosts, upstream_clusters, collector, *
 # ---------------------------------------------------------------------------------------
 # envoy-config/: ready-to-use configs and templates.
 
-def ready_sidecar():
+def ready_sidecar(native=False):
     identity = {"service": "my-service", "version": "v1", "namespace": "default",
                 "workload": "my-service-v1"}
     # The app calls http://<service>:<port>/ through 127.0.0.1:15001 (HTTP proxy style, or by
@@ -315,11 +335,20 @@ def ready_sidecar():
                 "dns_cache_config": dfp_cache}}}],
         ("127.0.0.1", OTLP_HTTP_PORT), admin_addr="127.0.0.1", inbound_addr="0.0.0.0",
         outbound_addr="127.0.0.1", app_host="127.0.0.1", code=local_code(), environment=None,
-        authority="otel-collector:4318", dns=False,
+        authority="otel-collector:4318", dns=False, native=native,
         ports={"admin": ADMIN_PORT, "inbound": INBOUND_PORT, "outbound": OUTBOUND_PORT, "app": APP_PORT})
     # The forward proxy filter must run after meshwake (which must see the original Host).
     out_filters = b["static_resources"]["listeners"][1]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
     out_filters.insert(1, dfp_filter)
+    if native:
+        return (HEADER +
+                "# The sidecar of envoy-config/sidecar.yaml with the native build of the filter: the Envoy\n"
+                "# dynamic module libmeshwake.so (`make build` -> target/libmeshwake.so), same plugin JSON.\n"
+                "# The module is bound to the Envoy release it was built for (Envoy 1.40, x86_64 Linux; see\n"
+                "# docs/adr/0009-native-dynamic-module.md) and runs unsandboxed inside Envoy.\n"
+                "# Run: ENVOY_DYNAMIC_MODULES_SEARCH_PATH=" + NATIVE_MODULE_DIR + " envoy -c envoy-config/sidecar-native.yaml\n"
+                "# (Envoy loads " + NATIVE_MODULE_DIR + "/libmeshwake.so; it logs a deprecation notice for the module's ABI v0.1.0.)\n"
+                + to_yaml(b))
     return (HEADER +
             "# A workload's sidecar. Inbound :15006 -> the app on 127.0.0.1:8080 (role inbound);\n"
             "# outbound 127.0.0.1:15001 -> any upstream by Host (role outbound); spans to an OTLP/HTTP\n"
@@ -781,6 +810,36 @@ def istio_files():
     return out
 
 
+def istio_native_files():
+    """deploy/istio/native: the native build through an EnvoyFilter (Istio has no CRD for
+    dynamic modules). The library must be in the proxy container: see deploy/istio/README.md."""
+    def patch(context, role):
+        return {"applyTo": "HTTP_FILTER",
+                "match": {"context": context, "listener": {"filterChain": {"filter": {
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "subFilter": {"name": "envoy.filters.http.router"}}}}},
+                "patch": {"operation": "INSERT_BEFORE",
+                          "value": native_filter(istio_plugin_config(role))}}
+    ef = {"apiVersion": "networking.istio.io/v1alpha3", "kind": "EnvoyFilter",
+          "metadata": {"name": "meshwake-native",
+                       "labels": {"app.kubernetes.io/name": "meshwake",
+                                  "app.kubernetes.io/component": "native"}},
+          "spec": {"workloadSelector": {"labels": {"meshwake.io/build": "native"}},
+                   "configPatches": [patch("SIDECAR_INBOUND", "inbound"),
+                                     patch("SIDECAR_OUTBOUND", "outbound")]}}
+    return {
+        "deploy/istio/native/envoyfilter-native.yaml": HEADER +
+        "# The native build (libmeshwake.so, Envoy dynamic module) on pods labelled\n"
+        "# meshwake.io/build=native whose istio-proxy runs Envoy 1.40 and has the library mounted\n"
+        "# (deploy/istio/README.md, \"Native build\"). Do not combine with the WasmPlugins on one pod.\n"
+        + to_yaml(ef),
+        "deploy/istio/native/kustomization.yaml": HEADER + to_yaml({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+            # The collector's ServiceEntry comes with deploy/istio/base (or the mesh's Service).
+            "resources": ["envoyfilter-native.yaml"]}),
+    }
+
+
 PREVIOUS_MODULE = "deploy/istio/overlays/rollback/previous-module.yaml"
 
 
@@ -825,6 +884,7 @@ def all_files():
     topo, source = load_topology()
     files = {
         "envoy-config/sidecar.yaml": ready_sidecar(),
+        "envoy-config/sidecar-native.yaml": ready_sidecar(native=True),
         "envoy-config/edge.yaml": ready_edge(),
         "envoy-config/wasm-remote.yaml": ready_wasm_remote(read_remote_sha()),
         "envoy-config/bootstrap-stats-tags.yaml": ready_stats_tags(),
@@ -842,6 +902,7 @@ def all_files():
     for svc, ver, inst in instances(topo):
         files[f"deploy/compose/envoy/{inst}.yaml"] = compose_sidecar(topo, svc, ver, inst)
     files.update(istio_files())
+    files.update(istio_native_files())
     return files
 
 

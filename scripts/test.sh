@@ -21,6 +21,7 @@ stage() { # name command...
 
 bash scripts/setup.sh test
 stage build bash scripts/build-wasm.sh
+stage build-native bash scripts/build-native.sh
 stage fmt cargo fmt --all --check
 stage clippy cargo clippy -q --workspace --all-targets -- -D warnings
 stage unit cargo test -q --workspace --exclude meshwake-tests

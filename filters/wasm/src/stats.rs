@@ -7,31 +7,8 @@ use proxy_wasm::hostcalls::{define_metric, increment_metric};
 use proxy_wasm::types::MetricType;
 use std::collections::HashMap;
 
-/// Self-telemetry counter names (also documented in the README).
-pub mod name {
-    pub const SPANS_CREATED: &str = "meshwake.spans.created";
-    pub const SPANS_EXPORTED: &str = "meshwake.spans.exported";
-    pub const DROPPED_QUEUE_FULL: &str = "meshwake.spans.dropped_queue_full";
-    pub const DROPPED_SAMPLED_OUT: &str = "meshwake.spans.dropped_sampled_out";
-    pub const DROPPED_EXPORT_FAILED: &str = "meshwake.spans.dropped_export_failed";
-    pub const DROPPED_REJECTED: &str = "meshwake.spans.dropped_rejected";
-    pub const EXPORT_RETRIES: &str = "meshwake.export.retries";
-    pub const EXPORT_BATCHES: &str = "meshwake.export.batches_sent";
-    pub const FAIL_4XX: &str = "meshwake.export.failures_status_4xx";
-    pub const FAIL_5XX: &str = "meshwake.export.failures_status_5xx";
-    pub const FAIL_429: &str = "meshwake.export.failures_status_429";
-    pub const FAIL_OTHER: &str = "meshwake.export.failures_status_other";
-    pub const FAIL_CALL: &str = "meshwake.export.failures_call_failed";
-    pub const FAIL_TIMEOUT: &str = "meshwake.export.failures_timeout";
-    pub const QUEUE_DEPTH: &str = "meshwake.export.queue_depth";
-    pub const IN_FLIGHT: &str = "meshwake.export.batches_in_flight";
-    pub const LABEL_OVERFLOW: &str = "meshwake.metrics.label_overflow";
-    pub const CONFIG_ERRORS: &str = "meshwake.config.errors";
-    pub const CONFIG_WARNINGS: &str = "meshwake.config.warnings";
-    pub const RECOVERY_STORED: &str = "meshwake.context_recovery_stored";
-    /// The VM's linear memory in bytes (it only grows), for memory budgets.
-    pub const VM_MEMORY: &str = "meshwake.vm.memory_bytes";
-}
+/// Self-telemetry stat names (shared with the native glue).
+pub use meshwake_core::self_stats::name;
 
 /// Metric ids; 0 when the host refused to define one (then updates are no-ops).
 #[derive(Default)]
@@ -62,23 +39,7 @@ fn counter(n: &str) -> u32 {
 impl Stats {
     pub fn define() -> Stats {
         use name::*;
-        let exporter = [
-            SPANS_CREATED,
-            SPANS_EXPORTED,
-            DROPPED_QUEUE_FULL,
-            DROPPED_SAMPLED_OUT,
-            DROPPED_EXPORT_FAILED,
-            DROPPED_REJECTED,
-            EXPORT_RETRIES,
-            EXPORT_BATCHES,
-            FAIL_4XX,
-            FAIL_5XX,
-            FAIL_429,
-            FAIL_OTHER,
-            FAIL_CALL,
-            FAIL_TIMEOUT,
-        ]
-        .map(counter);
+        let exporter = meshwake_core::self_stats::EXPORTER_COUNTERS.map(counter);
         Stats {
             notes: Note::ALL
                 .iter()
@@ -127,23 +88,7 @@ impl Stats {
     /// that changed. Runs on the root context's tick.
     pub fn sync(&mut self, s: &ExporterStats, label_overflow: u64) {
         self.publish_pending();
-        let f = &s.export_failures_by_cause;
-        let now = [
-            s.spans_created,
-            s.spans_exported,
-            s.dropped_queue_full,
-            s.dropped_sampled_out,
-            s.dropped_export_failed,
-            s.dropped_rejected,
-            s.retries,
-            s.batches_sent,
-            f.status_4xx,
-            f.status_5xx,
-            f.status_429,
-            f.status_other,
-            f.call_failed,
-            f.timeout,
-        ];
+        let now = meshwake_core::self_stats::exporter_values(s);
         for ((id, last), v) in self.exporter.iter().zip(self.last.iter_mut()).zip(now) {
             Stats::bump(*id, v.saturating_sub(*last));
             *last = v;
