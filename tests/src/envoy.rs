@@ -33,6 +33,12 @@ pub struct EnvoyOptions {
     pub build: Build,
 }
 
+/// Envoy's Prometheus exposition names dynamic-module stats `envoy_<metrics_namespace>_...`
+/// (only wasm's namespace is stripped): `envoy_dynamicmodulescustom_meshwake_requests_total`.
+/// The documented Prometheus `metric_relabel_configs` rule (README, Stats) removes this
+/// prefix, so both builds give the same series names.
+pub const NATIVE_PROMETHEUS_PREFIX: &str = "envoy_dynamicmodulescustom_";
+
 /// The build of the filter under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Build {
@@ -343,10 +349,24 @@ impl Envoy {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     }
-    /// The Prometheus exposition from `/stats/prometheus`.
+    /// The Prometheus exposition from `/stats/prometheus`, as Prometheus stores it: for the
+    /// native build after the documented relabel rule that strips Envoy's prefix for
+    /// dynamic-module stats (see [`NATIVE_PROMETHEUS_PREFIX`]).
     pub fn prometheus(&self) -> String {
         settle_stats();
-        self.admin("/stats/prometheus")
+        let text = self.admin("/stats/prometheus");
+        match self.build {
+            Build::Wasm => text,
+            Build::Native => text
+                .lines()
+                .map(|l| {
+                    let l = l.replacen(&format!("# TYPE {NATIVE_PROMETHEUS_PREFIX}"), "# TYPE ", 1);
+                    l.strip_prefix(NATIVE_PROMETHEUS_PREFIX)
+                        .map_or(l.clone(), str::to_string)
+                        + "\n"
+                })
+                .collect(),
+        }
     }
     /// Fail the test with the log tail if Envoy died.
     pub fn assert_alive(&mut self) {

@@ -222,7 +222,7 @@ fn log_configuration(engine: &Engine, raw: &[u8]) {
     host::log(
         LogLevel::Info,
         &format!(
-            "meshwake {} (native, dynamic module ABI {}) configuration: role={} identity={}@{} namespace={} spans={} metrics={} export=cluster:{} raw={}",
+            "meshwake configuration (native build {}, dynamic module ABI {}): role={} identity={}@{} namespace={} spans={} metrics={} export=cluster:{} raw={}",
             crate::VERSION,
             String::from_utf8_lossy(abi::ABI_VERSION.strip_suffix(b"\0").unwrap_or(abi::ABI_VERSION)),
             c.role.map_or("auto(listener direction)", Role::as_str),

@@ -65,16 +65,27 @@ impl Headers<'_> {
     pub fn empty() -> Headers<'static> {
         Headers { pairs: Vec::new() }
     }
+}
 
-    /// The value of `name` (first occurrence).
-    pub fn value(&self, name: &[u8]) -> Option<&[u8]> {
-        self.pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
-    }
+/// Envoy lower-cases header names; compared as the core's own header maps do.
+fn same_name(k: &[u8], name: &str) -> bool {
+    k.eq_ignore_ascii_case(name.as_bytes())
 }
 
 impl HeaderSource for Headers<'_> {
     fn get(&self, name: &str) -> Option<&[u8]> {
-        self.value(name.as_bytes())
+        self.pairs
+            .iter()
+            .find(|(k, _)| same_name(k, name))
+            .map(|(_, v)| *v)
+    }
+    /// Repeated headers are separate entries (a duplicated `traceparent` is invalid).
+    fn get_all(&self, name: &str) -> Vec<&[u8]> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| same_name(k, name))
+            .map(|(_, v)| *v)
+            .collect()
     }
 }
 
