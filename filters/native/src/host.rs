@@ -5,9 +5,9 @@ use crate::abi::{FilterEnvoyPtr, MetadataSource, ModuleBuffer};
 use meshwake_core::json::Value;
 use meshwake_trace_context::propagator::HeaderSource;
 
-/// Most headers read from one map; a bigger map is read up to this many (bounded work and
-/// memory per request against a hostile client).
-const MAX_HEADERS: usize = 256;
+/// Most headers read from one map, as in the wasm build (`meshwake_core::headers`); Envoy's
+/// own header-count limit applies first.
+const MAX_HEADERS: usize = meshwake_core::headers::MAX_PAIRS;
 
 /// Log one line under Envoy's `dynamic_modules` logger.
 pub fn log(level: LogLevel, msg: &str) {
@@ -35,10 +35,11 @@ impl Headers<'_> {
         // needs before writing).
         unsafe {
             let n = abi::envoy_dynamic_module_callback_http_get_headers_size(filter, map);
-            if n == 0 || n > MAX_HEADERS * 16 {
+            if n == 0 {
                 return Headers { pairs: Vec::new() };
             }
             let mut raw = vec![EnvoyHttpHeader::NULL; n];
+            // Envoy fills all `n`; only the first MAX_HEADERS are looked at.
             if !abi::envoy_dynamic_module_callback_http_get_headers(filter, map, raw.as_mut_ptr()) {
                 return Headers { pairs: Vec::new() };
             }
