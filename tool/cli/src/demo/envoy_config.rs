@@ -78,7 +78,23 @@ pub fn plugin_config(
     .to_string()
 }
 
+/// The meshwake filter block: the wasm module, or for a `.so` the native build (an Envoy
+/// dynamic module found through `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`, set by the demo).
 fn wasm_filter(name: &str, config: String, wasm: &Path) -> Value {
+    if is_native(wasm) {
+        return json!({
+            "name": "envoy.filters.http.dynamic_modules",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+                "dynamic_module_config": { "name": "meshwake" },
+                "filter_name": "meshwake",
+                "filter_config": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": config,
+                },
+            },
+        });
+    }
     json!({
         "name": "envoy.filters.http.wasm",
         "typed_config": {
@@ -100,6 +116,11 @@ fn wasm_filter(name: &str, config: String, wasm: &Path) -> Value {
             },
         },
     })
+}
+
+/// Whether `module` is the native build (`libmeshwake.so`) rather than a wasm module.
+pub fn is_native(module: &Path) -> bool {
+    module.extension().is_some_and(|e| e == "so")
 }
 
 fn listener(name: &str, port: u16, direction: &str, virtual_hosts: Value, filter: Value) -> Value {

@@ -50,7 +50,7 @@ pub struct DemoArgs {
     /// Envoy binary (default: $MESHWAKE_ENVOY, else .venv/bin/envoy, else envoy on PATH).
     #[arg(long)]
     pub envoy: Option<PathBuf>,
-    /// The meshwake Wasm module.
+    /// The meshwake Wasm module, or the native build `target/libmeshwake.so` (`make demo BUILD=native`).
     #[arg(long, default_value = "target/meshwake.wasm")]
     pub wasm: PathBuf,
     /// The demo service binary (default: meshwake-demo-service next to this binary).
@@ -200,6 +200,12 @@ fn envoy_command(tools: &Tools, config: &Path) -> Command {
         "-l",
         "warning",
     ]);
+    if envoy_config::is_native(&tools.wasm) {
+        // `dynamic_module_config: {name: meshwake}` → lib meshwake.so in this directory.
+        if let Some(dir) = tools.wasm.parent() {
+            cmd.env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", dir);
+        }
+    }
     cmd
 }
 
