@@ -359,12 +359,15 @@ def ready_sidecar(native=False):
 
 
 def edge_bootstrap(*, listen_addr, port, admin_addr, admin_port, backend, collector, code,
-                   identity, environment, dns):
+                   identity, environment, dns, native=False):
+    def meshwake(role):
+        cfg = plugin_config(role, identity, environment=environment)
+        return native_filter(cfg) if native else wasm_filter(cfg, code)
     filters = [
-        wasm_filter(plugin_config("edge", identity, environment=environment), code),
+        meshwake("edge"),
         # The gateway's own call into the mesh: a CLIENT span and reporter=source metrics,
         # as Istio gateways report (the WasmPlugin setup in deploy/istio/ does the same).
-        wasm_filter(plugin_config("outbound", identity, environment=environment), code),
+        meshwake("outbound"),
     ]
     ln = listener("edge", listen_addr, port, "OUTBOUND",
                   hcm("edge", [vhost("backend", ["*"], backend[0])], filters,
@@ -461,7 +464,7 @@ def instances(topo):
             yield s, v, f"{s['name']}-{v['version']}"
 
 
-def compose_sidecar(topo, svc, ver, inst):
+def compose_sidecar(topo, svc, ver, inst, native=False):
     ns = topo["namespace"]
     identity = {"service": svc["name"], "version": ver["version"], "namespace": ns, "workload": inst}
     vhosts, clusters = [], []
@@ -486,11 +489,11 @@ def compose_sidecar(topo, svc, ver, inst):
                 identity, vhosts, clusters, ("otel-collector", OTLP_HTTP_PORT), admin_addr="0.0.0.0",
                 inbound_addr="0.0.0.0", outbound_addr="127.0.0.1", app_host="127.0.0.1",
                 code=local_code(), environment="compose", authority="otel-collector:4318", dns=True,
-                ports={"admin": ADMIN_PORT, "inbound": INBOUND_PORT, "outbound": OUTBOUND_PORT,
-                       "app": APP_PORT})))
+                native=native, ports={"admin": ADMIN_PORT, "inbound": INBOUND_PORT,
+                                      "outbound": OUTBOUND_PORT, "app": APP_PORT})))
 
 
-def compose_edge(topo):
+def compose_edge(topo, native=False):
     entry = next(s for s in topo["services"] if s["name"] == topo["entry"])
     ns = topo["namespace"]
     eps = [(f"{entry['name']}-{v['version']}-sidecar", INBOUND_PORT,
@@ -500,7 +503,7 @@ def compose_edge(topo):
                        backend=(entry["name"], eps), collector=("otel-collector", OTLP_HTTP_PORT),
                        code=local_code(), identity={"service": "edge", "version": "v1",
                                                     "namespace": ns, "workload": "edge"},
-                       environment="compose", dns=True)
+                       environment="compose", dns=True, native=native)
     return HEADER + f"# Edge gateway (compose): :{EDGE_PORT} -> {entry['name']}.\n" + to_yaml(b)
 
 
@@ -584,6 +587,25 @@ def compose_file(topo, source):
             + to_yaml({"name": "meshwake", "services": services}))
 
 
+def compose_native_override(topo):
+    """docker-compose.native.yaml: the same stack with the native build in every proxy."""
+    lib = f"../../target/libmeshwake.so:{NATIVE_MODULE_DIR}/libmeshwake.so:ro"
+    env = {"ENVOY_DYNAMIC_MODULES_SEARCH_PATH": NATIVE_MODULE_DIR}
+    services = {}
+    for _, _, inst in instances(topo):
+        services[f"{inst}-sidecar"] = {
+            "volumes": [f"./envoy-native/{inst}.yaml:/etc/envoy/envoy.yaml:ro", lib],
+            "environment": env}
+    services["edge"] = {"volumes": ["./envoy-native/edge.yaml:/etc/envoy/envoy.yaml:ro", lib],
+                        "environment": env}
+    return (HEADER + "# The native build (target/libmeshwake.so, Envoy dynamic module; the compose Envoy\n"
+            "# image is " + ENVOY_IMAGE + ", the release the module is built for) in every proxy:\n"
+            "# make build && docker compose -f deploy/compose/docker-compose.yaml \\\n"
+            "#   -f deploy/compose/docker-compose.native.yaml up --build\n"
+            "# (each mount replaces the wasm config at the same path; the wasm module stays mounted, unused).\n"
+            + to_yaml({"services": services}))
+
+
 def otel_collector_config():
     cfg = {
         "receivers": {"otlp": {"protocols": {"http": {"endpoint": f"0.0.0.0:{OTLP_HTTP_PORT}"}}}},
@@ -607,7 +629,12 @@ def prometheus_config(topo):
         "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
         "scrape_configs": [
             {"job_name": "envoy", "metrics_path": "/stats/prometheus",
-             "static_configs": [{"targets": targets}]},
+             "static_configs": [{"targets": targets}],
+             # The native build's stats are `envoy_dynamicmodulescustom_meshwake_*` in Envoy's
+             # exposition: the same names as the wasm build's after this rule.
+             "metric_relabel_configs": [{"source_labels": ["__name__"],
+                                         "regex": "envoy_dynamicmodulescustom_(.*)",
+                                         "target_label": "__name__", "replacement": "$1"}]},
             {"job_name": "meshwake-collect", "metrics_path": "/metrics",
              "static_configs": [{"targets": [f"meshwake:{OTLP_HTTP_PORT}"]}]},
         ],
@@ -901,6 +928,9 @@ def all_files():
     }
     for svc, ver, inst in instances(topo):
         files[f"deploy/compose/envoy/{inst}.yaml"] = compose_sidecar(topo, svc, ver, inst)
+        files[f"deploy/compose/envoy-native/{inst}.yaml"] = compose_sidecar(topo, svc, ver, inst, native=True)
+    files["deploy/compose/envoy-native/edge.yaml"] = compose_edge(topo, native=True)
+    files["deploy/compose/docker-compose.native.yaml"] = compose_native_override(topo)
     files.update(istio_files())
     files.update(istio_native_files())
     return files

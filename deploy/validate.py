@@ -56,7 +56,8 @@ def envoy_configs():
             if f.endswith(".yaml"):
                 out.append(os.path.join(ROOT, d, f))
     compose = load_yaml(os.path.join(ROOT, "deploy/compose/docker-compose.yaml"))
-    for svc in compose["services"].values():
+    native = load_yaml(os.path.join(ROOT, "deploy/compose/docker-compose.native.yaml"))
+    for svc in list(compose["services"].values()) + list(native["services"].values()):
         for v in svc.get("volumes", []):
             src, dst = v.split(":")[0], v.split(":")[1]
             if dst == "/etc/envoy/envoy.yaml":
@@ -151,7 +152,7 @@ def check_wasm_blocks():
         filters = wasm_filters(cfg)
         if name.endswith("bootstrap-stats-tags.yaml"):
             continue
-        if name.endswith("-native.yaml"):
+        if name.endswith("-native.yaml") or "/envoy-native/" in name:
             native = native_filters(cfg)
             assert native and not filters, f"{name}: the native build only"
             for f in native:
@@ -177,6 +178,15 @@ def check_compose_schema():
     jsonschema.Draft7Validator.check_schema(schema)
     jsonschema.Draft7Validator(schema).validate(doc)
     base = os.path.join(ROOT, "deploy/compose")
+    # The native override: valid on its own, only services of the main file, mounts present.
+    native = load_yaml(os.path.join(base, "docker-compose.native.yaml"))
+    jsonschema.Draft7Validator(schema).validate(native)
+    for name, svc in native["services"].items():
+        assert name in doc["services"], f"docker-compose.native.yaml: unknown service {name}"
+        for v in svc["volumes"]:
+            src = v.split(":")[0]
+            if "target/" not in src:
+                assert os.path.exists(os.path.join(base, src)), f"{name}: mount {src} missing"
     for name, svc in doc["services"].items():
         for v in svc.get("volumes", []):
             src = v.split(":")[0]
