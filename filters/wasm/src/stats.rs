@@ -7,22 +7,9 @@ use proxy_wasm::hostcalls::{define_metric, increment_metric};
 use proxy_wasm::types::MetricType;
 use std::collections::HashMap;
 
-/// Self-telemetry counter names (also documented in the README).
+/// Self-telemetry stat names (also documented in the README); the exporter's counters are
+/// in [`EXPORTER_COUNTERS`].
 pub mod name {
-    pub const SPANS_CREATED: &str = "meshwake.spans.created";
-    pub const SPANS_EXPORTED: &str = "meshwake.spans.exported";
-    pub const DROPPED_QUEUE_FULL: &str = "meshwake.spans.dropped_queue_full";
-    pub const DROPPED_SAMPLED_OUT: &str = "meshwake.spans.dropped_sampled_out";
-    pub const DROPPED_EXPORT_FAILED: &str = "meshwake.spans.dropped_export_failed";
-    pub const DROPPED_REJECTED: &str = "meshwake.spans.dropped_rejected";
-    pub const EXPORT_RETRIES: &str = "meshwake.export.retries";
-    pub const EXPORT_BATCHES: &str = "meshwake.export.batches_sent";
-    pub const FAIL_4XX: &str = "meshwake.export.failures_status_4xx";
-    pub const FAIL_5XX: &str = "meshwake.export.failures_status_5xx";
-    pub const FAIL_429: &str = "meshwake.export.failures_status_429";
-    pub const FAIL_OTHER: &str = "meshwake.export.failures_status_other";
-    pub const FAIL_CALL: &str = "meshwake.export.failures_call_failed";
-    pub const FAIL_TIMEOUT: &str = "meshwake.export.failures_timeout";
     pub const QUEUE_DEPTH: &str = "meshwake.export.queue_depth";
     pub const IN_FLIGHT: &str = "meshwake.export.batches_in_flight";
     pub const LABEL_OVERFLOW: &str = "meshwake.metrics.label_overflow";
@@ -33,6 +20,29 @@ pub mod name {
     pub const VM_MEMORY: &str = "meshwake.vm.memory_bytes";
 }
 
+/// Where one counter's cumulative value is in the exporter's stats.
+type ReadCounter = fn(&ExporterStats) -> u64;
+
+/// The exporter's cumulative counters, published as deltas: Envoy stat name and where its
+/// value is in [`ExporterStats`], one row each (a new counter cannot be misaligned).
+#[rustfmt::skip]
+const EXPORTER_COUNTERS: [(&str, ReadCounter); 14] = [
+    ("meshwake.spans.created",                    |s| s.spans_created),
+    ("meshwake.spans.exported",                   |s| s.spans_exported),
+    ("meshwake.spans.dropped_queue_full",         |s| s.dropped_queue_full),
+    ("meshwake.spans.dropped_sampled_out",        |s| s.dropped_sampled_out),
+    ("meshwake.spans.dropped_export_failed",      |s| s.dropped_export_failed),
+    ("meshwake.spans.dropped_rejected",           |s| s.dropped_rejected),
+    ("meshwake.export.retries",                   |s| s.retries),
+    ("meshwake.export.batches_sent",              |s| s.batches_sent),
+    ("meshwake.export.failures_status_4xx",       |s| s.export_failures_by_cause.status_4xx),
+    ("meshwake.export.failures_status_5xx",       |s| s.export_failures_by_cause.status_5xx),
+    ("meshwake.export.failures_status_429",       |s| s.export_failures_by_cause.status_429),
+    ("meshwake.export.failures_status_other",     |s| s.export_failures_by_cause.status_other),
+    ("meshwake.export.failures_call_failed",      |s| s.export_failures_by_cause.call_failed),
+    ("meshwake.export.failures_timeout",          |s| s.export_failures_by_cause.timeout),
+];
+
 /// Metric ids; 0 when the host refused to define one (then updates are no-ops).
 #[derive(Default)]
 pub struct Stats {
@@ -40,7 +50,8 @@ pub struct Stats {
     /// defined counters: the filter's own plus one per metric label set).
     pending: HashMap<u32, u64>,
     notes: Vec<u32>,
-    exporter: [u32; 14],
+    /// Ids of [`EXPORTER_COUNTERS`], row by row.
+    exporter: [u32; EXPORTER_COUNTERS.len()],
     queue_depth: u32,
     in_flight: u32,
     label_overflow: u32,
@@ -49,7 +60,8 @@ pub struct Stats {
     pub recovery_stored: u32,
     vm_memory: u32,
     last_vm_memory: u64,
-    last: [u64; 14],
+    /// Values of [`EXPORTER_COUNTERS`] last published, row by row.
+    last: [u64; EXPORTER_COUNTERS.len()],
     last_overflow: u64,
     /// Gauge values last written, so an unchanged gauge costs no host call.
     last_gauges: Option<(u64, u64)>,
@@ -62,23 +74,7 @@ fn counter(n: &str) -> u32 {
 impl Stats {
     pub fn define() -> Stats {
         use name::*;
-        let exporter = [
-            SPANS_CREATED,
-            SPANS_EXPORTED,
-            DROPPED_QUEUE_FULL,
-            DROPPED_SAMPLED_OUT,
-            DROPPED_EXPORT_FAILED,
-            DROPPED_REJECTED,
-            EXPORT_RETRIES,
-            EXPORT_BATCHES,
-            FAIL_4XX,
-            FAIL_5XX,
-            FAIL_429,
-            FAIL_OTHER,
-            FAIL_CALL,
-            FAIL_TIMEOUT,
-        ]
-        .map(counter);
+        let exporter = EXPORTER_COUNTERS.map(|(stat, _)| counter(stat));
         Stats {
             notes: Note::ALL
                 .iter()
@@ -127,24 +123,9 @@ impl Stats {
     /// that changed. Runs on the root context's tick.
     pub fn sync(&mut self, s: &ExporterStats, label_overflow: u64) {
         self.publish_pending();
-        let f = &s.export_failures_by_cause;
-        let now = [
-            s.spans_created,
-            s.spans_exported,
-            s.dropped_queue_full,
-            s.dropped_sampled_out,
-            s.dropped_export_failed,
-            s.dropped_rejected,
-            s.retries,
-            s.batches_sent,
-            f.status_4xx,
-            f.status_5xx,
-            f.status_429,
-            f.status_other,
-            f.call_failed,
-            f.timeout,
-        ];
-        for ((id, last), v) in self.exporter.iter().zip(self.last.iter_mut()).zip(now) {
+        let rows = self.exporter.iter().zip(self.last.iter_mut());
+        for ((id, last), (_, read)) in rows.zip(EXPORTER_COUNTERS.iter()) {
+            let v = read(s);
             Stats::bump(*id, v.saturating_sub(*last));
             *last = v;
         }
