@@ -96,7 +96,9 @@ pub(super) fn start_mesh(
             )
             .map_err(io(format!("cannot start {}", tools.service.display())))?;
 
-        let Some(bootstrap) = envoy_config::sidecar(topo, w, ports, &tools.wasm) else {
+        let Some(bootstrap) = envoy_config::sidecar(topo, w, ports, &tools.wasm)
+            .map_err(|e| DemoError::Process(e.to_string()))?
+        else {
             continue;
         };
         let cfg = envoy_dir.join(format!("{}.json", w.cluster()));
