@@ -5,7 +5,7 @@
     python3 deploy/gen.py --check    # exit 1 (and name the files) if any is stale
 
 Generated: the ready-to-use Envoy configs in envoy-config/ (sidecar, edge, wasm-remote,
-bootstrap-stats-tags) and templates/{sidecar,edge}.yaml, the docker-compose stack in
+bootstrap-stats-tags), the test templates tests/envoy/{sidecar,edge}.yaml.tmpl, the docker-compose stack in
 deploy/compose/ (compose file, one Envoy config per proxy, collector, Prometheus, Grafana),
 and the Istio kustomize base in deploy/istio/base/.
 
@@ -266,25 +266,57 @@ def collector_cluster(host, port, dns):
     return cluster("otlp_collector", [(host, port, None)], dns=dns)
 
 
+# The sidecar's shape, shared with the demo and the mesh tests (tool/envoy-bootstrap renders
+# it in Rust): see docs/adr/0008-one-sidecar-template.md.
+SIDECAR_TEMPLATE = "envoy-config/sidecar.json.tmpl"
+_HOLE = re.compile(r"\{\{(\?|\.\.\.)?([A-Z_]+)\}\}")
+
+
+def fill(node, values):
+    """Fills a JSON template: a string "{{NAME}}" becomes values[NAME] (which must be given);
+    an object member "{{?NAME}}" is dropped when NAME is None or absent; an array element
+    "{{...NAME}}" becomes the elements of values[NAME]. Values are not filled again."""
+    hole = _HOLE.fullmatch(node) if isinstance(node, str) else None
+    if hole:
+        return values.get(hole.group(2)) if hole.group(1) == "?" else values[hole.group(2)]
+    if isinstance(node, dict):
+        filled = {k: fill(v, values) for k, v in node.items()}
+        return {k: v for k, v in filled.items() if v is not None or node[k] is None}
+    if isinstance(node, list):
+        out = []
+        for item in node:
+            hole = _HOLE.fullmatch(item) if isinstance(item, str) else None
+            if hole and hole.group(1) == "...":
+                out.extend(values[hole.group(2)])
+            else:
+                out.append(fill(item, values))
+        return out
+    return node
+
+
 def sidecar_bootstrap(identity, upstream_vhosts, upstream_clusters, collector, *, admin_addr,
-                      inbound_addr, outbound_addr, app_host, ports, code, environment,
-                      authority, dns):
+                      inbound_addr, outbound_addr, ports, wasm_path, environment, authority, dns):
     """One workload's sidecar: inbound listener -> app, outbound listener -> upstreams."""
-    inbound = listener(
-        "inbound", inbound_addr, ports["inbound"], "INBOUND",
-        hcm("inbound", [vhost("app", ["*"], "local_app")],
-            [wasm_filter(plugin_config("inbound", identity, authority=authority,
-                                       environment=environment), code)]))
-    outbound = listener(
-        "outbound", outbound_addr, ports["outbound"], "OUTBOUND",
-        hcm("outbound", upstream_vhosts,
-            [wasm_filter(plugin_config("outbound", identity, authority=authority,
-                                       environment=environment), code)]))
-    clusters = [cluster("local_app", [(app_host, ports["app"], None)])] + upstream_clusters + [
-        collector_cluster(collector[0], collector[1], dns)]
-    return bootstrap(admin_addr, ports["admin"], [inbound, outbound], clusters,
-                     node={"id": identity.get("workload", "sidecar"),
-                           "cluster": identity.get("service", "sidecar")})
+    def config(role):
+        cfg = plugin_config(role, identity, authority=authority, environment=environment)
+        return json.dumps(cfg, separators=(",", ":"))
+    with open(os.path.join(ROOT, SIDECAR_TEMPLATE)) as f:
+        template = json.load(f)
+    return fill(template, {
+        "NODE_ID": identity.get("workload", "sidecar"),
+        "NODE_CLUSTER": identity.get("service", "sidecar"),
+        "ADMIN_ADDRESS": admin_addr, "ADMIN_PORT": ports["admin"],
+        "STATS_CONFIG": {"stats_tags": stats_tags()},
+        "INBOUND_ADDRESS": inbound_addr, "INBOUND_PORT": ports["inbound"],
+        "OUTBOUND_ADDRESS": outbound_addr, "OUTBOUND_PORT": ports["outbound"],
+        "ROUTE_TIMEOUT": "15s", "OUTBOUND_VIRTUAL_HOSTS": upstream_vhosts,
+        "FAILURE_POLICY": FAILURE_POLICY, "WASM_PATH": wasm_path,
+        "INBOUND_CONFIG": config("inbound"), "OUTBOUND_CONFIG": config("outbound"),
+        "APP_PORT": ports["app"], "UPSTREAM_CLUSTERS": upstream_clusters,
+        "COLLECTOR_ADDRESS": collector[0], "COLLECTOR_PORT": collector[1],
+        "COLLECTOR_TYPE": "STRICT_DNS" if dns else None,
+        "COLLECTOR_DNS_LOOKUP_FAMILY": "V4_ONLY" if dns else None,
+    })
 
 
 # ---------------------------------------------------------------------------------------
@@ -307,7 +339,7 @@ def ready_sidecar():
                 "@type": "type.googleapis.com/envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig",
                 "dns_cache_config": dfp_cache}}}],
         ("127.0.0.1", OTLP_HTTP_PORT), admin_addr="127.0.0.1", inbound_addr="0.0.0.0",
-        outbound_addr="127.0.0.1", app_host="127.0.0.1", code=local_code(), environment=None,
+        outbound_addr="127.0.0.1", wasm_path=WASM_PATH, environment=None,
         authority="otel-collector:4318", dns=False,
         ports={"admin": ADMIN_PORT, "inbound": INBOUND_PORT, "outbound": OUTBOUND_PORT, "app": APP_PORT})
     # The forward proxy filter must run after meshwake (which must see the original Host).
@@ -389,7 +421,7 @@ def template_sidecar():
         identity, [vhost("upstream", ["*"], "upstream")],
         [cluster("upstream", [("127.0.0.1", "{{UPSTREAM_PORT}}", None)])],
         ("127.0.0.1", "{{OTLP_PORT}}"), admin_addr="127.0.0.1", inbound_addr="127.0.0.1",
-        outbound_addr="127.0.0.1", app_host="127.0.0.1", code=local_code("{{WASM_PATH}}"),
+        outbound_addr="127.0.0.1", wasm_path="{{WASM_PATH}}",
         environment=None, authority="otel-collector:4318", dns=False,
         ports={"admin": "{{ADMIN_PORT}}", "inbound": "{{INBOUND_PORT}}",
                "outbound": "{{OUTBOUND_PORT}}", "app": "{{APP_PORT}}"})
@@ -448,8 +480,8 @@ def compose_sidecar(topo, svc, ver, inst):
     return (HEADER + f"# Sidecar of {inst} (compose): inbound :{INBOUND_PORT} -> app 127.0.0.1:{APP_PORT},"
             f" outbound 127.0.0.1:{OUTBOUND_PORT}.\n" + to_yaml(sidecar_bootstrap(
                 identity, vhosts, clusters, ("otel-collector", OTLP_HTTP_PORT), admin_addr="0.0.0.0",
-                inbound_addr="0.0.0.0", outbound_addr="127.0.0.1", app_host="127.0.0.1",
-                code=local_code(), environment="compose", authority="otel-collector:4318", dns=True,
+                inbound_addr="0.0.0.0", outbound_addr="127.0.0.1",
+                wasm_path=WASM_PATH, environment="compose", authority="otel-collector:4318", dns=True,
                 ports={"admin": ADMIN_PORT, "inbound": INBOUND_PORT, "outbound": OUTBOUND_PORT,
                        "app": APP_PORT})))
 
@@ -821,8 +853,8 @@ def all_files():
         "envoy-config/edge.yaml": ready_edge(),
         "envoy-config/wasm-remote.yaml": ready_wasm_remote(read_remote_sha()),
         "envoy-config/bootstrap-stats-tags.yaml": ready_stats_tags(),
-        "envoy-config/templates/sidecar.yaml": template_sidecar(),
-        "envoy-config/templates/edge.yaml": template_edge(),
+        "tests/envoy/sidecar.yaml.tmpl": template_sidecar(),
+        "tests/envoy/edge.yaml.tmpl": template_edge(),
         "deploy/compose/docker-compose.yaml": compose_file(topo, source),
         "deploy/compose/envoy/edge.yaml": compose_edge(topo),
         "deploy/compose/otel-collector.yaml": otel_collector_config(),
