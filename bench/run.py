@@ -31,7 +31,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVOY = os.environ.get("MESHWAKE_ENVOY", os.path.join(ROOT, ".venv/bin/envoy"))
-HARNESS = os.path.join(ROOT, "target/bench-harness/release")
+HARNESS = os.path.join(ROOT, "target/harness")
 WORK = os.path.join(ROOT, "target/bench")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CASES = ["envoy", "noop", "floor", "propagation", "full", "otel",

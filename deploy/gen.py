@@ -5,7 +5,7 @@
     python3 deploy/gen.py --check    # exit 1 (and name the files) if any is stale
 
 Generated: the ready-to-use Envoy configs in envoy-config/ (sidecar, edge, wasm-remote,
-bootstrap-stats-tags) and templates/{sidecar,edge}.yaml, the docker-compose stack in
+bootstrap-stats-tags), the test templates tests/envoy/{sidecar,edge}.yaml.tmpl, the docker-compose stack in
 deploy/compose/ (compose file, one Envoy config per proxy, collector, Prometheus, Grafana),
 and the Istio kustomize base in deploy/istio/base/.
 
@@ -134,17 +134,10 @@ def docs(*objs):
 # Inputs: stats tags and topology.
 
 def stats_tags():
-    """The telemetry crate's `stats_config.stats_tags` (filters/telemetry/stats_tags.json)."""
-    path = os.path.join(ROOT, "filters/telemetry/stats_tags.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    # Same content as meshwake_telemetry::metrics::STATS_TAGS, until the file is committed.
-    labels = ["reporter", "source_workload", "source_workload_namespace", "source_version",
-              "source_canonical_service", "destination_workload",
-              "destination_workload_namespace", "destination_version", "destination_service",
-              "request_protocol", "response_code", "grpc_response_status", "response_flags"]
-    return [{"tag_name": n, "regex": rf"({n}=\.=(.*?);\.;)"} for n in labels]
+    """The telemetry crate's `stats_config.stats_tags` (filters/telemetry/stats_tags.json,
+    checked against meshwake_telemetry::metrics::STATS_TAGS by its tests)."""
+    with open(os.path.join(ROOT, "filters/telemetry/stats_tags.json")) as f:
+        return json.load(f)
 
 
 def load_topology():
@@ -210,6 +203,8 @@ NATIVE_MODULE_DIR = "/etc/meshwake"
 
 
 def native_filter(cfg):
+    """The dynamic-module filter entry; `cfg` a plugin configuration dict or its JSON text."""
+    value = cfg if isinstance(cfg, str) else json.dumps(cfg, separators=(",", ":"))
     return {
         "name": "envoy.filters.http.dynamic_modules",
         "typed_config": {
@@ -218,10 +213,22 @@ def native_filter(cfg):
             "filter_name": "meshwake",
             "filter_config": {
                 "@type": "type.googleapis.com/google.protobuf.StringValue",
-                "value": json.dumps(cfg, separators=(",", ":")),
+                "value": value,
             },
         },
     }
+
+
+def use_native_filter(node):
+    """A bootstrap with every meshwake wasm filter swapped for the native build, same plugin
+    configuration (tool/envoy-bootstrap `use_native_filter` does the same for the demo)."""
+    if isinstance(node, dict):
+        if node.get("name") == "envoy.filters.http.wasm":
+            return native_filter(node["typed_config"]["config"]["configuration"]["value"])
+        return {k: use_native_filter(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [use_native_filter(v) for v in node]
+    return node
 
 
 def local_code(path=WASM_PATH):
@@ -293,25 +300,57 @@ def collector_cluster(host, port, dns):
     return cluster("otlp_collector", [(host, port, None)], dns=dns)
 
 
+# The sidecar's shape, shared with the demo and the mesh tests (tool/envoy-bootstrap renders
+# it in Rust): see docs/adr/0008-one-sidecar-template.md.
+SIDECAR_TEMPLATE = "envoy-config/sidecar.json.tmpl"
+_HOLE = re.compile(r"\{\{(\?|\.\.\.)?([A-Z_]+)\}\}")
+
+
+def fill(node, values):
+    """Fills a JSON template: a string "{{NAME}}" becomes values[NAME] (which must be given);
+    an object member "{{?NAME}}" is dropped when NAME is None or absent; an array element
+    "{{...NAME}}" becomes the elements of values[NAME]. Values are not filled again."""
+    hole = _HOLE.fullmatch(node) if isinstance(node, str) else None
+    if hole:
+        return values.get(hole.group(2)) if hole.group(1) == "?" else values[hole.group(2)]
+    if isinstance(node, dict):
+        filled = {k: fill(v, values) for k, v in node.items()}
+        return {k: v for k, v in filled.items() if v is not None or node[k] is None}
+    if isinstance(node, list):
+        out = []
+        for item in node:
+            hole = _HOLE.fullmatch(item) if isinstance(item, str) else None
+            if hole and hole.group(1) == "...":
+                out.extend(values[hole.group(2)])
+            else:
+                out.append(fill(item, values))
+        return out
+    return node
+
+
 def sidecar_bootstrap(identity, upstream_vhosts, upstream_clusters, collector, *, admin_addr,
-                      inbound_addr, outbound_addr, app_host, ports, code, environment,
-                      authority, dns, native=False):
-    """One workload's sidecar: inbound listener -> app, outbound listener -> upstreams.
-    native: the dynamic module instead of the wasm module (`code` unused)."""
-    def meshwake(role):
+                      inbound_addr, outbound_addr, ports, wasm_path, environment, authority, dns):
+    """One workload's sidecar: inbound listener -> app, outbound listener -> upstreams."""
+    def config(role):
         cfg = plugin_config(role, identity, authority=authority, environment=environment)
-        return native_filter(cfg) if native else wasm_filter(cfg, code)
-    inbound = listener(
-        "inbound", inbound_addr, ports["inbound"], "INBOUND",
-        hcm("inbound", [vhost("app", ["*"], "local_app")], [meshwake("inbound")]))
-    outbound = listener(
-        "outbound", outbound_addr, ports["outbound"], "OUTBOUND",
-        hcm("outbound", upstream_vhosts, [meshwake("outbound")]))
-    clusters = [cluster("local_app", [(app_host, ports["app"], None)])] + upstream_clusters + [
-        collector_cluster(collector[0], collector[1], dns)]
-    return bootstrap(admin_addr, ports["admin"], [inbound, outbound], clusters,
-                     node={"id": identity.get("workload", "sidecar"),
-                           "cluster": identity.get("service", "sidecar")})
+        return json.dumps(cfg, separators=(",", ":"))
+    with open(os.path.join(ROOT, SIDECAR_TEMPLATE)) as f:
+        template = json.load(f)
+    return fill(template, {
+        "NODE_ID": identity.get("workload", "sidecar"),
+        "NODE_CLUSTER": identity.get("service", "sidecar"),
+        "ADMIN_ADDRESS": admin_addr, "ADMIN_PORT": ports["admin"],
+        "STATS_CONFIG": {"stats_tags": stats_tags()},
+        "INBOUND_ADDRESS": inbound_addr, "INBOUND_PORT": ports["inbound"],
+        "OUTBOUND_ADDRESS": outbound_addr, "OUTBOUND_PORT": ports["outbound"],
+        "ROUTE_TIMEOUT": "15s", "OUTBOUND_VIRTUAL_HOSTS": upstream_vhosts,
+        "FAILURE_POLICY": FAILURE_POLICY, "WASM_PATH": wasm_path,
+        "INBOUND_CONFIG": config("inbound"), "OUTBOUND_CONFIG": config("outbound"),
+        "APP_PORT": ports["app"], "UPSTREAM_CLUSTERS": upstream_clusters,
+        "COLLECTOR_ADDRESS": collector[0], "COLLECTOR_PORT": collector[1],
+        "COLLECTOR_TYPE": "STRICT_DNS" if dns else None,
+        "COLLECTOR_DNS_LOOKUP_FAMILY": "V4_ONLY" if dns else None,
+    })
 
 
 # ---------------------------------------------------------------------------------------
@@ -334,8 +373,8 @@ def ready_sidecar(native=False):
                 "@type": "type.googleapis.com/envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig",
                 "dns_cache_config": dfp_cache}}}],
         ("127.0.0.1", OTLP_HTTP_PORT), admin_addr="127.0.0.1", inbound_addr="0.0.0.0",
-        outbound_addr="127.0.0.1", app_host="127.0.0.1", code=local_code(), environment=None,
-        authority="otel-collector:4318", dns=False, native=native,
+        outbound_addr="127.0.0.1", wasm_path=WASM_PATH, environment=None,
+        authority="otel-collector:4318", dns=False,
         ports={"admin": ADMIN_PORT, "inbound": INBOUND_PORT, "outbound": OUTBOUND_PORT, "app": APP_PORT})
     # The forward proxy filter must run after meshwake (which must see the original Host).
     out_filters = b["static_resources"]["listeners"][1]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
@@ -348,7 +387,7 @@ def ready_sidecar(native=False):
                 "# docs/adr/0009-native-dynamic-module.md) and runs unsandboxed inside Envoy.\n"
                 "# Run: ENVOY_DYNAMIC_MODULES_SEARCH_PATH=" + NATIVE_MODULE_DIR + " envoy -c envoy-config/sidecar-native.yaml\n"
                 "# (Envoy loads " + NATIVE_MODULE_DIR + "/libmeshwake.so; it logs a deprecation notice for the module's ABI v0.1.0.)\n"
-                + to_yaml(b))
+                + to_yaml(use_native_filter(b)))
     return (HEADER +
             "# A workload's sidecar. Inbound :15006 -> the app on 127.0.0.1:8080 (role inbound);\n"
             "# outbound 127.0.0.1:15001 -> any upstream by Host (role outbound); spans to an OTLP/HTTP\n"
@@ -359,15 +398,12 @@ def ready_sidecar(native=False):
 
 
 def edge_bootstrap(*, listen_addr, port, admin_addr, admin_port, backend, collector, code,
-                   identity, environment, dns, native=False):
-    def meshwake(role):
-        cfg = plugin_config(role, identity, environment=environment)
-        return native_filter(cfg) if native else wasm_filter(cfg, code)
+                   identity, environment, dns):
     filters = [
-        meshwake("edge"),
+        wasm_filter(plugin_config("edge", identity, environment=environment), code),
         # The gateway's own call into the mesh: a CLIENT span and reporter=source metrics,
         # as Istio gateways report (the WasmPlugin setup in deploy/istio/ does the same).
-        meshwake("outbound"),
+        wasm_filter(plugin_config("outbound", identity, environment=environment), code),
     ]
     ln = listener("edge", listen_addr, port, "OUTBOUND",
                   hcm("edge", [vhost("backend", ["*"], backend[0])], filters,
@@ -428,7 +464,7 @@ def template_sidecar():
         identity, [vhost("upstream", ["*"], "upstream")],
         [cluster("upstream", [("127.0.0.1", "{{UPSTREAM_PORT}}", None)])],
         ("127.0.0.1", "{{OTLP_PORT}}"), admin_addr="127.0.0.1", inbound_addr="127.0.0.1",
-        outbound_addr="127.0.0.1", app_host="127.0.0.1", code=local_code("{{WASM_PATH}}"),
+        outbound_addr="127.0.0.1", wasm_path="{{WASM_PATH}}",
         environment=None, authority="otel-collector:4318", dns=False,
         ports={"admin": "{{ADMIN_PORT}}", "inbound": "{{INBOUND_PORT}}",
                "outbound": "{{OUTBOUND_PORT}}", "app": "{{APP_PORT}}"})
@@ -484,13 +520,15 @@ def compose_sidecar(topo, svc, ver, inst, native=False):
             ep["load_balancing_weight"] = max(1, int(v.get("weight", 1)))
         vhosts.append(vhost(callee, [callee, f"{callee}:*"], callee))
         clusters.append(c)
+    b = sidecar_bootstrap(
+        identity, vhosts, clusters, ("otel-collector", OTLP_HTTP_PORT), admin_addr="0.0.0.0",
+        inbound_addr="0.0.0.0", outbound_addr="127.0.0.1",
+        wasm_path=WASM_PATH, environment="compose", authority="otel-collector:4318", dns=True,
+        ports={"admin": ADMIN_PORT, "inbound": INBOUND_PORT, "outbound": OUTBOUND_PORT,
+               "app": APP_PORT})
     return (HEADER + f"# Sidecar of {inst} (compose): inbound :{INBOUND_PORT} -> app 127.0.0.1:{APP_PORT},"
-            f" outbound 127.0.0.1:{OUTBOUND_PORT}.\n" + to_yaml(sidecar_bootstrap(
-                identity, vhosts, clusters, ("otel-collector", OTLP_HTTP_PORT), admin_addr="0.0.0.0",
-                inbound_addr="0.0.0.0", outbound_addr="127.0.0.1", app_host="127.0.0.1",
-                code=local_code(), environment="compose", authority="otel-collector:4318", dns=True,
-                native=native, ports={"admin": ADMIN_PORT, "inbound": INBOUND_PORT,
-                                      "outbound": OUTBOUND_PORT, "app": APP_PORT})))
+            f" outbound 127.0.0.1:{OUTBOUND_PORT}" + (", native build" if native else "") + ".\n"
+            + to_yaml(use_native_filter(b) if native else b))
 
 
 def compose_edge(topo, native=False):
@@ -503,8 +541,10 @@ def compose_edge(topo, native=False):
                        backend=(entry["name"], eps), collector=("otel-collector", OTLP_HTTP_PORT),
                        code=local_code(), identity={"service": "edge", "version": "v1",
                                                     "namespace": ns, "workload": "edge"},
-                       environment="compose", dns=True, native=native)
-    return HEADER + f"# Edge gateway (compose): :{EDGE_PORT} -> {entry['name']}.\n" + to_yaml(b)
+                       environment="compose", dns=True)
+    return (HEADER + f"# Edge gateway (compose): :{EDGE_PORT} -> {entry['name']}"
+            + (", native build" if native else "") + ".\n"
+            + to_yaml(use_native_filter(b) if native else b))
 
 
 def compose_file(topo, source):
@@ -915,8 +955,8 @@ def all_files():
         "envoy-config/edge.yaml": ready_edge(),
         "envoy-config/wasm-remote.yaml": ready_wasm_remote(read_remote_sha()),
         "envoy-config/bootstrap-stats-tags.yaml": ready_stats_tags(),
-        "envoy-config/templates/sidecar.yaml": template_sidecar(),
-        "envoy-config/templates/edge.yaml": template_edge(),
+        "tests/envoy/sidecar.yaml.tmpl": template_sidecar(),
+        "tests/envoy/edge.yaml.tmpl": template_edge(),
         "deploy/compose/docker-compose.yaml": compose_file(topo, source),
         "deploy/compose/envoy/edge.yaml": compose_edge(topo),
         "deploy/compose/otel-collector.yaml": otel_collector_config(),

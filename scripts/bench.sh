@@ -9,7 +9,6 @@ scripts/setup.sh bench
 ensure_deb wrk valgrind
 scripts/build-wasm.sh
 scripts/build-native.sh
-# The harness has its own workspace (not a member of the root one) and its own target dir.
-CARGO_TARGET_DIR="$ROOT/target/bench-harness" cargo build -q --release \
-  --manifest-path bench/harness/Cargo.toml
+# The harness (sink, load, hotpath) with the `harness` profile: binaries in target/harness/.
+cargo build -q --profile harness -p meshwake-bench
 exec python3 bench/run.py --sustained-duration "${BENCH_SUSTAINED_S:-60}" "$@"

@@ -1,15 +1,22 @@
-//! Plugin configuration: `Config::parse` never fails or panics on any bytes, every
-//! number ends up inside its documented range, and an engine builds from the result.
+//! Plugin configuration: `setup` (`Config::parse`, identity, engine, exporter) never fails
+//! or panics on any bytes, and every number ends up inside its documented range.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use meshwake_core::config::limits;
-use meshwake_core::{Config, Engine};
+use meshwake_core::HostFacts;
 
 fuzz_target!(|data: &[u8]| {
-    let (cfg, issues) = Config::parse(data);
-    for i in &issues {
+    let host = HostFacts {
+        node: &meshwake_fuzz::NoNode,
+        listener_direction: data.first().map(|b| i64::from(*b % 4)),
+        filter_version: "fuzz",
+    };
+    let setup = meshwake_core::setup(data, &host);
+    for i in &setup.issues {
         let _ = i.to_string();
     }
+    let _ = setup.summary();
+    let cfg = setup.engine.config();
     let e = &cfg.export;
     assert!((1..=limits::MAX_QUEUE_SPANS).contains(&e.max_queue_spans));
     assert!((1..=limits::MAX_BATCH_SPANS).contains(&e.max_batch_spans));
@@ -19,5 +26,4 @@ fuzz_target!(|data: &[u8]| {
     assert!((1..=limits::MAX_LINEAGE).contains(&cfg.identity.lineage_max));
     assert!((1..=limits::MAX_RECOVERY_SLOTS).contains(&cfg.context_recovery.slots));
     assert!((0.0..=1.0).contains(&cfg.sampling.ratio));
-    let _ = Engine::new(cfg, meshwake_fuzz::local_identity(), "fuzz");
 });

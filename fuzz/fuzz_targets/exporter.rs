@@ -31,6 +31,7 @@ fuzz_target!(|i: Input| {
         max_retries: u32::from(i.retries % 4),
         initial_backoff_ms: 5,
         max_backoff_ms: 100,
+        ..ExportConfig::default()
     };
     let mut ex = Exporter::new(cfg.clone());
     let (resource, scope) = (Resource::default(), Scope::default());

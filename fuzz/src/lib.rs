@@ -1,7 +1,8 @@
 //! Helpers shared by the fuzz targets.
 use meshwake_identity::{IdentityConfig, NodeMetadata, WorkloadIdentity};
 
-struct NoNode;
+/// A node without metadata.
+pub struct NoNode;
 impl NodeMetadata for NoNode {
     fn get(&self, _: &[&str]) -> Option<String> {
         None

@@ -1,4 +1,4 @@
-//! An Envoy process started from a template in `envoy-config/templates/`.
+//! An Envoy process started from a template in `tests/envoy/` (`*.yaml.tmpl`: YAML once filled).
 //!
 //! Placeholders `{{NAME}}` are filled from [`EnvoyOptions::vars`]; any `{{..._PORT}}` left
 //! unset gets a free loopback port. Envoy's log goes to a file whose path a failing test prints.
@@ -15,7 +15,7 @@ use std::time::Duration;
 /// How to start an Envoy.
 #[derive(Clone, Debug)]
 pub struct EnvoyOptions {
-    /// Template file name under `envoy-config/templates/`, or inline YAML when it contains a newline.
+    /// Template file name under `tests/envoy/`, or inline YAML when it contains a newline.
     pub template: String,
     /// Plugin configuration handed to the filter (a JSON string; may be empty).
     pub plugin_config: String,
@@ -71,7 +71,7 @@ impl Build {
 impl Default for EnvoyOptions {
     fn default() -> Self {
         EnvoyOptions {
-            template: "single.yaml".into(),
+            template: "single.yaml.tmpl".into(),
             plugin_config: "{}".into(),
             wasm_runtime: "envoy.wasm.runtime.v8".into(),
             failure_policy: "FAIL_CLOSED".into(),
@@ -106,9 +106,7 @@ impl EnvoyOptions {
         let mut text = if self.template.contains('\n') {
             self.template.clone()
         } else {
-            let p = paths::root()
-                .join("envoy-config/templates")
-                .join(&self.template);
+            let p = paths::root().join("tests/envoy").join(&self.template);
             std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
         };
         let mut vars = self.vars.clone();

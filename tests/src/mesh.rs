@@ -1,13 +1,14 @@
 //! Small meshes for the propagation and identity tests: one Envoy per workload (inbound and
-//! outbound listeners in one VM, template `mesh-sidecar.yaml.tmpl`), an app behind each
-//! sidecar that calls the next service through its own outbound listener (copying the trace
-//! headers it received, as an instrumented app would), an optional edge
-//! (`mesh-edge.yaml.tmpl`) and one OTLP receiver for every filter.
+//! outbound listeners in one VM, from the shipped `envoy-config/sidecar.json.tmpl`), an app
+//! behind each sidecar that calls the next service through its own outbound listener (copying
+//! the trace headers it received, as an instrumented app would), an optional edge
+//! (`tests/envoy/mesh-edge.yaml.tmpl`) and one OTLP receiver for every filter.
 //!
 //! Upstream clusters are named `{service}-{version}`; a caller of a service with several
 //! versions splits its calls over them with Envoy `weighted_clusters` (equal weights).
 use crate::otlp::ReceivedSpan;
 use crate::{http, Envoy, EnvoyOptions, OtlpReceiver, Request, Response, Server};
+use meshwake_envoy_bootstrap::{loopback_cluster, Sidecar};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -210,37 +211,74 @@ pub fn plugin_config(role: &str, service: &str, version: &str, extra: &Value) ->
     c.to_string()
 }
 
-fn cluster_yaml(name: &str, port: u16) -> String {
-    format!(
-        "  - {{ name: \"{name}\", connect_timeout: 1s, load_assignment: {{ cluster_name: \"{name}\", endpoints: \
-         [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }} }}] }}] }} }}"
-    )
-}
-
-/// Route action to every version of a service (`weighted_clusters` when several).
-fn route_action(targets: &[(String, u16)]) -> String {
+/// A route to every version of a service (`weighted_clusters` when several).
+fn route_to(targets: &[(String, u16)]) -> Value {
     match targets {
-        [] => "direct_response: { status: 503, body: { inline_string: \"no upstream\" } }".into(),
-        [(one, _)] => format!("route: {{ cluster: \"{one}\", timeout: 15s }}"),
+        [] => json!({ "match": { "prefix": "/" },
+                      "direct_response": { "status": 503, "body": { "inline_string": "no upstream" } } }),
+        [(one, _)] => json!({ "match": { "prefix": "/" },
+                              "route": { "cluster": one, "timeout": "15s" } }),
         many => {
-            let cs: Vec<String> = many
+            let clusters: Vec<Value> = many
                 .iter()
-                .map(|(n, _)| format!("{{ name: \"{n}\", weight: 1 }}"))
+                .map(|(n, _)| json!({ "name": n, "weight": 1 }))
                 .collect();
-            format!(
-                "route: {{ weighted_clusters: {{ clusters: [{}] }}, timeout: 15s }}",
-                cs.join(", ")
-            )
+            json!({ "match": { "prefix": "/" },
+                    "route": { "weighted_clusters": { "clusters": clusters }, "timeout": "15s" } })
         }
     }
 }
 
-fn clusters_yaml(targets: &[(String, u16)]) -> String {
+fn clusters(targets: &[(String, u16)]) -> Vec<Value> {
     targets
         .iter()
-        .map(|(n, p)| cluster_yaml(n, *p))
+        .map(|(n, p)| loopback_cluster(n, *p))
+        .collect()
+}
+
+/// Items of a YAML block sequence at the indentation of the edge template's clusters.
+fn block_items(items: &[Value]) -> String {
+    items
+        .iter()
+        .map(|c| format!("  - {c}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A workload's sidecar, from the template the shipped configs and the demo use too.
+struct SidecarPorts {
+    admin: u16,
+    inbound: u16,
+    outbound: u16,
+    app: u16,
+    otlp: u16,
+}
+
+fn sidecar(w: &WorkloadSpec, ports: &SidecarPorts, targets: &[(String, u16)]) -> String {
+    let mut bootstrap = Sidecar {
+        node_id: w.cluster(),
+        node_cluster: w.service.clone(),
+        admin_port: ports.admin,
+        inbound_port: ports.inbound,
+        outbound_port: ports.outbound,
+        app_port: ports.app,
+        collector_port: ports.otlp,
+        wasm_path: crate::paths::meshwake_wasm().display().to_string(),
+        failure_policy: "FAIL_CLOSED".into(),
+        route_timeout: "15s".into(),
+        inbound_config: plugin_config("inbound", &w.service, &w.version, &w.config),
+        outbound_config: plugin_config("outbound", &w.service, &w.version, &w.config),
+        outbound_virtual_hosts: json!([{ "name": "upstream", "domains": ["*"], "routes": [route_to(targets)] }]),
+        upstream_clusters: clusters(targets),
+        layered_runtime: None,
+    }
+    .render()
+    .unwrap();
+    if crate::Build::from_env() == crate::Build::Native {
+        meshwake_envoy_bootstrap::use_native_filter(&mut bootstrap);
+    }
+    // Multi-line, so that EnvoyOptions takes it as the configuration itself (JSON is YAML).
+    serde_json::to_string_pretty(&bootstrap).unwrap()
 }
 
 /// The app of a workload: answers with who it is, the headers it got, and what its
@@ -334,29 +372,20 @@ impl Mesh {
                 w.id()
             );
             let server = app(w, w.calls.as_ref().map(|_| outbound[i]));
+            let ports = SidecarPorts {
+                admin: mesh_port(),
+                inbound: inbound[i],
+                outbound: outbound[i],
+                app: server.port(),
+                otlp: otlp.port(),
+            };
             opts.push(
                 EnvoyOptions::default()
                     .name(format!("{}-{}", spec.name, w.cluster()))
-                    .template("mesh-sidecar.yaml.tmpl")
-                    .var("ADMIN_PORT", mesh_port())
-                    .var("NODE_ID", w.cluster())
-                    .var("NODE_CLUSTER", &w.service)
-                    .var("INBOUND_PORT", inbound[i])
-                    .var("OUTBOUND_PORT", outbound[i])
-                    .var("APP_PORT", server.port())
-                    .var("OTLP_PORT", otlp.port())
-                    .var("OUTBOUND_ACTION", route_action(&targets))
-                    .var("UPSTREAM_CLUSTERS", clusters_yaml(&targets))
-                    .var(
-                        "INBOUND_CONFIG",
-                        json_string(&plugin_config("inbound", &w.service, &w.version, &w.config)),
-                    )
-                    .var(
-                        "OUTBOUND_CONFIG",
-                        json_string(&plugin_config(
-                            "outbound", &w.service, &w.version, &w.config,
-                        )),
-                    ),
+                    .template(sidecar(w, &ports, &targets))
+                    .var("ADMIN_PORT", ports.admin)
+                    .var("INBOUND_PORT", ports.inbound)
+                    .var("OUTBOUND_PORT", ports.outbound),
             );
             apps.push(server);
         }
@@ -373,8 +402,8 @@ impl Mesh {
                     .var("ADMIN_PORT", mesh_port())
                     .var("LISTEN_PORT", mesh_port())
                     .var("OTLP_PORT", otlp.port())
-                    .var("EDGE_ACTION", route_action(&targets))
-                    .var("UPSTREAM_CLUSTERS", clusters_yaml(&targets))
+                    .var("EDGE_ROUTE", route_to(&targets))
+                    .var("UPSTREAM_CLUSTERS", block_items(&clusters(&targets)))
                     .var(
                         "EDGE_CONFIG",
                         json_string(&plugin_config("edge", EDGE_SERVICE, EDGE_VERSION, extra)),

@@ -205,7 +205,7 @@ fn start(role: &str) -> (Envoy, Server, OtlpReceiver) {
     let envoy = Envoy::start(
         EnvoyOptions::default()
             .name(format!("hostile-{role}"))
-            .template("hostile.yaml")
+            .template("hostile.yaml.tmpl")
             .plugin_config(cfg)
             .var("UPSTREAM_PORT", upstream.port())
             .var("OTLP_PORT", otlp.port()),

@@ -117,7 +117,7 @@ fn upstream(peer: Option<&'static str>) -> Server {
 const FRONTEND_PEER: &str = "1;s=frontend;v=v1;n=shop;w=frontend-v1";
 const BACKEND_PEER: &str = "1;s=backend;v=v2;n=shop;w=backend-v2";
 
-/// `metrics.yaml` with `role` and the backend identity, plus `extra` top-level keys.
+/// `metrics.yaml.tmpl` with `role` and the backend identity, plus `extra` top-level keys.
 fn start(role: &str, extra: &str, up: &Server) -> (Envoy, OtlpReceiver) {
     let (service, version) = if role == "inbound" {
         ("backend", "v2")
@@ -131,7 +131,7 @@ fn start(role: &str, extra: &str, up: &Server) -> (Envoy, OtlpReceiver) {
     let envoy = Envoy::start(stats_tags::with_stats_tags(
         EnvoyOptions::default()
             .name("metrics")
-            .template("metrics.yaml")
+            .template("metrics.yaml.tmpl")
             .plugin_config(c)
             .var("UPSTREAM_PORT", up.port())
             .var("OTLP_PORT", otlp.port()),

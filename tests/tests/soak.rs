@@ -155,7 +155,7 @@ fn soak() {
     let cfg = r#"{"role":"inbound","debug_header":true,"identity":{"service":"soak","version":"v1","namespace":"soak"},"export":{"flush_interval_ms":200,"max_queue_spans":2048,"max_batch_spans":256,"timeout_ms":2000,"max_retries":3,"initial_backoff_ms":200,"max_backoff_ms":5000}}"#;
     let mut opts = EnvoyOptions::default()
         .name("soak")
-        .template("hostile.yaml")
+        .template("hostile.yaml.tmpl")
         .plugin_config(cfg)
         .var("UPSTREAM_PORT", upstream.port())
         .var("OTLP_PORT", collector.port);

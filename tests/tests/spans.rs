@@ -104,7 +104,7 @@ struct Chain {
     app_b: Server,
 }
 
-/// client -> a_in -> app A -> a_out -> wire tap -> b_in -> app B (see `chain.yaml`).
+/// client -> a_in -> app A -> a_out -> wire tap -> b_in -> app B (see `chain.yaml.tmpl`).
 /// App A forwards `traceparent` as a well-behaved app does and calls `backend.shop:8080`;
 /// app B answers 42 bytes with the status asked for in the `x-status` request header.
 /// `app_b_port`: None for a live app B, Some(dead port) for a connection failure.
@@ -141,7 +141,7 @@ fn chain(app_b_port: Option<u16>) -> Chain {
     let envoy = Envoy::start(stats_tags::with_stats_tags(
         EnvoyOptions::default()
             .name("spans-chain")
-            .template("chain.yaml")
+            .template("chain.yaml.tmpl")
             .var("A_OUT_PORT", a_out)
             .var("B_IN_PORT", b_in)
             .var("WIRE_PORT", wire.port())
@@ -602,7 +602,7 @@ fn single(otlp_port: u16, extra: &str) -> (Envoy, Server) {
     let envoy = Envoy::start(stats_tags::with_stats_tags(
         EnvoyOptions::default()
             .name("spans-single")
-            .template("metrics.yaml")
+            .template("metrics.yaml.tmpl")
             .plugin_config(c)
             .var("UPSTREAM_PORT", upstream.port())
             .var("OTLP_PORT", otlp_port),
@@ -811,7 +811,7 @@ fn default_export(otlp: &OtlpReceiver, export_extra: &str) -> (Envoy, Server) {
     let envoy = Envoy::start(stats_tags::with_stats_tags(
         EnvoyOptions::default()
             .name("spans-flush")
-            .template("metrics.yaml")
+            .template("metrics.yaml.tmpl")
             .plugin_config(c)
             .var("UPSTREAM_PORT", upstream.port())
             .var("OTLP_PORT", otlp.port()),

@@ -4,7 +4,16 @@
 //! [`ConfigIssue`] naming the key, and that key falls back to its default while every
 //! other key keeps its configured value. Unknown keys are warned about and ignored.
 //! `{}` and the empty string both give the documented defaults (see `filters/CONFIG.md`).
+//!
+//! A section that tunes one crate is that crate's own type, so each default is written once,
+//! next to the code it tunes: `identity` is [`IdentityConfig`], `export` is [`ExportConfig`],
+//! the formats are [`Propagator`]s, `metrics.naming` is a [`MetricPrefix`]. [`crate::setup()`]
+//! turns a `Config` into the runtime objects.
 use crate::json::{self, Value};
+use meshwake_identity::IdentityConfig;
+use meshwake_telemetry::metrics::MetricPrefix;
+use meshwake_telemetry::ExportConfig;
+use meshwake_trace_context::propagator::Propagator;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -31,24 +40,13 @@ impl Role {
     }
 }
 
-/// A trace-context wire format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// W3C Trace Context (`traceparent`, `tracestate`).
-    Tracecontext,
-    /// B3 single header (`b3`).
-    B3,
-    /// B3 multi header (`x-b3-*`).
-    B3multi,
-}
-
 /// Which formats to read (in priority order) and which to write, like `OTEL_PROPAGATORS`.
+/// [`Propagator::Baggage`] is not accepted in the lists: `baggage` switches it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Propagation {
-    pub extract: Vec<Format>,
-    pub inject: Vec<Format>,
+    pub extract: Vec<Propagator>,
+    pub inject: Vec<Propagator>,
     /// Also write B3 (the format received) when the request arrived with B3, so a mesh
     /// migrating from Zipkin keeps working hop by hop.
     pub inject_received_b3: bool,
@@ -59,8 +57,12 @@ pub struct Propagation {
 impl Default for Propagation {
     fn default() -> Self {
         Propagation {
-            extract: vec![Format::Tracecontext, Format::B3, Format::B3multi],
-            inject: vec![Format::Tracecontext],
+            extract: vec![
+                Propagator::TraceContext,
+                Propagator::B3Single,
+                Propagator::B3Multi,
+            ],
+            inject: vec![Propagator::TraceContext],
             inject_received_b3: true,
             baggage: true,
         }
@@ -112,97 +114,13 @@ impl Default for Edge {
     }
 }
 
-/// Who this workload is, and how peers prove who they are.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Identity {
-    pub service: Option<String>,
-    pub version: Option<String>,
-    pub namespace: Option<String>,
-    pub workload: Option<String>,
-    /// Extra deployment attributes (git revision, rollout stage, canary weight...).
-    pub attributes: BTreeMap<String, String>,
-    /// Shared key for HMAC-SHA256 over the identity header; off when absent.
-    pub hmac_key: Option<String>,
-    /// Patterns that derive a peer's service/version from an upstream cluster name when the
-    /// peer answered without identity, e.g. `{service}-{version}`.
-    pub cluster_patterns: Vec<String>,
-    /// How many `service@version` hops the lineage keeps.
-    pub lineage_max: usize,
-    /// Exchange identity with peers (`x-meshwake-peer` both ways, lineage). Off: trace
-    /// context only, and identity headers from outside are still stripped.
-    pub exchange: bool,
-}
-
-impl Default for Identity {
-    fn default() -> Self {
-        Identity {
-            service: None,
-            version: None,
-            namespace: None,
-            workload: None,
-            attributes: BTreeMap::new(),
-            hmac_key: None,
-            cluster_patterns: Vec::new(),
-            lineage_max: 0,
-            exchange: true,
-        }
-    }
-}
-
-/// OTLP/HTTP export of spans through an Envoy cluster.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Export {
-    /// Envoy cluster of the collector.
-    pub cluster: String,
-    /// `:authority` sent to the collector.
-    pub authority: String,
-    pub path: String,
-    pub timeout_ms: u64,
-    pub max_queue_spans: usize,
-    pub max_batch_spans: usize,
-    pub flush_interval_ms: u64,
-    pub max_in_flight: usize,
-    pub max_retries: u32,
-    pub initial_backoff_ms: u64,
-    pub max_backoff_ms: u64,
-}
-
-impl Default for Export {
-    fn default() -> Self {
-        Export {
-            cluster: "otlp_collector".into(),
-            authority: "otlp-collector".into(),
-            path: "/v1/traces".into(),
-            timeout_ms: 5000,
-            max_queue_spans: 8192,
-            max_batch_spans: 512,
-            flush_interval_ms: 1000,
-            max_in_flight: 4,
-            max_retries: 5,
-            initial_backoff_ms: 200,
-            max_backoff_ms: 30_000,
-        }
-    }
-}
-
-/// Metric naming scheme.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Naming {
-    /// `meshwake_requests_total`, ...
-    Meshwake,
-    /// `istio_requests_total`, ... so Istio/Kiali/Grafana dashboards work unchanged.
-    Istio,
-}
-
 /// Request metrics as Envoy stats.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Metrics {
     pub enabled: bool,
-    pub naming: Naming,
+    /// `meshwake_requests_total`... or `istio_requests_total`... (Istio dashboards unchanged).
+    pub naming: MetricPrefix,
     /// Distinct label sets per VM before values collapse to `overflow`.
     pub max_label_sets: usize,
     /// Also record `*_request_bytes`/`*_response_bytes` histograms (two more property reads
@@ -214,7 +132,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             enabled: true,
-            naming: Naming::Meshwake,
+            naming: MetricPrefix::Meshwake,
             max_label_sets: 1000,
             size_histograms: false,
         }
@@ -283,8 +201,8 @@ pub struct Config {
     pub propagation: Propagation,
     pub sampling: Sampling,
     pub edge: Edge,
-    pub identity: Identity,
-    pub export: Export,
+    pub identity: IdentityConfig,
+    pub export: ExportConfig,
     pub metrics: Metrics,
     pub spans: Spans,
     pub context_recovery: Recovery,
@@ -310,6 +228,15 @@ pub enum ConfigIssue {
     },
     /// A key this version does not know: ignored.
     UnknownKey(String),
+    /// One entry of a list (a route template, a cluster pattern) is unusable: the entry is
+    /// ignored, the rest of the list is kept.
+    EntryIgnored {
+        key: &'static str,
+        entry: String,
+        reason: String,
+    },
+    /// Legal but probably not meant: neither extracts nor injects any trace context.
+    NothingPropagated,
 }
 
 impl std::fmt::Display for ConfigIssue {
@@ -334,6 +261,12 @@ impl std::fmt::Display for ConfigIssue {
                 )
             }
             ConfigIssue::UnknownKey(k) => write!(f, "unknown configuration key `{k}` ignored"),
+            ConfigIssue::EntryIgnored { key, entry, reason } => {
+                write!(f, "{key}: `{entry}` ignored: {reason}")
+            }
+            ConfigIssue::NothingPropagated => f.write_str(
+                "propagation.extract and propagation.inject are both empty: trace context is not propagated",
+            ),
         }
     }
 }
@@ -341,7 +274,12 @@ impl std::fmt::Display for ConfigIssue {
 impl ConfigIssue {
     /// Warnings leave the configured meaning intact; errors replaced something by a default.
     pub fn is_error(&self) -> bool {
-        !matches!(self, ConfigIssue::UnknownKey(_))
+        !matches!(
+            self,
+            ConfigIssue::UnknownKey(_)
+                | ConfigIssue::EntryIgnored { .. }
+                | ConfigIssue::NothingPropagated
+        )
     }
 }
 
@@ -351,8 +289,7 @@ pub mod limits {
     pub const MAX_BATCH_SPANS: usize = 8192;
     pub const MAX_IN_FLIGHT: usize = 64;
     pub const MAX_LABEL_SETS: usize = 100_000;
-    pub const MAX_LINEAGE: usize = 32;
-    pub const DEFAULT_LINEAGE: usize = 8;
+    pub const MAX_LINEAGE: usize = meshwake_identity::lineage::MAX_LINEAGE_CAP;
     pub const MAX_RECOVERY_SLOTS: u32 = 1 << 16;
     pub const MIN_FLUSH_MS: u64 = 10;
 }
@@ -419,7 +356,8 @@ impl Config {
             limits::MAX_LABEL_SETS,
         );
         if self.identity.lineage_max == 0 {
-            self.identity.lineage_max = limits::DEFAULT_LINEAGE;
+            // Documented: `0` means the default.
+            self.identity.lineage_max = IdentityConfig::default().lineage_max;
         }
         clamp_usize(
             "identity.lineage_max",
@@ -456,7 +394,7 @@ impl Config {
         }
         if self.propagation.inject.is_empty() && self.propagation.extract.is_empty() {
             // Legal (a metrics-only filter) but worth saying: nothing will be propagated.
-            log::warn!("propagation.extract and propagation.inject are both empty: trace context is not propagated");
+            issues.push(ConfigIssue::NothingPropagated);
         }
         self
     }
@@ -693,21 +631,25 @@ fn role(v: &Value) -> Check<Role> {
     )
 }
 
-fn format(v: &Value) -> Check<Format> {
+/// A trace-context format (`baggage` has its own switch, `propagation.baggage`).
+fn format(v: &Value) -> Check<Propagator> {
     name(
         v,
         &[
-            ("tracecontext", Format::Tracecontext),
-            ("b3", Format::B3),
-            ("b3multi", Format::B3multi),
+            ("tracecontext", Propagator::TraceContext),
+            ("b3", Propagator::B3Single),
+            ("b3multi", Propagator::B3Multi),
         ],
     )
 }
 
-fn naming(v: &Value) -> Check<Naming> {
+fn naming(v: &Value) -> Check<MetricPrefix> {
     name(
         v,
-        &[("meshwake", Naming::Meshwake), ("istio", Naming::Istio)],
+        &[
+            ("meshwake", MetricPrefix::Meshwake),
+            ("istio", MetricPrefix::Istio),
+        ],
     )
 }
 
@@ -724,16 +666,7 @@ mod tests {
     fn empty_and_empty_object_give_defaults() {
         for raw in ["", "   ", "{}"] {
             let (cfg, issues) = parse(raw);
-            assert_eq!(
-                cfg,
-                Config {
-                    identity: Identity {
-                        lineage_max: 8,
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                }
-            );
+            assert_eq!(cfg, Config::default());
             assert!(issues.is_empty(), "{raw:?}: {issues:?}");
         }
     }
@@ -750,13 +683,13 @@ mod tests {
         assert_eq!(cfg.role, Some(Role::Edge));
         assert_eq!(
             cfg.propagation.extract,
-            vec![Format::B3, Format::Tracecontext]
+            vec![Propagator::B3Single, Propagator::TraceContext]
         );
         assert_eq!(cfg.sampling.ratio, 0.25);
         assert_eq!(cfg.identity.version.as_deref(), Some("v2"));
         assert_eq!(cfg.export.cluster, "otel");
         assert_eq!(cfg.export.max_batch_spans, 100);
-        assert_eq!(cfg.metrics.naming, Naming::Istio);
+        assert_eq!(cfg.metrics.naming, MetricPrefix::Istio);
         assert!(cfg.debug_header);
     }
 
@@ -856,7 +789,7 @@ mod tests {
         );
         assert_eq!(cfg.sampling.ratio, 1.0);
         assert_eq!(cfg.export.cluster, "c1");
-        assert_eq!(cfg.metrics.naming, Naming::Istio);
+        assert_eq!(cfg.metrics.naming, MetricPrefix::Istio);
         assert_eq!(issues.len(), 2, "{issues:?}");
     }
 }

@@ -7,8 +7,6 @@ pub mod property {
     pub const RESPONSE_CODE: &[&str] = &["response", "code"];
     pub const RESPONSE_FLAGS: &[&str] = &["response", "flags"];
     pub const RESPONSE_GRPC_STATUS: &[&str] = &["response", "grpc_status"];
-    pub const REQUEST_TOTAL_SIZE: &[&str] = &["request", "total_size"];
-    pub const RESPONSE_TOTAL_SIZE: &[&str] = &["response", "total_size"];
     pub const REQUEST_SIZE: &[&str] = &["request", "size"];
     pub const RESPONSE_SIZE: &[&str] = &["response", "size"];
     pub const REQUEST_PROTOCOL: &[&str] = &["request", "protocol"];
@@ -22,11 +20,8 @@ pub mod property {
         "istio",
         "workload",
     ];
-    pub const ROUTE_NAME: &[&str] = &["xds", "route_name"];
     pub const LISTENER_DIRECTION: &[&str] = &["xds", "listener_direction"];
     pub const NODE_METADATA: &[&str] = &["node", "metadata"];
-    pub const NODE_ID: &[&str] = &["node", "id"];
-    pub const PLUGIN_NAME: &[&str] = &["plugin_name"];
 }
 
 /// An integer property (8 bytes little-endian).

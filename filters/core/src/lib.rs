@@ -1,7 +1,10 @@
 //! Plugin configuration and the per-request pipeline of the meshwake filter, behind plain
-//! inputs and outputs. No proxy-wasm dependency: the wasm crate (`filters/wasm`) is the
-//! only glue, so all of this is tested natively and in wasm.
+//! inputs and outputs. No proxy-wasm dependency: the glues (`filters/wasm`, a native Envoy
+//! module) call [`setup()`] and apply what the engine returns, so all of this is tested
+//! natively and in wasm.
 //!
+//! - [`setup`]: raw plugin configuration + host facts → engine, exporter, naming, issues:
+//!   the one call every glue makes at configuration time.
 //! - [`config`]: the plugin configuration, parsed once, never failing.
 //! - [`json`]: the small JSON reader [`config`] uses (no serde_json in the module).
 //! - [`pipeline`]: request headers → context, identity, header edits; stream end → span, labels.
@@ -20,9 +23,11 @@ mod pipeline_tests;
 pub mod recovery;
 pub mod route;
 pub mod self_stats;
+pub mod setup;
 
 pub use config::{Config, ConfigIssue, Role};
 pub use pipeline::{
     needs_response_flags, Completion, Engine, HeaderEdits, RequestState, StreamEndReads,
 };
+pub use setup::{setup, HostFacts, Setup, SetupIssue, Severity};
 pub mod headers;

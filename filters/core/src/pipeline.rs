@@ -1,7 +1,7 @@
 //! The per-request pipeline: what the filter does at request headers, response headers and
 //! stream end, for each role. Pure logic: the glue hands in header bytes, time and ids and
 //! applies the header edits returned; nothing here calls the host.
-use crate::config::{Config, Format, Role};
+use crate::config::{Config, ConfigIssue, Role};
 use crate::notes::{Note, Notes};
 use crate::recovery::{self, Remembered};
 use crate::route::{self, RouteTemplate};
@@ -142,41 +142,22 @@ pub struct Engine {
     scope: Scope,
 }
 
-fn to_propagator(f: Format) -> Propagator {
-    match f {
-        Format::Tracecontext => Propagator::TraceContext,
-        Format::B3 => Propagator::B3Single,
-        Format::B3multi => Propagator::B3Multi,
-    }
-}
-
 fn lossy(b: Option<&[u8]>, max: usize) -> String {
     let b = b.unwrap_or_default();
     String::from_utf8_lossy(b.get(..b.len().min(max)).unwrap_or(b)).into_owned()
 }
 
 impl Engine {
-    /// Build the engine; returns warnings to log once (bad patterns, templates...).
+    /// Build the engine; returns the configuration entries it had to ignore (bad cluster
+    /// patterns, route templates), for the glue to log once.
     pub fn new(
         cfg: Config,
         local: WorkloadIdentity,
         sdk_version: &'static str,
-    ) -> (Engine, Vec<String>) {
+    ) -> (Engine, Vec<ConfigIssue>) {
         let mut warnings = Vec::new();
-        let mut extract: Vec<Propagator> = cfg
-            .propagation
-            .extract
-            .iter()
-            .copied()
-            .map(to_propagator)
-            .collect();
-        let mut inject: Vec<Propagator> = cfg
-            .propagation
-            .inject
-            .iter()
-            .copied()
-            .map(to_propagator)
-            .collect();
+        let mut extract = cfg.propagation.extract.clone();
+        let mut inject = cfg.propagation.inject.clone();
         if cfg.propagation.baggage {
             extract.push(Propagator::Baggage);
             inject.push(Propagator::Baggage);
@@ -201,7 +182,11 @@ impl Engine {
         for p in &cfg.identity.cluster_patterns {
             match ClusterPattern::parse(p) {
                 Ok(p) => patterns.push(p),
-                Err(e) => warnings.push(format!("identity.cluster_patterns: `{p}` ignored: {e:?}")),
+                Err(e) => warnings.push(ConfigIssue::EntryIgnored {
+                    key: "identity.cluster_patterns",
+                    entry: p.clone(),
+                    reason: format!("{e:?}"),
+                }),
             }
         }
         patterns.extend(identity::fallback::default_patterns());
@@ -209,9 +194,11 @@ impl Engine {
         for r in &cfg.spans.routes {
             match RouteTemplate::parse(r) {
                 Some(t) => routes.push(t),
-                None => warnings.push(format!(
-                    "spans.routes: `{r}` ignored: a template starts with `/`"
-                )),
+                None => warnings.push(ConfigIssue::EntryIgnored {
+                    key: "spans.routes",
+                    entry: r.clone(),
+                    reason: "a template starts with `/`".into(),
+                }),
             }
         }
         let resource = build_resource(&cfg, &local, sdk_version);
@@ -662,12 +649,8 @@ impl Engine {
                 .upstream_workload_meta
                 .as_deref()
                 .map(PeerHints::from_istio_workload);
-            s.destination = identity::infer_peer(
-                c.upstream_cluster.as_deref(),
-                host.as_ref(),
-                None,
-                &self.patterns,
-            );
+            s.destination =
+                identity::infer_peer(c.upstream_cluster.as_deref(), host.as_ref(), &self.patterns);
         }
         let labels = self.labels(&s, c);
         if !s.sampled || !self.cfg.spans.enabled {

@@ -1,23 +1,10 @@
-//! The filter's own counters and gauges (Envoy stats `meshwake.*`), named once for every
-//! glue (wasm and native) and documented in the README.
+//! The filter's own counters and gauges (Envoy stats `meshwake.*`), named once for both glues
+//! (wasm and native) and documented in the README.
 use meshwake_telemetry::ExporterStats;
 
-/// Self-telemetry stat names.
+/// Self-telemetry stat names (also documented in the README); the exporter's counters are
+/// in [`EXPORTER_COUNTERS`].
 pub mod name {
-    pub const SPANS_CREATED: &str = "meshwake.spans.created";
-    pub const SPANS_EXPORTED: &str = "meshwake.spans.exported";
-    pub const DROPPED_QUEUE_FULL: &str = "meshwake.spans.dropped_queue_full";
-    pub const DROPPED_SAMPLED_OUT: &str = "meshwake.spans.dropped_sampled_out";
-    pub const DROPPED_EXPORT_FAILED: &str = "meshwake.spans.dropped_export_failed";
-    pub const DROPPED_REJECTED: &str = "meshwake.spans.dropped_rejected";
-    pub const EXPORT_RETRIES: &str = "meshwake.export.retries";
-    pub const EXPORT_BATCHES: &str = "meshwake.export.batches_sent";
-    pub const FAIL_4XX: &str = "meshwake.export.failures_status_4xx";
-    pub const FAIL_5XX: &str = "meshwake.export.failures_status_5xx";
-    pub const FAIL_429: &str = "meshwake.export.failures_status_429";
-    pub const FAIL_OTHER: &str = "meshwake.export.failures_status_other";
-    pub const FAIL_CALL: &str = "meshwake.export.failures_call_failed";
-    pub const FAIL_TIMEOUT: &str = "meshwake.export.failures_timeout";
     pub const QUEUE_DEPTH: &str = "meshwake.export.queue_depth";
     pub const IN_FLIGHT: &str = "meshwake.export.batches_in_flight";
     pub const LABEL_OVERFLOW: &str = "meshwake.metrics.label_overflow";
@@ -30,41 +17,25 @@ pub mod name {
     pub const PANICS: &str = "meshwake.native.panics";
 }
 
-/// The exporter's cumulative counters, in the order of [`exporter_values`].
-pub const EXPORTER_COUNTERS: [&str; 14] = [
-    name::SPANS_CREATED,
-    name::SPANS_EXPORTED,
-    name::DROPPED_QUEUE_FULL,
-    name::DROPPED_SAMPLED_OUT,
-    name::DROPPED_EXPORT_FAILED,
-    name::DROPPED_REJECTED,
-    name::EXPORT_RETRIES,
-    name::EXPORT_BATCHES,
-    name::FAIL_4XX,
-    name::FAIL_5XX,
-    name::FAIL_429,
-    name::FAIL_OTHER,
-    name::FAIL_CALL,
-    name::FAIL_TIMEOUT,
-];
+/// Where one counter's cumulative value is in the exporter's stats.
+pub type ReadCounter = fn(&ExporterStats) -> u64;
 
-/// The values of [`EXPORTER_COUNTERS`], in order.
-pub fn exporter_values(s: &ExporterStats) -> [u64; 14] {
-    let f = &s.export_failures_by_cause;
-    [
-        s.spans_created,
-        s.spans_exported,
-        s.dropped_queue_full,
-        s.dropped_sampled_out,
-        s.dropped_export_failed,
-        s.dropped_rejected,
-        s.retries,
-        s.batches_sent,
-        f.status_4xx,
-        f.status_5xx,
-        f.status_429,
-        f.status_other,
-        f.call_failed,
-        f.timeout,
-    ]
-}
+/// The exporter's cumulative counters, published as deltas: Envoy stat name and where its
+/// value is in [`ExporterStats`], one row each (a new counter cannot be misaligned).
+#[rustfmt::skip]
+pub const EXPORTER_COUNTERS: [(&str, ReadCounter); 14] = [
+    ("meshwake.spans.created",                    |s| s.spans_created),
+    ("meshwake.spans.exported",                   |s| s.spans_exported),
+    ("meshwake.spans.dropped_queue_full",         |s| s.dropped_queue_full),
+    ("meshwake.spans.dropped_sampled_out",        |s| s.dropped_sampled_out),
+    ("meshwake.spans.dropped_export_failed",      |s| s.dropped_export_failed),
+    ("meshwake.spans.dropped_rejected",           |s| s.dropped_rejected),
+    ("meshwake.export.retries",                   |s| s.retries),
+    ("meshwake.export.batches_sent",              |s| s.batches_sent),
+    ("meshwake.export.failures_status_4xx",       |s| s.export_failures_by_cause.status_4xx),
+    ("meshwake.export.failures_status_5xx",       |s| s.export_failures_by_cause.status_5xx),
+    ("meshwake.export.failures_status_429",       |s| s.export_failures_by_cause.status_429),
+    ("meshwake.export.failures_status_other",     |s| s.export_failures_by_cause.status_other),
+    ("meshwake.export.failures_call_failed",      |s| s.export_failures_by_cause.call_failed),
+    ("meshwake.export.failures_timeout",          |s| s.export_failures_by_cause.timeout),
+];

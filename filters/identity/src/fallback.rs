@@ -24,26 +24,23 @@ pub enum VersionSource {
     Cluster,
     /// The upstream host (endpoint) metadata.
     HostMetadata,
-    /// The route metadata.
-    Route,
     /// Not known.
     Unknown,
 }
 
 impl VersionSource {
-    /// The attribute value: `header`, `cluster`, `host_metadata`, `route` or `unknown`.
+    /// The attribute value: `header`, `cluster`, `host_metadata` or `unknown`.
     pub fn as_str(self) -> &'static str {
         match self {
             VersionSource::Header => "header",
             VersionSource::Cluster => "cluster",
             VersionSource::HostMetadata => "host_metadata",
-            VersionSource::Route => "route",
             VersionSource::Unknown => "unknown",
         }
     }
 }
 
-/// Identity fragments from one source (host metadata, route metadata, a cluster match).
+/// Identity fragments from one source (host metadata, a cluster match).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PeerHints<'a> {
     /// Service name, if this source knows it.
@@ -372,20 +369,18 @@ fn clamped(v: Option<&str>) -> Option<&str> {
 /// `x-meshwake-peer`.
 ///
 /// Each field comes from the first source that knows it: `host_meta` (e.g.
-/// [`PeerHints::from_istio_workload`]), then the first of `patterns` matching `cluster`,
-/// then `route_meta`. The [`VersionSource`] says where the version came from (`Unknown` if
+/// [`PeerHints::from_istio_workload`]), then the first of `patterns` matching `cluster`.
+/// The [`VersionSource`] says where the version came from (`Unknown` if
 /// only the service is known). `None` when neither service nor version is known.
 pub fn infer_peer(
     cluster: Option<&str>,
     host_meta: Option<&PeerHints<'_>>,
-    route_meta: Option<&PeerHints<'_>>,
     patterns: &[ClusterPattern],
 ) -> Option<(PeerIdentity, VersionSource)> {
     let from_cluster = cluster.and_then(|c| patterns.iter().find_map(|p| p.match_cluster(c)));
     let layers = [
         (host_meta.copied(), VersionSource::HostMetadata),
         (from_cluster, VersionSource::Cluster),
-        (route_meta.copied(), VersionSource::Route),
     ];
     let pick = |field: for<'h> fn(&PeerHints<'h>) -> Option<&'h str>| {
         layers.iter().find_map(|(hints, src)| {
@@ -508,7 +503,6 @@ mod tests {
     type Row = (
         Option<&'static str>,
         Option<PeerHints<'static>>,
-        Option<PeerHints<'static>>,
         Option<([&'static str; 4], VersionSource)>,
     );
 
@@ -526,29 +520,27 @@ mod tests {
 
     #[rustfmt::skip]
     const INFER: &[Row] = &[
-        // cluster, host metadata, route metadata, expected (service, version, namespace, workload) + source
-        (Some("outbound|9080|v2|reviews.bookinfo.svc.cluster.local"), None, None,
+        // cluster, host metadata, expected (service, version, namespace, workload) + source
+        (Some("outbound|9080|v2|reviews.bookinfo.svc.cluster.local"), None,
             Some((["reviews", "v2", "bookinfo", UNKNOWN], S::Cluster))),
-        (Some("reviews-v3"), None, None,
+        (Some("reviews-v3"), None,
             Some((["reviews", "v3", UNKNOWN, UNKNOWN], S::Cluster))),
-        (Some("outbound|9080||reviews.bookinfo.svc.cluster.local"), None, None,
+        (Some("outbound|9080||reviews.bookinfo.svc.cluster.local"), None,
             Some((["reviews", UNKNOWN, "bookinfo", UNKNOWN], S::Unknown))),
-        (Some("outbound|9080||reviews.bookinfo.svc.cluster.local"), None, hints(None, Some("v5")),
-            Some((["reviews", "v5", "bookinfo", UNKNOWN], S::Route))),
-        (Some("outbound|9080|v2|reviews.bookinfo.svc.cluster.local"), hints(Some("reviews"), Some("v2-hot")), hints(None, Some("v9")),
+        (Some("outbound|9080|v2|reviews.bookinfo.svc.cluster.local"), hints(Some("reviews"), Some("v2-hot")),
             Some((["reviews", "v2-hot", "bookinfo", UNKNOWN], S::HostMetadata))),
-        (Some("passthrough"), hints(Some(" "), Some("")), None, None),
-        (None, None, hints(Some("payments"), None),
+        (Some("passthrough"), hints(Some(" "), Some("")), None),
+        (None, hints(Some("payments"), None),
             Some((["payments", UNKNOWN, UNKNOWN, UNKNOWN], S::Unknown))),
-        (None, None, None, None),
+        (None, None, None),
     ];
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn infer_peer_table() {
         let patterns = default_patterns();
-        for (i, (cluster, host, route, want)) in INFER.iter().enumerate() {
-            let got = infer_peer(*cluster, host.as_ref(), route.as_ref(), &patterns)
+        for (i, (cluster, host, want)) in INFER.iter().enumerate() {
+            let got = infer_peer(*cluster, host.as_ref(), &patterns)
                 .map(|(p, s)| ([p.service, p.version, p.namespace, p.workload], s));
             let want = want.map(|(f, s)| (f.map(str::to_owned), s));
             assert_eq!(got, want, "row {i}");
@@ -571,7 +563,6 @@ mod tests {
         let (p, s) = infer_peer(
             Some("outbound|9080||reviews.bookinfo.svc.cluster.local"),
             Some(&h),
-            None,
             &default_patterns(),
         )
         .unwrap();
@@ -582,7 +573,7 @@ mod tests {
         assert_eq!(PeerHints::from_istio_workload(";;"), PeerHints::default());
         assert_eq!(PeerHints::from_istio_workload("w").workload, Some("w"));
         #[rustfmt::skip]
-        let names = [(S::Header, "header"), (S::Cluster, "cluster"), (S::HostMetadata, "host_metadata"), (S::Route, "route"), (S::Unknown, "unknown")];
+        let names = [(S::Header, "header"), (S::Cluster, "cluster"), (S::HostMetadata, "host_metadata"), (S::Unknown, "unknown")];
         for (s, name) in names {
             assert_eq!(s.as_str(), name);
         }

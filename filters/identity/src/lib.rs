@@ -41,7 +41,7 @@
 //! // A response without the header: infer from the upstream cluster name.
 //! let patterns = fallback::default_patterns();
 //! let (peer, source) = fallback::infer_peer(
-//!     Some("outbound|9080|v3|ratings.bookinfo.svc.cluster.local"), None, None, &patterns,
+//!     Some("outbound|9080|v3|ratings.bookinfo.svc.cluster.local"), None, &patterns,
 //! ).unwrap();
 //! assert_eq!((peer.version.as_str(), source.as_str()), ("v3", "cluster"));
 //! ```

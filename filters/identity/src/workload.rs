@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::escape;
 use crate::header::{MAX_EXTRA, MAX_FIELD_LEN};
+use crate::lineage::DEFAULT_LINEAGE_CAP;
 
 /// Value used for any identity field that cannot be determined.
 pub const UNKNOWN: &str = "unknown";
@@ -42,10 +43,10 @@ pub trait NodeMetadata {
     fn get(&self, path: &[&str]) -> Option<String>;
 }
 
-/// The `identity` section of the plugin configuration. Every field is optional; unknown keys
-/// are the caller's business (it decides whether to warn or reject).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+/// The `identity` section of the plugin configuration: who this workload is (each field
+/// overrides node metadata) and how it proves who it is to peers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct IdentityConfig {
     /// Overrides the service name found in node metadata.
     pub service: Option<String>,
@@ -58,6 +59,32 @@ pub struct IdentityConfig {
     /// Extra attributes carried in the peer header (revision, rollout stage, canary
     /// weight...); at most [`MAX_EXTRA`], taken in key order.
     pub attributes: BTreeMap<String, String>,
+    /// Shared key for HMAC-SHA256 over the identity and lineage headers; off when absent.
+    pub hmac_key: Option<String>,
+    /// Patterns that derive a peer's service/version from an upstream cluster name when the
+    /// peer answered without identity, e.g. `{service}-{version}`.
+    pub cluster_patterns: Vec<String>,
+    /// How many `service@version` hops the lineage keeps (`1..=`[`crate::lineage::MAX_LINEAGE_CAP`]).
+    pub lineage_max: usize,
+    /// Exchange identity with peers (`x-meshwake-peer` both ways, lineage). Off: trace
+    /// context only, and identity headers from outside are still stripped.
+    pub exchange: bool,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            service: None,
+            version: None,
+            namespace: None,
+            workload: None,
+            attributes: BTreeMap::new(),
+            hmac_key: None,
+            cluster_patterns: Vec::new(),
+            lineage_max: DEFAULT_LINEAGE_CAP,
+            exchange: true,
+        }
+    }
 }
 
 /// Where a resolved identity field came from.

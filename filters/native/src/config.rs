@@ -6,10 +6,9 @@
 use crate::abi::{self, FilterConfigEnvoyPtr, LogLevel, ModuleBuffer, ModuleHttpHeader};
 use crate::host;
 use crate::stats::{Published, StatIds};
-use meshwake_core::{Config, Engine, Role};
+use meshwake_core::{Engine, HostFacts, Severity};
 use meshwake_telemetry::cardinality::LabelCache;
-use meshwake_telemetry::metrics::{MetricNaming, MetricPrefix};
-use meshwake_telemetry::{export, ExportConfig, ExportOutcome, Exporter};
+use meshwake_telemetry::{export, ExportOutcome, Exporter};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -149,92 +148,57 @@ impl Drop for FilterConfig {
     }
 }
 
-/// Parse, resolve identity, build the engine, define metrics. Returns the shared state and
-/// the tick period.
+/// The core's one setup, then what needs Envoy: log and count the issues, define the
+/// metrics. Returns the shared state and the tick period. The listener direction is not known
+/// at configuration time here: a stream reads it when no role is configured.
 fn setup(envoy: FilterConfigEnvoyPtr, raw: &[u8]) -> (Shared, u64) {
-    let (cfg, issues) = Config::parse(raw);
-    let naming = MetricNaming {
-        prefix: match cfg.metrics.naming {
-            meshwake_core::config::Naming::Meshwake => MetricPrefix::Meshwake,
-            meshwake_core::config::Naming::Istio => MetricPrefix::Istio,
-        },
+    let host_facts = HostFacts {
+        node: &host::EnvNodeMetadata,
+        listener_direction: None,
+        filter_version: crate::VERSION,
     };
-    let ids = StatIds::define(envoy, naming);
-    let mut errors = 0;
-    let mut warnings = 0;
-    for issue in &issues {
-        if issue.is_error() {
-            host::log(LogLevel::Error, &format!("meshwake: {issue}"));
-            errors += 1;
-        } else {
-            host::log(LogLevel::Warn, &format!("meshwake: {issue}"));
-            warnings += 1;
+    let setup = meshwake_core::setup(raw, &host_facts);
+    let ids = StatIds::define(envoy, setup.metric_naming);
+    let (mut errors, mut warnings) = (0, 0);
+    for issue in &setup.issues {
+        let counter = match issue.severity() {
+            Severity::Error => {
+                host::log(LogLevel::Error, &format!("meshwake: {issue}"));
+                &mut errors
+            }
+            Severity::Warning => {
+                host::log(LogLevel::Warn, &format!("meshwake: {issue}"));
+                &mut warnings
+            }
+        };
+        if issue.is_config_problem() {
+            *counter += 1;
         }
-    }
-    let id_cfg = meshwake_identity::IdentityConfig {
-        service: cfg.identity.service.clone(),
-        version: cfg.identity.version.clone(),
-        namespace: cfg.identity.namespace.clone(),
-        workload: cfg.identity.workload.clone(),
-        attributes: cfg.identity.attributes.clone(),
-    };
-    let (local, id_warnings) = meshwake_identity::resolve(&id_cfg, &host::EnvNodeMetadata);
-    for w in id_warnings {
-        host::log(LogLevel::Warn, &format!("meshwake: {w}"));
-    }
-    let e = &cfg.export;
-    let exporter = Exporter::new(ExportConfig {
-        max_queue_spans: e.max_queue_spans,
-        max_batch_spans: e.max_batch_spans,
-        flush_interval_ms: e.flush_interval_ms,
-        max_in_flight: e.max_in_flight,
-        max_retries: e.max_retries,
-        initial_backoff_ms: e.initial_backoff_ms,
-        max_backoff_ms: e.max_backoff_ms,
-    });
-    let labels = LabelCache::new(naming, cfg.metrics.max_label_sets);
-    let tick = if cfg.spans.enabled {
-        cfg.export.flush_interval_ms.clamp(10, STATS_PUBLISH_MS)
-    } else {
-        STATS_PUBLISH_MS
-    };
-    let (engine, engine_warnings) = Engine::new(cfg, local, crate::VERSION);
-    for w in engine_warnings {
-        host::log(LogLevel::Warn, &format!("meshwake: {w}"));
-        warnings += 1;
     }
     crate::stats::count_config(envoy, ids.config_errors, errors);
     crate::stats::count_config(envoy, ids.config_warnings, warnings);
-    log_configuration(&engine, raw);
-    let shared = Shared {
-        engine,
-        direction: AtomicU8::new(0),
-        exporter: Mutex::new(exporter),
-        labels: Mutex::new(labels),
-        ids,
-    };
-    (shared, tick)
-}
-
-fn log_configuration(engine: &Engine, raw: &[u8]) {
-    let l = engine.local();
-    let c = engine.config();
     host::log(
         LogLevel::Info,
         &format!(
-            "meshwake configuration (native build {}, dynamic module ABI {}): role={} identity={}@{} namespace={} spans={} metrics={} export=cluster:{} raw={}",
-            crate::VERSION,
-            String::from_utf8_lossy(abi::ABI_VERSION.strip_suffix(b"\0").unwrap_or(abi::ABI_VERSION)),
-            c.role.map_or("auto(listener direction)", Role::as_str),
-            l.service,
-            l.version,
-            l.namespace,
-            c.spans.enabled,
-            c.metrics.enabled,
-            c.export.cluster,
+            "meshwake configuration: {} build=native abi={} raw={}",
+            setup.summary(),
+            String::from_utf8_lossy(
+                abi::ABI_VERSION
+                    .strip_suffix(b"\0")
+                    .unwrap_or(abi::ABI_VERSION)
+            ),
             String::from_utf8_lossy(raw)
         ),
     );
+    let tick = setup.timer_period_ms(STATS_PUBLISH_MS);
+    let shared = Shared {
+        labels: Mutex::new(setup.label_cache()),
+        exporter: Mutex::new(setup.exporter),
+        engine: setup.engine,
+        direction: AtomicU8::new(0),
+        ids,
+    };
+    (shared, tick)
 }
 
 /// Send every batch that is due, then publish the exporter's counters. No lock is held
@@ -303,7 +267,7 @@ fn flush(envoy: FilterConfigEnvoyPtr, shared: &Shared, main: &Mutex<MainThread>,
 /// One OTLP/HTTP POST through the configuration's callout.
 fn dispatch(
     envoy: FilterConfigEnvoyPtr,
-    e: &meshwake_core::config::Export,
+    e: &meshwake_telemetry::ExportConfig,
     body: &[u8],
 ) -> Result<u64, abi::CalloutInitResult> {
     let mut headers = [

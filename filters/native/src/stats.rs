@@ -91,7 +91,7 @@ impl StatIds {
                 .iter()
                 .map(|n| counter(cfg, &format!("meshwake.{}", n.name())))
                 .collect(),
-            exporter: EXPORTER_COUNTERS.map(|n| counter(cfg, n)),
+            exporter: EXPORTER_COUNTERS.map(|(n, _)| counter(cfg, n)),
             queue_depth: gauge(cfg, name::QUEUE_DEPTH),
             in_flight: gauge(cfg, name::IN_FLIGHT),
             label_overflow: counter(cfg, name::LABEL_OVERFLOW),
@@ -213,8 +213,9 @@ impl Published {
         label_overflow: u64,
         panics: u64,
     ) {
-        let now = meshwake_core::self_stats::exporter_values(s);
-        for ((id, last), v) in ids.exporter.iter().zip(self.exporter.iter_mut()).zip(now) {
+        let rows = ids.exporter.iter().zip(self.exporter.iter_mut());
+        for ((id, last), (_, read)) in rows.zip(EXPORTER_COUNTERS.iter()) {
+            let v = read(s);
             count_config(cfg, *id, v.saturating_sub(*last));
             *last = v;
         }

@@ -28,7 +28,7 @@
 //! and `=` a value cannot contain `;.;` or `=.=`, so the lazy `(.*?);\.;` still stops at the
 //! right separator.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Longest label value kept in a stat name, in bytes; longer values are cut.
 pub const MAX_LABEL_VALUE_LEN: usize = 128;
@@ -174,8 +174,8 @@ impl Reporter {
     }
 }
 
-/// Which metric family names to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+/// Which metric family names to use (the plugin configuration's `metrics.naming`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MetricPrefix {
     /// `meshwake_requests_total`, ...

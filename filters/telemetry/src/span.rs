@@ -328,8 +328,6 @@ pub mod attr {
         pub const VERSION_SOURCE_CLUSTER: &str = "cluster";
         /// `meshwake.peer.version_source`: from upstream host metadata.
         pub const VERSION_SOURCE_HOST_METADATA: &str = "host_metadata";
-        /// `meshwake.peer.version_source`: from route metadata.
-        pub const VERSION_SOURCE_ROUTE: &str = "route";
         /// `meshwake.peer.version_source`: not known.
         pub const VERSION_SOURCE_UNKNOWN: &str = "unknown";
     }

@@ -55,7 +55,7 @@ pub struct NodeMetadata;
 
 impl meshwake_identity::NodeMetadata for NodeMetadata {
     fn get(&self, path: &[&str]) -> Option<String> {
-        let mut full = vec!["node", "metadata"];
+        let mut full = meshwake_core::envoy::property::NODE_METADATA.to_vec();
         full.extend_from_slice(path);
         let b = proxy_wasm::hostcalls::get_property(full).ok().flatten()?;
         // Strings are raw bytes; anything else (maps, numbers) is not an identity value.

@@ -2,10 +2,9 @@
 use crate::host;
 use crate::http::Http;
 use crate::stats::Stats;
-use meshwake_core::{Config, Engine, Role};
+use meshwake_core::{envoy, Engine, HostFacts, Role, Severity};
 use meshwake_telemetry::cardinality::LabelCache;
-use meshwake_telemetry::metrics::{MetricNaming, MetricPrefix};
-use meshwake_telemetry::{export, ExportConfig, ExportOutcome, Exporter};
+use meshwake_telemetry::{export, ExportOutcome, Exporter};
 use meshwake_trace_context::IdGenerator;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, MapType};
@@ -35,7 +34,8 @@ pub struct Root {
     shared: Option<Rc<RefCell<Shared>>>,
     /// Call-out token → batch id.
     calls: HashMap<u32, u64>,
-    role_from_direction: Option<Role>,
+    /// Configured, else the listener direction at configure time; `None`: asked per stream.
+    role: Option<Role>,
     /// A failed export dispatch was logged at warning level already.
     dispatch_warned: bool,
 }
@@ -83,9 +83,9 @@ impl Context for Root {
             Some(s) => export::classify_response(s, retry_after, &probe),
             None => ExportOutcome::CallFailed,
         };
-        let mut sh = shared.borrow_mut();
-        sh.exporter.on_result(batch, outcome, now);
-        drop(sh);
+        let disposition = shared.borrow_mut().exporter.on_result(batch, outcome, now);
+        // Counted in meshwake.spans.* / meshwake.export.*; the detail per batch for debugging.
+        log::debug!("meshwake: export batch {batch}: {disposition:?}");
         self.flush(now);
     }
 }
@@ -97,90 +97,49 @@ impl RootContext for Root {
     }
 
     fn on_configure(&mut self, _size: usize) -> bool {
-        let raw = proxy_wasm::hostcalls::get_buffer(
-            proxy_wasm::types::BufferType::PluginConfiguration,
-            0,
-            usize::MAX,
-        )
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-        let (cfg, issues) = Config::parse(&raw);
+        let raw = proxy_wasm::hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let host_facts = HostFacts {
+            node: &host::NodeMetadata,
+            listener_direction: host::property(envoy::property::LISTENER_DIRECTION)
+                .and_then(|b| envoy::int(&b)),
+            filter_version: crate::VERSION,
+        };
+        let setup = meshwake_core::setup(&raw, &host_facts);
         let stats = Stats::define();
-        for issue in &issues {
-            if issue.is_error() {
-                log::error!("meshwake: {issue}");
-                Stats::bump(stats.config_errors, 1);
-            } else {
-                log::warn!("meshwake: {issue}");
-                Stats::bump(stats.config_warnings, 1);
+        for issue in &setup.issues {
+            let counter = match issue.severity() {
+                Severity::Error => {
+                    log::error!("meshwake: {issue}");
+                    stats.config_errors
+                }
+                Severity::Warning => {
+                    log::warn!("meshwake: {issue}");
+                    stats.config_warnings
+                }
+            };
+            if issue.is_config_problem() {
+                Stats::bump(counter, 1);
             }
         }
-        let id_cfg = meshwake_identity::IdentityConfig {
-            service: cfg.identity.service.clone(),
-            version: cfg.identity.version.clone(),
-            namespace: cfg.identity.namespace.clone(),
-            workload: cfg.identity.workload.clone(),
-            attributes: cfg.identity.attributes.clone(),
-        };
-        let (local, warnings) = meshwake_identity::resolve(&id_cfg, &host::NodeMetadata);
-        for w in warnings {
-            log::warn!("meshwake: {w}");
-        }
-        self.role_from_direction =
-            host::property(meshwake_core::envoy::property::LISTENER_DIRECTION)
-                .and_then(|b| meshwake_core::envoy::int(&b))
-                .and_then(meshwake_core::envoy::role_from_direction);
-        let e = &cfg.export;
-        let exporter = Exporter::new(ExportConfig {
-            max_queue_spans: e.max_queue_spans,
-            max_batch_spans: e.max_batch_spans,
-            flush_interval_ms: e.flush_interval_ms,
-            max_in_flight: e.max_in_flight,
-            max_retries: e.max_retries,
-            initial_backoff_ms: e.initial_backoff_ms,
-            max_backoff_ms: e.max_backoff_ms,
-        });
-        let naming = MetricNaming {
-            prefix: match cfg.metrics.naming {
-                meshwake_core::config::Naming::Meshwake => MetricPrefix::Meshwake,
-                meshwake_core::config::Naming::Istio => MetricPrefix::Istio,
-            },
-        };
-        let labels = LabelCache::new(naming, cfg.metrics.max_label_sets);
-        // The tick flushes span batches and publishes counters summed in the VM.
-        let tick = if cfg.spans.enabled {
-            cfg.export.flush_interval_ms.clamp(10, STATS_PUBLISH_MS)
-        } else {
-            STATS_PUBLISH_MS
-        };
-        let spans_on = cfg.spans.enabled;
-        let (engine, warnings) = Engine::new(cfg, local, crate::VERSION);
-        for w in warnings {
-            // Ignored route templates and cluster patterns: configuration problems too.
-            log::warn!("meshwake: {w}");
-            Stats::bump(stats.config_warnings, 1);
-        }
-        let l = engine.local();
         log::info!(
-            "meshwake configuration: role={} identity={}@{} namespace={} spans={} metrics={} export=cluster:{} raw={}",
-            engine.config().role.or(self.role_from_direction).map_or("auto(outbound)", |r| r.as_str()),
-            l.service,
-            l.version,
-            l.namespace,
-            spans_on,
-            engine.config().metrics.enabled,
-            engine.config().export.cluster,
+            "meshwake configuration: {} raw={}",
+            setup.summary(),
             String::from_utf8_lossy(&raw)
         );
+        let tick = setup.timer_period_ms(STATS_PUBLISH_MS);
+        let labels = setup.label_cache();
         self.shared = Some(Rc::new(RefCell::new(Shared {
-            exporter,
+            exporter: setup.exporter,
             labels,
             ids: IdGenerator::new(host::seed()),
             stats,
             id_draws: 0,
         })));
-        self.engine = Some(Rc::new(engine));
+        self.role = setup.role;
+        self.engine = Some(Rc::new(setup.engine));
         let _ = proxy_wasm::hostcalls::set_tick_period(Duration::from_millis(tick));
         // Never refuse to start: a bad configuration has become defaults plus log lines.
         true
@@ -198,9 +157,12 @@ impl RootContext for Root {
         let (Some(engine), Some(shared)) = (&self.engine, &self.shared) else {
             return Some(Box::new(Http::passthrough()));
         };
-        // Without a configured role, each stream asks Envoy which way its listener faces.
-        let role = engine.config().role.or(self.role_from_direction);
-        Some(Box::new(Http::new(engine.clone(), shared.clone(), role)))
+        // Without a role known here, each stream asks Envoy which way its listener faces.
+        Some(Box::new(Http::new(
+            engine.clone(),
+            shared.clone(),
+            self.role,
+        )))
     }
 }
 

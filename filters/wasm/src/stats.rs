@@ -7,8 +7,8 @@ use proxy_wasm::hostcalls::{define_metric, increment_metric};
 use proxy_wasm::types::MetricType;
 use std::collections::HashMap;
 
-/// Self-telemetry stat names (shared with the native glue).
-pub use meshwake_core::self_stats::name;
+/// Self-telemetry stat names and the exporter's counters, shared with the native glue.
+use meshwake_core::self_stats::{name, EXPORTER_COUNTERS};
 
 /// Metric ids; 0 when the host refused to define one (then updates are no-ops).
 #[derive(Default)]
@@ -17,7 +17,8 @@ pub struct Stats {
     /// defined counters: the filter's own plus one per metric label set).
     pending: HashMap<u32, u64>,
     notes: Vec<u32>,
-    exporter: [u32; 14],
+    /// Ids of [`EXPORTER_COUNTERS`], row by row.
+    exporter: [u32; EXPORTER_COUNTERS.len()],
     queue_depth: u32,
     in_flight: u32,
     label_overflow: u32,
@@ -26,7 +27,8 @@ pub struct Stats {
     pub recovery_stored: u32,
     vm_memory: u32,
     last_vm_memory: u64,
-    last: [u64; 14],
+    /// Values of [`EXPORTER_COUNTERS`] last published, row by row.
+    last: [u64; EXPORTER_COUNTERS.len()],
     last_overflow: u64,
     /// Gauge values last written, so an unchanged gauge costs no host call.
     last_gauges: Option<(u64, u64)>,
@@ -39,7 +41,7 @@ fn counter(n: &str) -> u32 {
 impl Stats {
     pub fn define() -> Stats {
         use name::*;
-        let exporter = meshwake_core::self_stats::EXPORTER_COUNTERS.map(counter);
+        let exporter = EXPORTER_COUNTERS.map(|(stat, _)| counter(stat));
         Stats {
             notes: Note::ALL
                 .iter()
@@ -88,8 +90,9 @@ impl Stats {
     /// that changed. Runs on the root context's tick.
     pub fn sync(&mut self, s: &ExporterStats, label_overflow: u64) {
         self.publish_pending();
-        let now = meshwake_core::self_stats::exporter_values(s);
-        for ((id, last), v) in self.exporter.iter().zip(self.last.iter_mut()).zip(now) {
+        let rows = self.exporter.iter().zip(self.last.iter_mut());
+        for ((id, last), (_, read)) in rows.zip(EXPORTER_COUNTERS.iter()) {
+            let v = read(s);
             Stats::bump(*id, v.saturating_sub(*last));
             *last = v;
         }

@@ -153,10 +153,33 @@ struct JsonStatus {
 }
 
 #[derive(Deserialize)]
+#[serde(try_from = "RawKeyValue")]
 struct JsonKeyValue {
     key: String,
-    #[serde(default)]
     value: Option<JsonAnyValue>,
+    /// The value as written (`{"intValue": "5"}`...), for [`DecodedSpan::attributes`].
+    raw: Value,
+}
+
+/// A key-value as read, checked into a [`JsonKeyValue`] (same errors as a typed read).
+#[derive(Deserialize)]
+struct RawKeyValue {
+    key: String,
+    #[serde(default)]
+    value: Value,
+}
+
+impl TryFrom<RawKeyValue> for JsonKeyValue {
+    type Error = serde_json::Error;
+
+    fn try_from(kv: RawKeyValue) -> Result<Self, Self::Error> {
+        let value = Option::<JsonAnyValue>::deserialize(&kv.value)?;
+        Ok(Self {
+            key: kv.key,
+            value,
+            raw: kv.value,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -176,9 +199,36 @@ enum Attr<'a> {
     Other,
 }
 
+/// A span with what its [`SpanRecord`] leaves out: the name and every attribute, for callers
+/// that keep spans whole (the CLI's span store). Read in the same pass as the record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedSpan {
+    /// The fields the analysis reads.
+    pub record: SpanRecord,
+    /// Span name.
+    pub name: String,
+    /// Span attributes as a flat JSON object (`key` → plain JSON value).
+    pub attributes: Value,
+    /// Resource attributes as a flat JSON object.
+    pub resource_attributes: Value,
+}
+
 /// Parses OTLP/JSON text: any number of JSON documents (one per line, or concatenated),
 /// each an `ExportTraceServiceRequest`, a Jaeger v3 `{"result": ...}` wrapper, or an array of those.
 pub fn from_otlp_json(text: &str) -> Result<Vec<SpanRecord>, IngestError> {
+    json_spans(text, &mut |record, _| record)
+}
+
+/// [`from_otlp_json`] with each span's name and attributes.
+pub fn decode_otlp_json(text: &str) -> Result<Vec<DecodedSpan>, IngestError> {
+    json_spans(text, &mut |record, raw| raw.decoded(record))
+}
+
+/// Calls `emit` on every span of the documents in `text`, in input order.
+fn json_spans<T>(
+    text: &str,
+    emit: &mut impl FnMut(SpanRecord, RawSpan<'_>) -> T,
+) -> Result<Vec<T>, IngestError> {
     let mut out = Vec::new();
     let stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     for (i, doc) in stream.enumerate() {
@@ -186,16 +236,21 @@ pub fn from_otlp_json(text: &str) -> Result<Vec<SpanRecord>, IngestError> {
             line: e.line(),
             message: e.to_string(),
         })?;
-        json_document(doc, i + 1, &mut out)?;
+        json_document(doc, i + 1, &mut out, emit)?;
     }
     Ok(out)
 }
 
-fn json_document(doc: Value, index: usize, out: &mut Vec<SpanRecord>) -> Result<(), IngestError> {
+fn json_document<T>(
+    doc: Value,
+    index: usize,
+    out: &mut Vec<T>,
+    emit: &mut impl FnMut(SpanRecord, RawSpan<'_>) -> T,
+) -> Result<(), IngestError> {
     match doc {
         Value::Array(items) => {
             for item in items {
-                json_document(item, index, out)?;
+                json_document(item, index, out, emit)?;
             }
             Ok(())
         }
@@ -212,13 +267,17 @@ fn json_document(doc: Value, index: usize, out: &mut Vec<SpanRecord>) -> Result<
                     line: 0,
                     message: format!("document {index}: {e}"),
                 })?;
-            json_export(export, out)
+            json_export(export, out, emit)
         }
         _ => Err(IngestError::NotAnExport { document: index }),
     }
 }
 
-fn json_export(export: JsonExport, out: &mut Vec<SpanRecord>) -> Result<(), IngestError> {
+fn json_export<T>(
+    export: JsonExport,
+    out: &mut Vec<T>,
+    emit: &mut impl FnMut(SpanRecord, RawSpan<'_>) -> T,
+) -> Result<(), IngestError> {
     for rs in export.resource_spans {
         let attrs = rs.resource.map(|r| r.attributes).unwrap_or_default();
         let res = ResourceIds::from_attrs(attrs.iter().map(|kv| (kv.key.as_str(), json_attr(kv))));
@@ -228,7 +287,12 @@ fn json_export(export: JsonExport, out: &mut Vec<SpanRecord>) -> Result<(), Inge
             .chain(&rs.instrumentation_library_spans)
         {
             for span in &ss.spans {
-                out.push(json_span(span, &res)?);
+                let raw = RawSpan::Json {
+                    name: &span.name,
+                    attributes: &span.attributes,
+                    resource: &attrs,
+                };
+                out.push(emit(json_span(span, &res)?, raw));
             }
         }
     }
@@ -366,6 +430,19 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 /// Decodes OTLP/protobuf `ExportTraceServiceRequest` bytes (the body of `POST /v1/traces`
 /// with `content-type: application/x-protobuf`, or the gRPC message).
 pub fn from_otlp_proto(bytes: &[u8]) -> Result<Vec<SpanRecord>, IngestError> {
+    proto_spans(bytes, |record, _| record)
+}
+
+/// [`from_otlp_proto`] with each span's name and attributes.
+pub fn decode_otlp_proto(bytes: &[u8]) -> Result<Vec<DecodedSpan>, IngestError> {
+    proto_spans(bytes, |record, raw| raw.decoded(record))
+}
+
+/// Calls `emit` on every span of the export in `bytes`, in input order.
+fn proto_spans<T>(
+    bytes: &[u8],
+    mut emit: impl FnMut(SpanRecord, RawSpan<'_>) -> T,
+) -> Result<Vec<T>, IngestError> {
     let req = ExportTraceServiceRequest::decode(bytes)
         .map_err(|e| IngestError::Protobuf(e.to_string()))?;
     let mut out = Vec::new();
@@ -393,7 +470,15 @@ pub fn from_otlp_proto(bytes: &[u8]) -> Result<Vec<SpanRecord>, IngestError> {
                     end_ns: s.end_time_unix_nano,
                     status: s.status.as_ref().map_or(0, |st| i64::from(st.code)),
                 };
-                out.push(span.build(&res, s.attributes.iter().map(proto_attr)));
+                let raw = RawSpan::Proto {
+                    name: &s.name,
+                    attributes: &s.attributes,
+                    resource: attrs,
+                };
+                out.push(emit(
+                    span.build(&res, s.attributes.iter().map(proto_attr)),
+                    raw,
+                ));
             }
         }
     }
@@ -417,6 +502,120 @@ fn bytes_id(b: &[u8], len: usize, field: &'static str) -> Result<String, IngestE
         });
     }
     Ok(hex(b))
+}
+
+/// One span's name and attributes as decoded, in either encoding.
+enum RawSpan<'a> {
+    Proto {
+        name: &'a str,
+        attributes: &'a [KeyValue],
+        resource: &'a [KeyValue],
+    },
+    Json {
+        name: &'a str,
+        attributes: &'a [JsonKeyValue],
+        resource: &'a [JsonKeyValue],
+    },
+}
+
+impl RawSpan<'_> {
+    fn decoded(&self, record: SpanRecord) -> DecodedSpan {
+        let (name, attributes, resource_attributes) = match self {
+            Self::Proto {
+                name,
+                attributes,
+                resource,
+            } => (*name, proto_attrs(attributes), proto_attrs(resource)),
+            Self::Json {
+                name,
+                attributes,
+                resource,
+            } => (*name, json_attrs(attributes), json_attrs(resource)),
+        };
+        DecodedSpan {
+            record,
+            name: name.to_owned(),
+            attributes,
+            resource_attributes,
+        }
+    }
+}
+
+/// Protobuf attributes as a flat JSON object (`key` → plain JSON value).
+fn proto_attrs(attrs: &[KeyValue]) -> Value {
+    Value::Object(
+        attrs
+            .iter()
+            .map(|kv| (kv.key.clone(), proto_value(kv.value.as_ref())))
+            .collect(),
+    )
+}
+
+fn proto_value(v: Option<&AnyValue>) -> Value {
+    match v.and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => Value::String(s.clone()),
+        Some(any_value::Value::BoolValue(b)) => Value::Bool(*b),
+        Some(any_value::Value::IntValue(i)) => Value::from(*i),
+        Some(any_value::Value::DoubleValue(d)) => Value::from(*d),
+        Some(any_value::Value::BytesValue(b)) => Value::String(hex(b)),
+        Some(any_value::Value::ArrayValue(a)) => {
+            Value::Array(a.values.iter().map(|v| proto_value(Some(v))).collect())
+        }
+        Some(any_value::Value::KvlistValue(l)) => proto_attrs(&l.values),
+        // String-table references (profiles only) carry no value in trace payloads.
+        #[allow(unreachable_patterns)]
+        Some(_) | None => Value::Null,
+    }
+}
+
+/// OTLP/JSON attributes as a flat JSON object (`key` → plain JSON value).
+fn json_attrs(kvs: &[JsonKeyValue]) -> Value {
+    Value::Object(
+        kvs.iter()
+            .map(|kv| (kv.key.clone(), json_value(&kv.raw)))
+            .collect(),
+    )
+}
+
+/// OTLP/JSON `AnyValue` (`{"intValue": "5"}`...) to a plain JSON value.
+fn json_value(v: &Value) -> Value {
+    let Some((kind, inner)) = v.as_object().and_then(|o| o.iter().next()) else {
+        return Value::Null;
+    };
+    match kind.as_str() {
+        "intValue" => match inner {
+            Value::String(s) => s.parse::<i64>().map_or_else(|_| inner.clone(), Value::from),
+            other => other.clone(),
+        },
+        "arrayValue" => Value::Array(
+            inner
+                .get("values")
+                .and_then(Value::as_array)
+                .map_or_else(Vec::new, |a| a.iter().map(json_value).collect()),
+        ),
+        "kvlistValue" => raw_kvs(
+            inner
+                .get("values")
+                .and_then(Value::as_array)
+                .map_or(&[], |a| a.as_slice()),
+        ),
+        // stringValue, boolValue, doubleValue, bytesValue (base64) are already plain.
+        _ => inner.clone(),
+    }
+}
+
+/// A `kvlistValue`'s entries (not checked by the typed read) as a flat JSON object.
+fn raw_kvs(kvs: &[Value]) -> Value {
+    let mut map = serde_json::Map::new();
+    for kv in kvs {
+        if let Some(key) = kv.get("key").and_then(Value::as_str) {
+            map.insert(
+                key.to_string(),
+                kv.get("value").map_or(Value::Null, json_value),
+            );
+        }
+    }
+    Value::Object(map)
 }
 
 /// Resource attributes we keep.
@@ -572,6 +771,25 @@ mod tests {
         assert_eq!(spans[0].span_id, "eee19b7ec3c1b174");
         assert_eq!(spans[0].service, "cart");
         assert_eq!(spans[0].duration_ns(), 10);
+    }
+
+    #[test]
+    fn decoded_spans_carry_the_same_records_and_every_attribute() {
+        let decoded = decode_otlp_json(SAMPLE).unwrap();
+        let records: Vec<SpanRecord> = decoded.iter().map(|d| d.record.clone()).collect();
+        assert_eq!(records, from_otlp_json(SAMPLE).unwrap());
+        let edge = &decoded[0];
+        assert_eq!(edge.attributes["meshwake.role"], "edge");
+        assert_eq!(edge.resource_attributes["service.name"], "frontend");
+        assert!(!edge.name.is_empty());
+        // The raw values are kept, but still checked as the typed read did.
+        let bad = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c",
+            "spanId":"eee19b7ec3c1b174","attributes":[{"key":"x","value":{"boolValue":"yes"}}]}]}]}]}"#;
+        assert!(matches!(
+            decode_otlp_json(bad),
+            Err(IngestError::Json { .. })
+        ));
+        assert!(matches!(from_otlp_json(bad), Err(IngestError::Json { .. })));
     }
 
     #[test]

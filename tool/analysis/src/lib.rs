@@ -17,7 +17,9 @@ mod synth;
 
 pub use graph::ServiceGraph;
 pub use impact::{analyze, Report};
-pub use ingest::{from_otlp_json, from_otlp_proto, IngestError};
+pub use ingest::{
+    decode_otlp_json, decode_otlp_proto, from_otlp_json, from_otlp_proto, DecodedSpan, IngestError,
+};
 pub use model::{Deployment, Kind, SpanRecord};
 pub use options::AnalysisOptions;
 pub use render::{render_html, render_text};

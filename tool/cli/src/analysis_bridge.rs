@@ -2,8 +2,8 @@
 //! entry point and the renderers. An API change in the library is one edit here.
 
 pub use meshwake_analysis::{
-    analyze, from_otlp_json, from_otlp_proto, AnalysisOptions, IngestError, Kind, Report,
-    SpanRecord,
+    analyze, decode_otlp_json, decode_otlp_proto, from_otlp_json, AnalysisOptions, DecodedSpan,
+    IngestError, Kind, Report, SpanRecord,
 };
 
 use meshwake_analysis::ServiceGraph;

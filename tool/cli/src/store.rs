@@ -9,7 +9,7 @@
 use std::fmt;
 use std::path::Path;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OpenFlags};
 
 use crate::analysis_bridge::{Kind, SpanRecord};
 use crate::otlp::SpanRow;
@@ -87,6 +87,14 @@ impl Store {
         Ok(Store { conn })
     }
 
+    /// Opens an existing store read-only, to watch it while another process (the collector)
+    /// writes it; fails when the file does not exist yet.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(StoreError::Open)?;
+        Ok(Store { conn })
+    }
+
     /// Inserts `rows` in one transaction; returns how many were new.
     pub fn insert(&mut self, rows: &[SpanRow]) -> Result<usize, StoreError> {
         let tx = self.conn.transaction().map_err(StoreError::Write)?;
@@ -150,7 +158,6 @@ impl Store {
     }
 
     /// Number of stored spans.
-    #[cfg(test)]
     pub fn count(&self) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn
@@ -238,9 +245,13 @@ mod tests {
     #[test]
     fn insert_dedupes_loads_and_prunes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let path = dir.path().join("s.db");
+        assert!(Store::open_read_only(&path).is_err(), "no file yet");
+        let mut store = Store::open(&path).unwrap();
         assert_eq!(store.insert(&[row("a", 3), row("b", 1)]).unwrap(), 2);
         assert_eq!(store.insert(&[row("a", 3), row("c", 2)]).unwrap(), 1);
+        // What `meshwake demo` polls while the collector writes.
+        assert_eq!(Store::open_read_only(&path).unwrap().count().unwrap(), 3);
         let loaded = store.load_records().unwrap();
         let ids: Vec<_> = loaded.iter().map(|r| r.span_id.as_str()).collect();
         assert_eq!(ids, ["b", "c", "a"]);

@@ -6,10 +6,8 @@
 //!
 //! Usage: `hotpath <requests> [full|propagation]`. The benchmark runs it under callgrind
 //! twice (N and 2N requests) and divides the difference by N, so setup cost cancels out.
-use meshwake_core::{Completion, Config, Engine, Role};
+use meshwake_core::{Completion, HostFacts, Role};
 use meshwake_telemetry::cardinality::LabelCache;
-use meshwake_telemetry::metrics::MetricNaming;
-use meshwake_telemetry::{ExportConfig, Exporter};
 use meshwake_trace_context::IdGenerator;
 use std::hint::black_box;
 
@@ -47,28 +45,18 @@ fn main() {
     } else {
         r#"{"role":"inbound","identity":{"service":"bench","version":"v1","namespace":"bench"}}"#
     };
-    let (cfg, _) = Config::parse(raw.as_bytes());
-    let id_cfg = meshwake_identity::IdentityConfig {
-        service: cfg.identity.service.clone(),
-        version: cfg.identity.version.clone(),
-        namespace: cfg.identity.namespace.clone(),
-        workload: cfg.identity.workload.clone(),
-        attributes: cfg.identity.attributes.clone(),
+    // The glue's configuration step, as the module runs it (issues ignored here).
+    let host = HostFacts {
+        node: &NoNode,
+        listener_direction: None,
+        filter_version: "0.1.0",
     };
-    let (local, _) = meshwake_identity::resolve(&id_cfg, &NoNode);
-    let metrics_on = cfg.metrics.enabled;
-    let spans_on = cfg.spans.enabled;
-    let (engine, _) = Engine::new(cfg, local, "0.1.0");
-    let mut exporter = Exporter::new(ExportConfig {
-        max_queue_spans: 8192,
-        max_batch_spans: 512,
-        flush_interval_ms: 1000,
-        max_in_flight: 4,
-        max_retries: 5,
-        initial_backoff_ms: 200,
-        max_backoff_ms: 30000,
-    });
-    let mut labels: LabelCache<u32> = LabelCache::new(MetricNaming::default(), 1000);
+    let setup = meshwake_core::setup(raw.as_bytes(), &host);
+    let mut labels: LabelCache<u32> = setup.label_cache();
+    let mut exporter = setup.exporter;
+    let engine = setup.engine;
+    let metrics_on = engine.config().metrics.enabled;
+    let spans_on = engine.config().spans.enabled;
     let mut ids = IdGenerator::new([7u8; 32]);
     // What the benchmark's loader sends and Envoy adds.
     let req = encode_map(&[

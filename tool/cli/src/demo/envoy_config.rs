@@ -1,6 +1,7 @@
 //! Envoy bootstraps generated from the topology: one sidecar per workload (inbound and
 //! outbound listeners in one process, so they share the Wasm VM: lineage and context recovery
-//! need that) and one edge gateway. Written as JSON, which Envoy reads like YAML.
+//! need that), rendered from the shared `envoy-config/sidecar.json.tmpl`, and one edge
+//! gateway. Written as JSON, which Envoy reads like YAML.
 //!
 //! Splits between versions are `weighted_clusters` with a `runtime_key_prefix`: the weights in
 //! the file are the initial ones, and the rollout changes them live through the admin
@@ -9,12 +10,15 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use meshwake_envoy_bootstrap::{loopback_cluster, Sidecar, TemplateError};
 use serde_json::{json, Value};
 
 use super::topology::{Topology, Workload};
 
 /// Envoy route timeout: longer than any demo hang, so the app's own answers come back.
 pub const ROUTE_TIMEOUT: &str = "10s";
+/// A broken module is reloaded; while it cannot run, requests pass without it.
+const FAILURE_POLICY: &str = "FAIL_RELOAD";
 /// How often the filter exports spans: small, so the store is complete soon after traffic stops.
 pub const FLUSH_INTERVAL_MS: u64 = 200;
 
@@ -82,18 +86,7 @@ pub fn plugin_config(
 /// dynamic module found through `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`, set by the demo).
 fn wasm_filter(name: &str, config: String, wasm: &Path) -> Value {
     if is_native(wasm) {
-        return json!({
-            "name": "envoy.filters.http.dynamic_modules",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
-                "dynamic_module_config": { "name": "meshwake" },
-                "filter_name": "meshwake",
-                "filter_config": {
-                    "@type": "type.googleapis.com/google.protobuf.StringValue",
-                    "value": config,
-                },
-            },
-        });
+        return meshwake_envoy_bootstrap::native_filter(config.into());
     }
     json!({
         "name": "envoy.filters.http.wasm",
@@ -102,7 +95,7 @@ fn wasm_filter(name: &str, config: String, wasm: &Path) -> Value {
             "config": {
                 "name": name,
                 "root_id": "meshwake",
-                "failure_policy": "FAIL_RELOAD",
+                "failure_policy": FAILURE_POLICY,
                 "configuration": {
                     "@type": "type.googleapis.com/google.protobuf.StringValue",
                     "value": config,
@@ -148,18 +141,6 @@ fn listener(name: &str, port: u16, direction: &str, virtual_hosts: Value, filter
     })
 }
 
-fn cluster(name: &str, port: u16) -> Value {
-    json!({
-        "name": name,
-        "connect_timeout": "1s",
-        "load_assignment": {
-            "cluster_name": name,
-            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": {
-                "socket_address": { "address": "127.0.0.1", "port_value": port } } } }] }],
-        },
-    })
-}
-
 /// The route action sending to `service`: one cluster, or a runtime-keyed split.
 fn route_to(topo: &Topology, service: &str) -> Value {
     let versions = topo
@@ -196,27 +177,38 @@ fn version_clusters(service: &str, ports: &Ports) -> Vec<Value> {
         .workloads
         .iter()
         .filter(|(w, _)| w.service == service)
-        .map(|(w, p)| cluster(&w.cluster(), p.inbound))
+        .map(|(w, p)| loopback_cluster(&w.cluster(), p.inbound))
         .collect()
+}
+
+/// The admin layer is what `POST /runtime_modify` writes: the rollout's switch.
+fn layered_runtime() -> Value {
+    json!({ "layers": [
+        { "name": "static", "static_layer": {} },
+        { "name": "admin", "admin_layer": {} },
+    ] })
 }
 
 fn bootstrap(node: &str, admin: u16, listeners: Vec<Value>, clusters: Vec<Value>) -> Value {
     json!({
         "node": { "id": node, "cluster": node },
         "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": admin } } },
-        // The admin layer is what `POST /runtime_modify` writes: the rollout's switch.
-        "layered_runtime": { "layers": [
-            { "name": "static", "static_layer": {} },
-            { "name": "admin", "admin_layer": {} },
-        ] },
+        "layered_runtime": layered_runtime(),
         "static_resources": { "listeners": listeners, "clusters": clusters },
     })
 }
 
-/// The sidecar of `w`: inbound → its app, outbound → one virtual host per callee (by Host).
-pub fn sidecar(topo: &Topology, w: &Workload, ports: &Ports, wasm: &Path) -> Option<Value> {
-    let p = ports.workloads.get(w)?;
-    let svc = topo.services.get(&w.service)?;
+/// The sidecar of `w`, from the shared template (`envoy-config/sidecar.json.tmpl`): inbound →
+/// its app, outbound → one virtual host per callee (by Host). `None` for an unknown workload.
+pub fn sidecar(
+    topo: &Topology,
+    w: &Workload,
+    ports: &Ports,
+    wasm: &Path,
+) -> Result<Option<Value>, TemplateError> {
+    let (Some(p), Some(svc)) = (ports.workloads.get(w), topo.services.get(&w.service)) else {
+        return Ok(None);
+    };
     let cfg = |role| {
         plugin_config(
             role,
@@ -226,15 +218,6 @@ pub fn sidecar(topo: &Topology, w: &Workload, ports: &Ports, wasm: &Path) -> Opt
             ports.collector,
         )
     };
-    let inbound = listener(
-        "inbound",
-        p.inbound,
-        "INBOUND",
-        json!([{ "name": "app", "domains": ["*"], "routes": [
-            { "match": { "prefix": "/" }, "route": { "cluster": "local_app", "timeout": ROUTE_TIMEOUT } }
-        ] }]),
-        wasm_filter("meshwake-inbound", cfg("inbound"), wasm),
-    );
     let mut callees: Vec<&str> = svc.calls.iter().map(|c| c.service()).collect();
     callees.sort_unstable();
     callees.dedup();
@@ -248,26 +231,31 @@ pub fn sidecar(topo: &Topology, w: &Workload, ports: &Ports, wasm: &Path) -> Opt
             })
         })
         .collect();
-    let outbound = listener(
-        "outbound",
-        p.outbound,
-        "OUTBOUND",
-        json!(vhosts),
-        wasm_filter("meshwake-outbound", cfg("outbound"), wasm),
-    );
-    let mut clusters = vec![
-        cluster("local_app", p.app),
-        cluster("otlp_collector", ports.collector),
-    ];
-    for c in &callees {
-        clusters.extend(version_clusters(c, ports));
+    let sidecar = Sidecar {
+        node_id: w.cluster(),
+        node_cluster: w.cluster(),
+        admin_port: p.admin,
+        inbound_port: p.inbound,
+        outbound_port: p.outbound,
+        app_port: p.app,
+        collector_port: ports.collector,
+        wasm_path: wasm.display().to_string(),
+        failure_policy: FAILURE_POLICY.to_owned(),
+        route_timeout: ROUTE_TIMEOUT.to_owned(),
+        inbound_config: cfg("inbound"),
+        outbound_config: cfg("outbound"),
+        outbound_virtual_hosts: json!(vhosts),
+        upstream_clusters: callees
+            .iter()
+            .flat_map(|c| version_clusters(c, ports))
+            .collect(),
+        layered_runtime: Some(layered_runtime()),
+    };
+    let mut bootstrap = sidecar.render()?;
+    if is_native(wasm) {
+        meshwake_envoy_bootstrap::use_native_filter(&mut bootstrap);
     }
-    Some(bootstrap(
-        &w.cluster(),
-        p.admin,
-        vec![inbound, outbound],
-        clusters,
-    ))
+    Ok(Some(bootstrap))
 }
 
 /// The edge gateway: one listener, a route per edge path.
@@ -300,7 +288,7 @@ pub fn edge(topo: &Topology, ports: &Ports, wasm: &Path) -> Value {
         .collect();
     routed.sort_unstable();
     routed.dedup();
-    let mut clusters = vec![cluster("otlp_collector", ports.collector)];
+    let mut clusters = vec![loopback_cluster("otlp_collector", ports.collector)];
     for s in routed {
         clusters.extend(version_clusters(s, ports));
     }
@@ -380,7 +368,9 @@ services:
             service: "web".into(),
             version: "v1".into(),
         };
-        let b = sidecar(&topo, &web, &ports, Path::new("/m.wasm")).unwrap();
+        let b = sidecar(&topo, &web, &ports, Path::new("/m.wasm"))
+            .unwrap()
+            .unwrap();
         let listeners = &b["static_resources"]["listeners"];
         let vhosts = &listeners[1]["filter_chains"][0]["filters"][0]["typed_config"]
             ["route_config"]["virtual_hosts"];
@@ -398,7 +388,7 @@ services:
             .iter()
             .map(|c| c["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["local_app", "otlp_collector", "api-v1", "api-v2"]);
+        assert_eq!(names, ["local_app", "api-v1", "api-v2", "otlp_collector"]);
         let cfg: Value = serde_json::from_str(
             listeners[0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]
                 ["typed_config"]["config"]["configuration"]["value"]

@@ -1,6 +1,7 @@
 //! Scenario tests of [`analyze`] on synthetic meshes (see `synth.rs`).
 
 use super::*;
+use crate::model::Deployment;
 use crate::synth::{Mesh, Service, Version, T0};
 
 const REQUESTS: usize = 2000;
