@@ -121,20 +121,19 @@ impl Sidecar {
 /// plugin configuration. Envoy then needs `ENVOY_DYNAMIC_MODULES_SEARCH_PATH` pointing at the
 /// library's directory.
 pub fn use_native_filter(node: &mut Value) {
+    let is_wasm = node.get("name") == Some(&Value::from("envoy.filters.http.wasm"));
+    let config = is_wasm
+        .then(|| {
+            node.pointer("/typed_config/config/configuration/value")
+                .cloned()
+        })
+        .flatten();
+    if let Some(config) = config {
+        *node = native_filter(config);
+        return;
+    }
     match node {
-        Value::Object(map) => {
-            let config = (map.get("name") == Some(&Value::from("envoy.filters.http.wasm")))
-                .then(|| {
-                    map.pointer("/typed_config/config/configuration/value")
-                        .cloned()
-                })
-                .flatten();
-            if let Some(config) = config {
-                *node = native_filter(config);
-                return;
-            }
-            map.values_mut().for_each(use_native_filter);
-        }
+        Value::Object(map) => map.values_mut().for_each(use_native_filter),
         Value::Array(items) => items.iter_mut().for_each(use_native_filter),
         _ => {}
     }
