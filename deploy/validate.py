@@ -529,7 +529,7 @@ def plugin_configs():
         for i, f in enumerate(wasm_filters(cfg)):
             out.append((f"envoy:{name}#{i}", f["configuration"]["value"]))
         for i, f in enumerate(native_filters(cfg)):
-            out.append((f"envoy:{name}#native{i}", f["filter_config"]["value"]))
+            out.append((f"envoy:{name}#{i}", f["filter_config"]["value"]))
     for stage, docs in istio_rendered().items():
         for d in docs:
             if d["kind"] == "WasmPlugin":
