@@ -1,6 +1,9 @@
 # meshwake: `make demo` (the main job) and `make test` (all tests) set up everything they need.
 SHELL := /bin/bash
 TOPOLOGY ?= demo/topologies/default.yaml
+# Which build of the filter `make demo` and `make soak` run: wasm (default) or native.
+BUILD ?= wasm
+FILTER_MODULE = $(if $(filter native,$(BUILD)),target/libmeshwake.so,target/meshwake.wasm)
 CARGO ?= cargo
 
 .PHONY: all setup build test lint demo bench soak fuzz oci deploy-gen clean
@@ -10,11 +13,13 @@ all: build
 setup:
 	@scripts/setup.sh test
 
-## Build the optimized module: target/meshwake.wasm (+ .sha256) and target/meshwake-noop.wasm.
+## Build both filters: target/meshwake.wasm (+ .sha256, and the no-op baseline) and the native
+## Envoy dynamic module target/libmeshwake.so (+ .sha256; for Envoy 1.40 on x86_64 Linux).
 build:
 	@scripts/setup.sh base
 	@scripts/build-wasm.sh
-	@ls -l target/meshwake.wasm
+	@scripts/build-native.sh
+	@ls -l target/meshwake.wasm target/libmeshwake.so
 
 ## Every test: lint, native and wasm unit tests, real-Envoy integration tests.
 test:
@@ -24,11 +29,11 @@ lint:
 	@$(CARGO) fmt --all --check
 	@$(CARGO) clippy -q --workspace --all-targets -- -D warnings
 
-## The main job: a local mesh, a bad canary, and the impact analysis that names it.
+## The main job: a local mesh, a bad canary, and the impact analysis that names it (BUILD=native: the native filter).
 demo: build
 	@scripts/setup.sh demo
 	@$(CARGO) build -q --release -p meshwake -p meshwake-demo-service
-	@target/release/meshwake demo --topology $(TOPOLOGY)
+	@target/release/meshwake demo --topology $(TOPOLOGY) --wasm $(FILTER_MODULE)
 
 ## Package target/meshwake.wasm as an OCI image (Istio Wasm image spec) in target/oci/; pins digests in deploy/.
 oci: build
@@ -51,7 +56,7 @@ fuzz:
 ## Mixed normal/hostile traffic with a flapping collector for SOAK_SECONDS; memory curve.
 SOAK_SECONDS ?= 600
 soak: build
-	@SOAK_SECONDS=$(SOAK_SECONDS) scripts/soak.sh
+	@MESHWAKE_BUILD=$(BUILD) SOAK_SECONDS=$(SOAK_SECONDS) scripts/soak.sh
 
 clean:
 	rm -rf target/test-runs target/test-logs target/demo

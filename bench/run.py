@@ -8,6 +8,9 @@ route so no upstream is involved):
   propagation  meshwake with spans, metrics and context recovery off
   full         meshwake: propagation + 100%-sampled spans over OTLP/HTTP + metrics + version tags
   otel         Envoy's built-in OpenTelemetry tracer, 100% sampled, OTLP/HTTP, batched
+  native-noop, native-propagation, native-full
+               the same as noop/propagation/full with the native build: the Envoy dynamic
+               module target/libmeshwake.so (`filter_name: noop` is its do-nothing filter)
 
 Phases: `cases` (every case, --reps times, interleaved), `sustained` (meshwake full at a
 fixed rate for --sustained-duration seconds: spans delivered vs requests), `hotpath`
@@ -31,7 +34,10 @@ ENVOY = os.environ.get("MESHWAKE_ENVOY", os.path.join(ROOT, ".venv/bin/envoy"))
 HARNESS = os.path.join(ROOT, "target/harness")
 WORK = os.path.join(ROOT, "target/bench")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-CASES = ["envoy", "noop", "floor", "propagation", "full", "otel"]
+CASES = ["envoy", "noop", "floor", "propagation", "full", "otel",
+         "native-noop", "native-propagation", "native-full"]
+# Cases whose every request should produce a span at the sink.
+SPAN_CASES = ("full", "otel", "native-full")
 # `floor`: the least any propagation filter does through the proxy-wasm ABI, one read of the
 # request headers and one header write (`bench/probe`), so targets can be set against it.
 FLOOR_PLAN = "pairs=1,set=1"
@@ -71,6 +77,17 @@ def http_get(port, path, timeout=5):
         return r.read().decode()
 
 
+def native_filter(case):
+    """The dynamic-module filter for a `native-*` case (same plugin JSON as the wasm case)."""
+    kind = case[len("native-"):]
+    return {"name": "envoy.filters.http.dynamic_modules", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+        "dynamic_module_config": {"name": "meshwake"},
+        "filter_name": "noop" if kind == "noop" else "meshwake",
+        "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                          "value": json.dumps(PLUGIN.get(kind, {}))}}}
+
+
 def bootstrap(case, admin, listen, sink):
     wasm = None
     if case == "noop":
@@ -92,6 +109,8 @@ def bootstrap(case, admin, listen, sink):
                                   "value": wasm[1]},
                 "vm_config": {"vm_id": "bench", "runtime": "envoy.wasm.runtime.v8",
                               "code": {"local": {"filename": os.path.join(ROOT, wasm[0])}}}}}})
+    if case.startswith("native-"):
+        filters.append(native_filter(case))
     filters.append({"name": "envoy.filters.http.router", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}})
     hcm = {
@@ -142,7 +161,9 @@ class Envoy:
         cmd = [ENVOY, "-c", cfg, "--concurrency", "1", "--use-dynamic-base-id",
                "-l", "warning", "--log-path", os.path.join(self.dir, "envoy.log")]
         cmd = pinned(core, cmd)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+        # Where `dynamic_module_config: {name: meshwake}` finds target/libmeshwake.so.
+        env = dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=os.path.join(ROOT, "target"))
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env,
                                      stderr=open(os.path.join(self.dir, "envoy.stderr"), "w"))
         deadline = time.time() + 60
         while True:
@@ -261,7 +282,7 @@ def run_case(case, rep, a, sink):
         fr = fixed_rate(envoy.listen, a.rate, a.duration, 16, a.load_core)
         rq2, cpu2 = envoy.requests(), envoy.cpu_s()
         total = envoy.requests()
-        expect = total if case in ("full", "otel") else 0
+        expect = total if case in SPAN_CASES else 0
         spans = wait_spans(sink, s0, expect, 10) if expect else sink_count(sink)["spans"] - s0
         st = envoy.stats()
         r = {
@@ -326,6 +347,12 @@ def summarize(runs):
         "propagation_vs_noop": ratio("propagation", "noop") | {"target_max": 1.3},
         # Not a target: what the ABI alone costs (one header read, one write) per no-op.
         "floor_vs_noop": ratio("floor", "noop") | {"target_max": None},
+        # The native build (issue 18 targets): full at most half the tracer, propagation at
+        # most 1.2 x the native no-op module.
+        "native_full_vs_otel": ratio("native-full", "otel") | {"target_max": 0.5},
+        "native_propagation_vs_native_noop":
+            ratio("native-propagation", "native-noop") | {"target_max": 1.2},
+        "native_full_vs_full": ratio("native-full", "full") | {"target_max": None},
     }
     return summary, ratios
 
@@ -464,9 +491,12 @@ def markdown(doc):
     names = {"full_vs_noop": "meshwake full / no-op filter",
              "full_vs_otel": "meshwake full / Envoy OTel tracer",
              "propagation_vs_noop": "meshwake propagation / no-op filter",
-             "floor_vs_noop": "floor (probe: 1 header-map read + 1 header write) / no-op filter"}
+             "floor_vs_noop": "floor (probe: 1 header-map read + 1 header write) / no-op filter",
+             "native_full_vs_otel": "native full / Envoy OTel tracer",
+             "native_propagation_vs_native_noop": "native propagation / native no-op module",
+             "native_full_vs_full": "native full / wasm full"}
     for k, v in r.items():
-        if v["median"] is None:
+        if v["median"] is None or k not in names:
             continue
         t = v.get("target_max")
         L.append(f"| {names[k]} | {v['median']:.2f} [{v['spread'][0]:.2f}–{v['spread'][1]:.2f}] "
@@ -501,7 +531,7 @@ def markdown(doc):
             continue
         x = s[c]
         vm = x["vm_memory_bytes"]["median"]
-        sp = f"{x['spans']:,} / {x['requests']:,}" if c in ("full", "otel") else "–"
+        sp = f"{x['spans']:,} / {x['requests']:,}" if c in SPAN_CASES else "–"
         L.append(f"| {c} | {fmt(x, 'throughput_rps')} | {fmt(x, 'cpu_us_per_req', 2)} | "
                  f"{fmt(x, 'added_cpu_us', 2)} | {fmt(x, 'cpu_us_per_req_fixed_rate', 1)} | "
                  f"{fmt(x, 'p50_us')} | {fmt(x, 'p99_us')} | {sp} | {fmt(x, 'rss_mib', 1)} | "
@@ -603,6 +633,8 @@ def main():
            "settings": vars(a) | {"plugin_config": PLUGIN, "otel_runtime": OTEL_RUNTIME,
                                   "traceparent": TRACEPARENT, "path": PATH},
            "module": {"meshwake_bytes": os.path.getsize(os.path.join(ROOT, "target/meshwake.wasm")),
+                      "native_bytes": os.path.getsize(os.path.join(ROOT, "target/libmeshwake.so"))
+                      if os.path.exists(os.path.join(ROOT, "target/libmeshwake.so")) else None,
                       "noop_bytes": os.path.getsize(os.path.join(ROOT, "target/meshwake-noop.wasm"))},
            "notes": []}
     try:

@@ -197,6 +197,40 @@ def wasm_filter(cfg, code):
     }
 
 
+# The native build (docs/adr/0009-native-dynamic-module.md): Envoy finds lib<name>.so in
+# $ENVOY_DYNAMIC_MODULES_SEARCH_PATH (then the working directory and the library path).
+NATIVE_MODULE_DIR = "/etc/meshwake"
+
+
+def native_filter(cfg):
+    """The dynamic-module filter entry; `cfg` a plugin configuration dict or its JSON text."""
+    value = cfg if isinstance(cfg, str) else json.dumps(cfg, separators=(",", ":"))
+    return {
+        "name": "envoy.filters.http.dynamic_modules",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": {"name": "meshwake"},
+            "filter_name": "meshwake",
+            "filter_config": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": value,
+            },
+        },
+    }
+
+
+def use_native_filter(node):
+    """A bootstrap with every meshwake wasm filter swapped for the native build, same plugin
+    configuration (tool/envoy-bootstrap `use_native_filter` does the same for the demo)."""
+    if isinstance(node, dict):
+        if node.get("name") == "envoy.filters.http.wasm":
+            return native_filter(node["typed_config"]["config"]["configuration"]["value"])
+        return {k: use_native_filter(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [use_native_filter(v) for v in node]
+    return node
+
+
 def local_code(path=WASM_PATH):
     return {"local": {"filename": path}}
 
@@ -322,7 +356,7 @@ def sidecar_bootstrap(identity, upstream_vhosts, upstream_clusters, collector, *
 # ---------------------------------------------------------------------------------------
 # envoy-config/: ready-to-use configs and templates.
 
-def ready_sidecar():
+def ready_sidecar(native=False):
     identity = {"service": "my-service", "version": "v1", "namespace": "default",
                 "workload": "my-service-v1"}
     # The app calls http://<service>:<port>/ through 127.0.0.1:15001 (HTTP proxy style, or by
@@ -345,6 +379,15 @@ def ready_sidecar():
     # The forward proxy filter must run after meshwake (which must see the original Host).
     out_filters = b["static_resources"]["listeners"][1]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
     out_filters.insert(1, dfp_filter)
+    if native:
+        return (HEADER +
+                "# The sidecar of envoy-config/sidecar.yaml with the native build of the filter: the Envoy\n"
+                "# dynamic module libmeshwake.so (`make build` -> target/libmeshwake.so), same plugin JSON.\n"
+                "# The module is bound to the Envoy release it was built for (Envoy 1.40, x86_64 Linux; see\n"
+                "# docs/adr/0009-native-dynamic-module.md) and runs unsandboxed inside Envoy.\n"
+                "# Run: ENVOY_DYNAMIC_MODULES_SEARCH_PATH=" + NATIVE_MODULE_DIR + " envoy -c envoy-config/sidecar-native.yaml\n"
+                "# (Envoy loads " + NATIVE_MODULE_DIR + "/libmeshwake.so; it logs a deprecation notice for the module's ABI v0.1.0.)\n"
+                + to_yaml(use_native_filter(b)))
     return (HEADER +
             "# A workload's sidecar. Inbound :15006 -> the app on 127.0.0.1:8080 (role inbound);\n"
             "# outbound 127.0.0.1:15001 -> any upstream by Host (role outbound); spans to an OTLP/HTTP\n"
@@ -457,7 +500,7 @@ def instances(topo):
             yield s, v, f"{s['name']}-{v['version']}"
 
 
-def compose_sidecar(topo, svc, ver, inst):
+def compose_sidecar(topo, svc, ver, inst, native=False):
     ns = topo["namespace"]
     identity = {"service": svc["name"], "version": ver["version"], "namespace": ns, "workload": inst}
     vhosts, clusters = [], []
@@ -477,16 +520,18 @@ def compose_sidecar(topo, svc, ver, inst):
             ep["load_balancing_weight"] = max(1, int(v.get("weight", 1)))
         vhosts.append(vhost(callee, [callee, f"{callee}:*"], callee))
         clusters.append(c)
+    b = sidecar_bootstrap(
+        identity, vhosts, clusters, ("otel-collector", OTLP_HTTP_PORT), admin_addr="0.0.0.0",
+        inbound_addr="0.0.0.0", outbound_addr="127.0.0.1",
+        wasm_path=WASM_PATH, environment="compose", authority="otel-collector:4318", dns=True,
+        ports={"admin": ADMIN_PORT, "inbound": INBOUND_PORT, "outbound": OUTBOUND_PORT,
+               "app": APP_PORT})
     return (HEADER + f"# Sidecar of {inst} (compose): inbound :{INBOUND_PORT} -> app 127.0.0.1:{APP_PORT},"
-            f" outbound 127.0.0.1:{OUTBOUND_PORT}.\n" + to_yaml(sidecar_bootstrap(
-                identity, vhosts, clusters, ("otel-collector", OTLP_HTTP_PORT), admin_addr="0.0.0.0",
-                inbound_addr="0.0.0.0", outbound_addr="127.0.0.1",
-                wasm_path=WASM_PATH, environment="compose", authority="otel-collector:4318", dns=True,
-                ports={"admin": ADMIN_PORT, "inbound": INBOUND_PORT, "outbound": OUTBOUND_PORT,
-                       "app": APP_PORT})))
+            f" outbound 127.0.0.1:{OUTBOUND_PORT}" + (", native build" if native else "") + ".\n"
+            + to_yaml(use_native_filter(b) if native else b))
 
 
-def compose_edge(topo):
+def compose_edge(topo, native=False):
     entry = next(s for s in topo["services"] if s["name"] == topo["entry"])
     ns = topo["namespace"]
     eps = [(f"{entry['name']}-{v['version']}-sidecar", INBOUND_PORT,
@@ -497,7 +542,9 @@ def compose_edge(topo):
                        code=local_code(), identity={"service": "edge", "version": "v1",
                                                     "namespace": ns, "workload": "edge"},
                        environment="compose", dns=True)
-    return HEADER + f"# Edge gateway (compose): :{EDGE_PORT} -> {entry['name']}.\n" + to_yaml(b)
+    return (HEADER + f"# Edge gateway (compose): :{EDGE_PORT} -> {entry['name']}"
+            + (", native build" if native else "") + ".\n"
+            + to_yaml(use_native_filter(b) if native else b))
 
 
 def compose_file(topo, source):
@@ -580,6 +627,25 @@ def compose_file(topo, source):
             + to_yaml({"name": "meshwake", "services": services}))
 
 
+def compose_native_override(topo):
+    """docker-compose.native.yaml: the same stack with the native build in every proxy."""
+    lib = f"../../target/libmeshwake.so:{NATIVE_MODULE_DIR}/libmeshwake.so:ro"
+    env = {"ENVOY_DYNAMIC_MODULES_SEARCH_PATH": NATIVE_MODULE_DIR}
+    services = {}
+    for _, _, inst in instances(topo):
+        services[f"{inst}-sidecar"] = {
+            "volumes": [f"./envoy-native/{inst}.yaml:/etc/envoy/envoy.yaml:ro", lib],
+            "environment": env}
+    services["edge"] = {"volumes": ["./envoy-native/edge.yaml:/etc/envoy/envoy.yaml:ro", lib],
+                        "environment": env}
+    return (HEADER + "# The native build (target/libmeshwake.so, Envoy dynamic module; the compose Envoy\n"
+            "# image is " + ENVOY_IMAGE + ", the release the module is built for) in every proxy:\n"
+            "# make build && docker compose -f deploy/compose/docker-compose.yaml \\\n"
+            "#   -f deploy/compose/docker-compose.native.yaml up --build\n"
+            "# (each mount replaces the wasm config at the same path; the wasm module stays mounted, unused).\n"
+            + to_yaml({"services": services}))
+
+
 def otel_collector_config():
     cfg = {
         "receivers": {"otlp": {"protocols": {"http": {"endpoint": f"0.0.0.0:{OTLP_HTTP_PORT}"}}}},
@@ -603,7 +669,12 @@ def prometheus_config(topo):
         "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
         "scrape_configs": [
             {"job_name": "envoy", "metrics_path": "/stats/prometheus",
-             "static_configs": [{"targets": targets}]},
+             "static_configs": [{"targets": targets}],
+             # The native build's stats are `envoy_dynamicmodulescustom_meshwake_*` in Envoy's
+             # exposition: the same names as the wasm build's after this rule.
+             "metric_relabel_configs": [{"source_labels": ["__name__"],
+                                         "regex": "envoy_dynamicmodulescustom_(.*)",
+                                         "target_label": "__name__", "replacement": "$1"}]},
             {"job_name": "meshwake-collect", "metrics_path": "/metrics",
              "static_configs": [{"targets": [f"meshwake:{OTLP_HTTP_PORT}"]}]},
         ],
@@ -806,6 +877,36 @@ def istio_files():
     return out
 
 
+def istio_native_files():
+    """deploy/istio/native: the native build through an EnvoyFilter (Istio has no CRD for
+    dynamic modules). The library must be in the proxy container: see deploy/istio/README.md."""
+    def patch(context, role):
+        return {"applyTo": "HTTP_FILTER",
+                "match": {"context": context, "listener": {"filterChain": {"filter": {
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "subFilter": {"name": "envoy.filters.http.router"}}}}},
+                "patch": {"operation": "INSERT_BEFORE",
+                          "value": native_filter(istio_plugin_config(role))}}
+    ef = {"apiVersion": "networking.istio.io/v1alpha3", "kind": "EnvoyFilter",
+          "metadata": {"name": "meshwake-native",
+                       "labels": {"app.kubernetes.io/name": "meshwake",
+                                  "app.kubernetes.io/component": "native"}},
+          "spec": {"workloadSelector": {"labels": {"meshwake.io/build": "native"}},
+                   "configPatches": [patch("SIDECAR_INBOUND", "inbound"),
+                                     patch("SIDECAR_OUTBOUND", "outbound")]}}
+    return {
+        "deploy/istio/native/envoyfilter-native.yaml": HEADER +
+        "# The native build (libmeshwake.so, Envoy dynamic module) on pods labelled\n"
+        "# meshwake.io/build=native whose istio-proxy runs Envoy 1.40 and has the library mounted\n"
+        "# (deploy/istio/README.md, \"Native build\"). Do not combine with the WasmPlugins on one pod.\n"
+        + to_yaml(ef),
+        "deploy/istio/native/kustomization.yaml": HEADER + to_yaml({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+            # The collector's ServiceEntry comes with deploy/istio/base (or the mesh's Service).
+            "resources": ["envoyfilter-native.yaml"]}),
+    }
+
+
 PREVIOUS_MODULE = "deploy/istio/overlays/rollback/previous-module.yaml"
 
 
@@ -850,6 +951,7 @@ def all_files():
     topo, source = load_topology()
     files = {
         "envoy-config/sidecar.yaml": ready_sidecar(),
+        "envoy-config/sidecar-native.yaml": ready_sidecar(native=True),
         "envoy-config/edge.yaml": ready_edge(),
         "envoy-config/wasm-remote.yaml": ready_wasm_remote(read_remote_sha()),
         "envoy-config/bootstrap-stats-tags.yaml": ready_stats_tags(),
@@ -866,7 +968,11 @@ def all_files():
     }
     for svc, ver, inst in instances(topo):
         files[f"deploy/compose/envoy/{inst}.yaml"] = compose_sidecar(topo, svc, ver, inst)
+        files[f"deploy/compose/envoy-native/{inst}.yaml"] = compose_sidecar(topo, svc, ver, inst, native=True)
+    files["deploy/compose/envoy-native/edge.yaml"] = compose_edge(topo, native=True)
+    files["deploy/compose/docker-compose.native.yaml"] = compose_native_override(topo)
     files.update(istio_files())
+    files.update(istio_native_files())
     return files
 
 

@@ -34,7 +34,7 @@ SCHEMAS = os.environ.get("MESHWAKE_SCHEMAS") or next(
      if os.path.isdir(p)), os.path.join(os.path.dirname(ROOT), "shared/schemas"))
 SCRATCH = os.path.join(ROOT, "target/deploy-test")
 ISTIO_STAGES = ["base", "gateway", "overlays/1-canary", "overlays/2-percent", "overlays/3-mesh",
-                "overlays/rollback"]
+                "overlays/rollback", "native"]
 
 
 def rel(p):
@@ -56,7 +56,8 @@ def envoy_configs():
             if f.endswith(suffix):
                 out.append(os.path.join(ROOT, d, f))
     compose = load_yaml(os.path.join(ROOT, "deploy/compose/docker-compose.yaml"))
-    for svc in compose["services"].values():
+    native = load_yaml(os.path.join(ROOT, "deploy/compose/docker-compose.native.yaml"))
+    for svc in list(compose["services"].values()) + list(native["services"].values()):
         for v in svc.get("volumes", []):
             src, dst = v.split(":")[0], v.split(":")[1]
             if dst == "/etc/envoy/envoy.yaml":
@@ -93,8 +94,10 @@ def check_envoy(name, text):
     path = os.path.join(SCRATCH, re.sub(r"\.tmpl$", "", name.replace("/", "_")))
     with open(path, "w") as f:
         f.write(text)
+    # Native configs load target/libmeshwake.so (validation creates the filter configs).
+    env = dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=os.path.join(ROOT, "target"))
     r = subprocess.run([ENVOY, "--mode", "validate", "-c", path, "-l", "warning"],
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 0, f"envoy --mode validate {name}:\n{r.stdout[-2000:]}{r.stderr[-2000:]}"
 
 
@@ -124,11 +127,35 @@ def wasm_filters(cfg):
     return found
 
 
+def native_filters(cfg):
+    """Every dynamic-module (native build) filter config in an Envoy bootstrap."""
+    found = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            if x.get("@type", "").endswith("filters.http.dynamic_modules.v3.DynamicModuleFilter"):
+                found.append(x)
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+    walk(cfg)
+    return found
+
+
 def check_wasm_blocks():
     for name, text in envoy_configs():
         cfg = yaml.safe_load(text)
         filters = wasm_filters(cfg)
         if name.endswith("bootstrap-stats-tags.yaml"):
+            continue
+        if name.endswith("-native.yaml") or "/envoy-native/" in name:
+            native = native_filters(cfg)
+            assert native and not filters, f"{name}: the native build only"
+            for f in native:
+                assert f["dynamic_module_config"]["name"] == "meshwake", name
+                assert f["filter_name"] == "meshwake", name
             continue
         assert filters, f"{name}: no wasm filter"
         vms = {json.dumps(f["vm_config"], sort_keys=True) for f in filters}
@@ -149,6 +176,15 @@ def check_compose_schema():
     jsonschema.Draft7Validator.check_schema(schema)
     jsonschema.Draft7Validator(schema).validate(doc)
     base = os.path.join(ROOT, "deploy/compose")
+    # The native override: valid on its own, only services of the main file, mounts present.
+    native = load_yaml(os.path.join(base, "docker-compose.native.yaml"))
+    jsonschema.Draft7Validator(schema).validate(native)
+    for name, svc in native["services"].items():
+        assert name in doc["services"], f"docker-compose.native.yaml: unknown service {name}"
+        for v in svc["volumes"]:
+            src = v.split(":")[0]
+            if "target/" not in src:
+                assert os.path.exists(os.path.join(base, src)), f"{name}: mount {src} missing"
     for name, svc in doc["services"].items():
         for v in svc.get("volumes", []):
             src = v.split(":")[0]
@@ -367,6 +403,15 @@ def check_istio_stages():
             assert d["spec"]["pluginConfig"]["export"]["cluster"] == cluster
     rb = [d for d in r["overlays/rollback"] if d["kind"] == "WasmPlugin"]
     assert len({(d["spec"]["url"], d["spec"]["sha256"]) for d in rb}) == 1
+    # The native build: one dynamic-module filter per direction, before the router.
+    ef = next(d for d in r["native"] if d["kind"] == "EnvoyFilter")
+    patches = ef["spec"]["configPatches"]
+    assert [p["match"]["context"] for p in patches] == ["SIDECAR_INBOUND", "SIDECAR_OUTBOUND"]
+    for p, role in zip(patches, ("inbound", "outbound")):
+        v = p["patch"]["value"]["typed_config"]
+        assert v["dynamic_module_config"]["name"] == "meshwake" and v["filter_name"] == "meshwake"
+        cfg = json.loads(v["filter_config"]["value"])
+        assert cfg["role"] == role and cfg["export"]["cluster"] == cluster, cfg
 
 
 def check_pins():
@@ -480,12 +525,17 @@ def plugin_configs():
     """(name, JSON text) of every plugin configuration we ship."""
     out = []
     for name, text in envoy_configs():
-        for i, f in enumerate(wasm_filters(yaml.safe_load(text))):
+        cfg = yaml.safe_load(text)
+        for i, f in enumerate(wasm_filters(cfg)):
             out.append((f"envoy:{name}#{i}", f["configuration"]["value"]))
+        for i, f in enumerate(native_filters(cfg)):
+            out.append((f"envoy:{name}#{i}", f["filter_config"]["value"]))
     for stage, docs in istio_rendered().items():
         for d in docs:
             if d["kind"] == "WasmPlugin":
                 out.append((f"istio:{stage}/{d['metadata']['name']}", json.dumps(d["spec"]["pluginConfig"])))
+            for i, f in enumerate(native_filters(d) if d["kind"] == "EnvoyFilter" else []):
+                out.append((f"istio:{stage}/{d['metadata']['name']}#{i}", f["filter_config"]["value"]))
     return out
 
 

@@ -21,6 +21,7 @@ stage() { # name command...
 
 bash scripts/setup.sh test
 stage build bash scripts/build-wasm.sh
+stage build-native bash scripts/build-native.sh
 stage fmt cargo fmt --all --check
 stage clippy cargo clippy -q --workspace --all-targets -- -D warnings
 stage unit cargo test -q --workspace --exclude meshwake-tests
@@ -32,6 +33,11 @@ for extra in scripts/test.d/*.sh; do
   [ -f "$extra" ] && stage "$(basename "$extra" .sh)" bash "$extra"
 done
 stage envoy cargo test -q -p meshwake-tests
+# The same real-Envoy suites against the native build (target/libmeshwake.so): one harness,
+# MESHWAKE_BUILD=native swaps the filter block (tests/src/envoy.rs). The soak stays wasm-only.
+stage envoy-native env MESHWAKE_BUILD=native cargo test -q -p meshwake-tests \
+  --test foundation --test propagation --test spans --test metrics --test identity \
+  --test hostile --test collector_faults --test bad_config
 
 passed=0; failed=0
 while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done < <(

@@ -2,6 +2,10 @@
 //!
 //! Placeholders `{{NAME}}` are filled from [`EnvoyOptions::vars`]; any `{{..._PORT}}` left
 //! unset gets a free loopback port. Envoy's log goes to a file whose path a failing test prints.
+//!
+//! One harness, both builds: with `MESHWAKE_BUILD=native` every meshwake wasm filter of a
+//! rendered template becomes the native dynamic module (`target/libmeshwake.so`) with the
+//! same plugin JSON (see [`Build`]), so each suite runs unchanged against either build.
 use crate::paths;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,6 +29,43 @@ pub struct EnvoyOptions {
     pub concurrency: u32,
     /// Name used for the scratch directory.
     pub name: String,
+    /// Which build of the filter the meshwake filter blocks load.
+    pub build: Build,
+}
+
+/// Envoy's Prometheus exposition names dynamic-module stats `envoy_<metrics_namespace>_...`
+/// (only wasm's namespace is stripped): `envoy_dynamicmodulescustom_meshwake_requests_total`.
+/// The documented Prometheus `metric_relabel_configs` rule (README, Stats) removes this
+/// prefix, so both builds give the same series names.
+pub const NATIVE_PROMETHEUS_PREFIX: &str = "envoy_dynamicmodulescustom_";
+
+/// The build of the filter under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Build {
+    /// `target/meshwake.wasm` in Envoy's V8 (the templates as written).
+    Wasm,
+    /// `target/libmeshwake.so`, an Envoy dynamic module.
+    Native,
+}
+
+impl Build {
+    /// `MESHWAKE_BUILD=native` selects the native build; anything else (or unset) wasm.
+    pub fn from_env() -> Build {
+        match std::env::var("MESHWAKE_BUILD").as_deref() {
+            Ok("native") => Build::Native,
+            _ => Build::Wasm,
+        }
+    }
+
+    /// The admin `/stats` namespace of the filter's stats (`<ns>.meshwake.spans.created`):
+    /// wasm stats live under `wasmcustom`, dynamic-module stats under the module's
+    /// `metrics_namespace`, which defaults to `dynamicmodulescustom`. Prometheus strips both.
+    pub fn stat_namespace(self) -> &'static str {
+        match self {
+            Build::Wasm => "wasmcustom",
+            Build::Native => "dynamicmodulescustom",
+        }
+    }
 }
 
 impl Default for EnvoyOptions {
@@ -38,6 +79,7 @@ impl Default for EnvoyOptions {
             vars: BTreeMap::new(),
             concurrency: 1,
             name: "envoy".into(),
+            build: Build::from_env(),
         }
     }
 }
@@ -98,13 +140,71 @@ impl EnvoyOptions {
             text = text[end + 2..].to_string();
         }
         out.push_str(&text);
+        if self.build == Build::Native {
+            out = to_native(&out, &self.wasm_path);
+        }
         (out, vars)
     }
+}
+
+/// Replace each `envoy.filters.http.wasm` block loading `wasm` by the dynamic-module filter
+/// with the same plugin configuration. Other wasm filters (the no-op, probes) are kept.
+fn to_native(yaml: &str, wasm: &std::path::Path) -> String {
+    let wasm = wasm.display().to_string();
+    let lines: Vec<&str> = yaml.lines().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let indent = line.len() - line.trim_start().len();
+        if line.trim() != "- name: envoy.filters.http.wasm" {
+            out.push_str(line);
+            out.push('\n');
+            i += 1;
+            continue;
+        }
+        let end = (i + 1..lines.len())
+            .find(|&j| {
+                let l = lines[j];
+                !l.trim().is_empty() && l.len() - l.trim_start().len() <= indent
+            })
+            .unwrap_or(lines.len());
+        let block = &lines[i..end];
+        let loads_meshwake = block.iter().any(|l| l.contains(&wasm));
+        let value = block
+            .iter()
+            .skip_while(|l| !l.trim().starts_with("configuration:"))
+            .find_map(|l| l.trim().strip_prefix("value: "));
+        match (loads_meshwake, value) {
+            (true, Some(value)) => {
+                let p = " ".repeat(indent);
+                out.push_str(&format!(
+                    "{p}- name: envoy.filters.http.dynamic_modules\n\
+                     {p}  typed_config:\n\
+                     {p}    \"@type\": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter\n\
+                     {p}    dynamic_module_config: {{ name: meshwake }}\n\
+                     {p}    filter_name: meshwake\n\
+                     {p}    filter_config:\n\
+                     {p}      \"@type\": type.googleapis.com/google.protobuf.StringValue\n\
+                     {p}      value: {value}\n"
+                ));
+            }
+            _ => {
+                for l in block {
+                    out.push_str(l);
+                    out.push('\n');
+                }
+            }
+        }
+        i = end;
+    }
+    out
 }
 
 /// A running Envoy; killed on drop.
 pub struct Envoy {
     child: Option<Child>,
+    pub build: Build,
     pub vars: BTreeMap<String, String>,
     pub dir: PathBuf,
     pub log_path: PathBuf,
@@ -114,11 +214,17 @@ impl Envoy {
     /// Start Envoy and wait until its admin `/ready` says LIVE.
     pub fn start(opts: EnvoyOptions) -> Envoy {
         let dir = paths::scratch_dir(&opts.name);
+        let build = opts.build;
         let (yaml, vars) = opts.render();
         let cfg = dir.join("envoy.yaml");
         std::fs::write(&cfg, &yaml).unwrap();
         let log_path = dir.join("envoy.log");
         let child = Command::new(paths::envoy_bin())
+            // Where `dynamic_module_config: {name: meshwake}` finds libmeshwake.so.
+            .env(
+                "ENVOY_DYNAMIC_MODULES_SEARCH_PATH",
+                paths::root().join("target"),
+            )
             .arg("-c")
             .arg(&cfg)
             .args(["--concurrency", &opts.concurrency.to_string()])
@@ -137,6 +243,7 @@ impl Envoy {
             .expect("spawn envoy");
         let mut envoy = Envoy {
             child: Some(child),
+            build,
             vars,
             dir,
             log_path,
@@ -220,13 +327,18 @@ impl Envoy {
             })
             .collect()
     }
-    /// The filter's own counters and gauges (`wasmcustom.meshwake.*`) by short name.
+    /// The filter's own counters and gauges (`<namespace>.meshwake.*`) by short name.
     pub fn meshwake_counters(&self) -> BTreeMap<String, u64> {
-        meshwake_only(self.stats())
+        meshwake_only(self.stats(), self.build)
     }
     /// Like [`Envoy::meshwake_counters`] without waiting for the filter to publish.
     pub fn meshwake_counters_now(&self) -> BTreeMap<String, u64> {
-        meshwake_only(self.stats_now())
+        meshwake_only(self.stats_now(), self.build)
+    }
+    /// One of the filter's own counters or gauges by short name (`context_recovered` for
+    /// `<namespace>.meshwake.context_recovered`, whichever build runs), 0 when absent.
+    pub fn meshwake_stat(&self, short: &str) -> u64 {
+        self.stat(&format!("{}.meshwake.{short}", self.build.stat_namespace()))
     }
     /// A counter or gauge value by exact stat name, 0 when absent.
     pub fn stat(&self, name: &str) -> u64 {
@@ -235,10 +347,24 @@ impl Envoy {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     }
-    /// The Prometheus exposition from `/stats/prometheus`.
+    /// The Prometheus exposition from `/stats/prometheus`, as Prometheus stores it: for the
+    /// native build after the documented relabel rule that strips Envoy's prefix for
+    /// dynamic-module stats (see [`NATIVE_PROMETHEUS_PREFIX`]).
     pub fn prometheus(&self) -> String {
         settle_stats();
-        self.admin("/stats/prometheus")
+        let text = self.admin("/stats/prometheus");
+        match self.build {
+            Build::Wasm => text,
+            Build::Native => text
+                .lines()
+                .map(|l| {
+                    let l = l.replacen(&format!("# TYPE {NATIVE_PROMETHEUS_PREFIX}"), "# TYPE ", 1);
+                    l.strip_prefix(NATIVE_PROMETHEUS_PREFIX)
+                        .map_or(l.clone(), str::to_string)
+                        + "\n"
+                })
+                .collect(),
+        }
     }
     /// Fail the test with the log tail if Envoy died.
     pub fn assert_alive(&mut self) {
@@ -279,14 +405,10 @@ fn settle_stats() {
     std::thread::sleep(std::time::Duration::from_millis(250));
 }
 
-fn meshwake_only(stats: BTreeMap<String, String>) -> BTreeMap<String, u64> {
+fn meshwake_only(stats: BTreeMap<String, String>, build: Build) -> BTreeMap<String, u64> {
+    let prefix = format!("{}.meshwake.", build.stat_namespace());
     stats
         .into_iter()
-        .filter_map(|(k, v)| {
-            Some((
-                k.strip_prefix("wasmcustom.meshwake.")?.to_string(),
-                v.parse().ok()?,
-            ))
-        })
+        .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_string(), v.parse().ok()?)))
         .collect()
 }

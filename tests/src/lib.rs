@@ -16,7 +16,7 @@ pub mod otlp;
 pub mod paths;
 pub mod stats_tags;
 
-pub use envoy::{Envoy, EnvoyOptions};
+pub use envoy::{Build, Envoy, EnvoyOptions};
 pub use http::{request, Request, Response, Server};
 pub use otlp::OtlpReceiver;
 

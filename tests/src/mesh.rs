@@ -255,7 +255,7 @@ struct SidecarPorts {
 }
 
 fn sidecar(w: &WorkloadSpec, ports: &SidecarPorts, targets: &[(String, u16)]) -> String {
-    let bootstrap = Sidecar {
+    let mut bootstrap = Sidecar {
         node_id: w.cluster(),
         node_cluster: w.service.clone(),
         admin_port: ports.admin,
@@ -274,6 +274,9 @@ fn sidecar(w: &WorkloadSpec, ports: &SidecarPorts, targets: &[(String, u16)]) ->
     }
     .render()
     .unwrap();
+    if crate::Build::from_env() == crate::Build::Native {
+        meshwake_envoy_bootstrap::use_native_filter(&mut bootstrap);
+    }
     // Multi-line, so that EnvoyOptions takes it as the configuration itself (JSON is YAML).
     serde_json::to_string_pretty(&bootstrap).unwrap()
 }

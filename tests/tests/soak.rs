@@ -115,7 +115,7 @@ fn sample(envoy: &Envoy, t0: Instant, tally: &Tally) -> Sample {
     let stats = envoy.stats();
     let stat = |k: &str| {
         stats
-            .get(&format!("wasmcustom.meshwake.{k}"))
+            .get(&format!("{}.meshwake.{k}", envoy.build.stat_namespace()))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
@@ -269,7 +269,7 @@ fn soak() {
     let stats = envoy.stats();
     let c = |k: &str| -> u64 {
         stats
-            .get(&format!("wasmcustom.meshwake.{k}"))
+            .get(&format!("{}.meshwake.{k}", envoy.build.stat_namespace()))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };

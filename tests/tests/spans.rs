@@ -675,7 +675,7 @@ fn collector_503_then_recovers_without_duplicates() {
         (n, n),
         "every span delivered once: {ids:?}"
     );
-    let stat = |name: &str| envoy.stat(&format!("wasmcustom.meshwake.{name}"));
+    let stat = |name: &str| envoy.meshwake_stat(name);
     meshwake_tests::wait_for(5, "exported counter", || {
         (stat("spans.exported") == n as u64).then_some(())
     });
@@ -708,7 +708,7 @@ fn collector_absent_counts_failures_and_traffic_flows() {
         assert_eq!(r.status, 200, "traffic unaffected by a dead collector");
     }
     assert_eq!(upstream.requests().len(), 4);
-    let stat = |name: &str| envoy.stat(&format!("wasmcustom.meshwake.{name}"));
+    let stat = |name: &str| envoy.meshwake_stat(name);
     let failures = meshwake_tests::wait_for(10, "export failures", || {
         let f = stat("export.failures_call_failed") + stat("export.failures_status_5xx");
         (f >= 2 && stat("spans.dropped_export_failed") == 4).then_some(f)
@@ -767,7 +767,7 @@ fn every_request_creates_one_span_and_all_are_delivered() {
         assert_eq!(s.attr_str("envoy.response_flags").as_deref(), Some("-"));
         assert_eq!(s.attr_int("http.response.status_code"), Some(200));
     }
-    let stat = |name: &str| envoy.stat(&format!("wasmcustom.meshwake.{name}"));
+    let stat = |name: &str| envoy.meshwake_stat(name);
     meshwake_tests::wait_for(5, "exported counter", || {
         (stat("spans.exported") == n as u64).then_some(())
     });
@@ -788,7 +788,7 @@ fn slow_collector_counts_timeouts_and_traffic_flows() {
     let (envoy, upstream) = single(slow.port(), r#","max_retries":1"#);
     assert_eq!(http::get(envoy.listen_port(), "/s", &[]).status, 200);
     assert_eq!(upstream.requests().len(), 1);
-    let stat = |name: &str| envoy.stat(&format!("wasmcustom.meshwake.{name}"));
+    let stat = |name: &str| envoy.meshwake_stat(name);
     meshwake_tests::wait_for(8, "batch dropped after timeouts", || {
         (stat("spans.dropped_export_failed") == 1).then_some(())
     });
@@ -840,7 +840,7 @@ fn timer_flush_waits_for_the_interval_unless_a_batch_is_full() {
         otlp.spans().len()
     );
     assert_eq!(
-        envoy.stat("wasmcustom.meshwake.export.queue_depth"),
+        envoy.meshwake_stat("export.queue_depth"),
         2,
         "two spans queued"
     );

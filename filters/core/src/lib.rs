@@ -12,6 +12,7 @@
 //! - [`route`]: bounded-cardinality span names.
 //! - [`envoy`]: Envoy property paths and decoding.
 //! - [`notes`]: per-request events counted as stats.
+//! - [`self_stats`]: the names of the filter's own stats, shared by both glues.
 pub mod config;
 pub mod envoy;
 pub mod json;
@@ -21,6 +22,7 @@ pub mod pipeline;
 mod pipeline_tests;
 pub mod recovery;
 pub mod route;
+pub mod self_stats;
 pub mod setup;
 
 pub use config::{Config, ConfigIssue, Role};

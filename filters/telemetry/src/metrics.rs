@@ -286,7 +286,28 @@ impl MetricLabels {
     /// Appends the label part of the stat name (every label, in [`label::ALL`] order).
     pub fn write_encoded(&self, out: &mut String) {
         let mut code = [0u8; 5];
-        let strs: [&str; 13] = [
+        for (name, value) in label::ALL.iter().zip(self.raw_values(&mut code)) {
+            out.push_str(name);
+            out.push_str(VALUE_SEPARATOR);
+            push_sanitized(out, value);
+            out.push_str(FIELD_SEPARATOR);
+        }
+    }
+
+    /// The label values in [`label::ALL`] order, sanitized exactly as in stat names: for
+    /// hosts whose metrics take labels natively (Envoy dynamic modules), so both builds
+    /// show the same Prometheus series.
+    pub fn sanitized_values(&self) -> [String; 13] {
+        let mut code = [0u8; 5];
+        self.raw_values(&mut code).map(|v| {
+            let mut out = String::with_capacity(v.len().min(MAX_LABEL_VALUE_LEN));
+            push_sanitized(&mut out, v);
+            out
+        })
+    }
+
+    fn raw_values<'a>(&'a self, code: &'a mut [u8; 5]) -> [&'a str; 13] {
+        [
             self.reporter.as_str(),
             &self.source_workload,
             &self.source_workload_namespace,
@@ -297,16 +318,10 @@ impl MetricLabels {
             &self.destination_version,
             &self.destination_service,
             &self.request_protocol,
-            u16_decimal(self.response_code, &mut code),
+            u16_decimal(self.response_code, code),
             &self.grpc_response_status,
             &self.response_flags,
-        ];
-        for (name, value) in label::ALL.iter().zip(strs) {
-            out.push_str(name);
-            out.push_str(VALUE_SEPARATOR);
-            push_sanitized(out, value);
-            out.push_str(FIELD_SEPARATOR);
-        }
+        ]
     }
 
     /// Upper bound of [`MetricLabels::write_encoded`]'s output length.

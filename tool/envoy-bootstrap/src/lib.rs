@@ -116,6 +116,45 @@ impl Sidecar {
     }
 }
 
+/// Swap every meshwake wasm filter of a rendered bootstrap for the native build (the Envoy
+/// dynamic module `libmeshwake.so`, docs/adr/0009-native-dynamic-module.md) with the same
+/// plugin configuration. Envoy then needs `ENVOY_DYNAMIC_MODULES_SEARCH_PATH` pointing at the
+/// library's directory.
+pub fn use_native_filter(node: &mut Value) {
+    let is_wasm = node.get("name") == Some(&Value::from("envoy.filters.http.wasm"));
+    let config = is_wasm
+        .then(|| {
+            node.pointer("/typed_config/config/configuration/value")
+                .cloned()
+        })
+        .flatten();
+    if let Some(config) = config {
+        *node = native_filter(config);
+        return;
+    }
+    match node {
+        Value::Object(map) => map.values_mut().for_each(use_native_filter),
+        Value::Array(items) => items.iter_mut().for_each(use_native_filter),
+        _ => {}
+    }
+}
+
+/// The dynamic-module filter entry with plugin configuration `config` (a JSON string).
+pub fn native_filter(config: Value) -> Value {
+    json!({
+        "name": "envoy.filters.http.dynamic_modules",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": { "name": "meshwake" },
+            "filter_name": "meshwake",
+            "filter_config": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": config,
+            },
+        },
+    })
+}
+
 /// A static cluster of one loopback endpoint (a callee's sidecar, the collector...).
 pub fn loopback_cluster(name: &str, port: u16) -> Value {
     json!({

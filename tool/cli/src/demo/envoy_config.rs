@@ -82,7 +82,12 @@ pub fn plugin_config(
     .to_string()
 }
 
+/// The meshwake filter block: the wasm module, or for a `.so` the native build (an Envoy
+/// dynamic module found through `ENVOY_DYNAMIC_MODULES_SEARCH_PATH`, set by the demo).
 fn wasm_filter(name: &str, config: String, wasm: &Path) -> Value {
+    if is_native(wasm) {
+        return meshwake_envoy_bootstrap::native_filter(config.into());
+    }
     json!({
         "name": "envoy.filters.http.wasm",
         "typed_config": {
@@ -104,6 +109,11 @@ fn wasm_filter(name: &str, config: String, wasm: &Path) -> Value {
             },
         },
     })
+}
+
+/// Whether `module` is the native build (`libmeshwake.so`) rather than a wasm module.
+pub fn is_native(module: &Path) -> bool {
+    module.extension().is_some_and(|e| e == "so")
 }
 
 fn listener(name: &str, port: u16, direction: &str, virtual_hosts: Value, filter: Value) -> Value {
@@ -241,7 +251,11 @@ pub fn sidecar(
             .collect(),
         layered_runtime: Some(layered_runtime()),
     };
-    sidecar.render().map(Some)
+    let mut bootstrap = sidecar.render()?;
+    if is_native(wasm) {
+        meshwake_envoy_bootstrap::use_native_filter(&mut bootstrap);
+    }
+    Ok(Some(bootstrap))
 }
 
 /// The edge gateway: one listener, a route per edge path.

@@ -62,5 +62,11 @@ pub(super) fn envoy_command(tools: &Tools, config: &Path) -> Command {
         "-l",
         "warning",
     ]);
+    if super::envoy_config::is_native(&tools.wasm) {
+        // `dynamic_module_config: {name: meshwake}` → libmeshwake.so in this directory.
+        if let Some(dir) = tools.wasm.parent() {
+            cmd.env("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", dir);
+        }
+    }
     cmd
 }

@@ -1,0 +1,261 @@
+//! Envoy stats through the module metrics API: the filter's own counters (`meshwake.*`,
+//! names shared with the wasm build) and the four request metrics with their Istio labels.
+//!
+//! The wasm build encodes labels in stat names for Envoy's tag regexes; here Envoy takes
+//! label names at definition and values per record, so `/stats/prometheus` shows the same
+//! series without `stats_tags` in the bootstrap. Metrics are defined once per filter
+//! configuration on the main thread; a counter increment is a direct call (no batching).
+use crate::abi::{self, FilterConfigEnvoyPtr, FilterEnvoyPtr, MetricsResult, ModuleBuffer};
+use meshwake_core::notes::Note;
+use meshwake_core::self_stats::{name, EXPORTER_COUNTERS};
+use meshwake_telemetry::metrics::{label, MetricKind, MetricLabels, MetricNaming};
+use meshwake_telemetry::ExporterStats;
+
+/// An Envoy metric id; `None` when Envoy refused the definition (updates are then skipped).
+pub type Id = Option<usize>;
+
+/// Metric ids of one filter configuration.
+pub struct StatIds {
+    notes: Vec<Id>,
+    exporter: [Id; 14],
+    queue_depth: Id,
+    in_flight: Id,
+    label_overflow: Id,
+    pub config_errors: Id,
+    pub config_warnings: Id,
+    pub recovery_stored: Id,
+    panics: Id,
+    requests: [Id; 4],
+}
+
+type Define = unsafe extern "C" fn(
+    FilterConfigEnvoyPtr,
+    ModuleBuffer,
+    *mut ModuleBuffer,
+    usize,
+    *mut usize,
+) -> MetricsResult;
+
+fn define(cfg: FilterConfigEnvoyPtr, f: Define, name: &str, labels: &[&str]) -> Id {
+    let mut names: Vec<ModuleBuffer> = labels
+        .iter()
+        .map(|l| ModuleBuffer::new(l.as_bytes()))
+        .collect();
+    let mut id = 0usize;
+    // SAFETY: `cfg` is the configuration pointer of the running config_new hook; the name and
+    // label buffers outlive the call (Envoy copies them into stat names).
+    let r = unsafe {
+        f(
+            cfg,
+            ModuleBuffer::new(name.as_bytes()),
+            names.as_mut_ptr(),
+            names.len(),
+            &mut id,
+        )
+    };
+    (r == MetricsResult::Success).then_some(id)
+}
+
+fn counter(cfg: FilterConfigEnvoyPtr, name: &str) -> Id {
+    define(
+        cfg,
+        abi::envoy_dynamic_module_callback_http_filter_config_define_counter,
+        name,
+        &[],
+    )
+}
+
+fn gauge(cfg: FilterConfigEnvoyPtr, name: &str) -> Id {
+    define(
+        cfg,
+        abi::envoy_dynamic_module_callback_http_filter_config_define_gauge,
+        name,
+        &[],
+    )
+}
+
+impl StatIds {
+    /// Define every metric for the configuration `cfg` (main thread, config creation).
+    pub fn define(cfg: FilterConfigEnvoyPtr, naming: MetricNaming) -> StatIds {
+        let requests = MetricKind::ALL.map(|k| {
+            let f: Define = match k {
+                MetricKind::RequestsTotal => {
+                    abi::envoy_dynamic_module_callback_http_filter_config_define_counter
+                }
+                _ => abi::envoy_dynamic_module_callback_http_filter_config_define_histogram,
+            };
+            define(cfg, f, k.name(naming), &label::ALL)
+        });
+        StatIds {
+            notes: Note::ALL
+                .iter()
+                .map(|n| counter(cfg, &format!("meshwake.{}", n.name())))
+                .collect(),
+            exporter: EXPORTER_COUNTERS.map(|(n, _)| counter(cfg, n)),
+            queue_depth: gauge(cfg, name::QUEUE_DEPTH),
+            in_flight: gauge(cfg, name::IN_FLIGHT),
+            label_overflow: counter(cfg, name::LABEL_OVERFLOW),
+            config_errors: counter(cfg, name::CONFIG_ERRORS),
+            config_warnings: counter(cfg, name::CONFIG_WARNINGS),
+            recovery_stored: counter(cfg, name::RECOVERY_STORED),
+            panics: counter(cfg, name::PANICS),
+            requests,
+        }
+    }
+
+    pub fn note_id(&self, n: Note) -> Id {
+        self.notes.get(n as usize).copied().flatten()
+    }
+
+    pub fn request_metric(&self, k: MetricKind) -> Id {
+        let i = MetricKind::ALL.iter().position(|x| *x == k);
+        i.and_then(|i| self.requests.get(i).copied().flatten())
+    }
+}
+
+/// Add `by` to counter `id` from a request hook.
+pub fn count(filter: FilterEnvoyPtr, id: Id, by: u64) {
+    if let (Some(id), true) = (id, by > 0) {
+        // SAFETY: `filter` is the running hook's pointer; no labels.
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_increment_counter(
+                filter,
+                id,
+                std::ptr::null_mut(),
+                0,
+                by,
+            );
+        }
+    }
+}
+
+/// Add `by` to counter `id` from the configuration (main thread).
+pub fn count_config(cfg: FilterConfigEnvoyPtr, id: Id, by: u64) {
+    if let (Some(id), true) = (id, by > 0) {
+        // SAFETY: `cfg` is the live configuration pointer; called on the main thread.
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(
+                cfg,
+                id,
+                std::ptr::null_mut(),
+                0,
+                by,
+            );
+        }
+    }
+}
+
+/// Record one request's metrics under its (bounded, sanitized) labels.
+pub fn record_request(
+    filter: FilterEnvoyPtr,
+    ids: &StatIds,
+    labels: &MetricLabels,
+    duration_ms: u64,
+    sizes: Option<(Option<i64>, Option<i64>)>,
+) {
+    let values = labels.sanitized_values();
+    let mut bufs = values.each_ref().map(|v| ModuleBuffer::new(v.as_bytes()));
+    let mut record = |k: MetricKind, v: u64| {
+        let Some(id) = ids.request_metric(k) else {
+            return;
+        };
+        // SAFETY: `filter` is the running hook's pointer; 13 label values as defined, all
+        // outliving the call.
+        unsafe {
+            if k == MetricKind::RequestsTotal {
+                abi::envoy_dynamic_module_callback_http_filter_increment_counter(
+                    filter,
+                    id,
+                    bufs.as_mut_ptr(),
+                    bufs.len(),
+                    v,
+                );
+            } else {
+                abi::envoy_dynamic_module_callback_http_filter_record_histogram_value(
+                    filter,
+                    id,
+                    bufs.as_mut_ptr(),
+                    bufs.len(),
+                    v,
+                );
+            }
+        }
+    };
+    record(MetricKind::RequestsTotal, 1);
+    record(MetricKind::RequestDurationMilliseconds, duration_ms);
+    if let Some((req, resp)) = sizes {
+        if let Some(b) = req {
+            record(MetricKind::RequestBytes, b.max(0) as u64);
+        }
+        if let Some(b) = resp {
+            record(MetricKind::ResponseBytes, b.max(0) as u64);
+        }
+    }
+}
+
+/// What was last published from the exporter, to publish deltas (main thread only).
+#[derive(Default)]
+pub struct Published {
+    exporter: [u64; 14],
+    label_overflow: u64,
+    panics: u64,
+    gauges: (u64, u64),
+}
+
+impl Published {
+    /// Publish the exporter's cumulative counters, label overflow and panics as deltas, and
+    /// move the gauges to their current values.
+    pub fn sync(
+        &mut self,
+        cfg: FilterConfigEnvoyPtr,
+        ids: &StatIds,
+        s: &ExporterStats,
+        label_overflow: u64,
+        panics: u64,
+    ) {
+        let rows = ids.exporter.iter().zip(self.exporter.iter_mut());
+        for ((id, last), (_, read)) in rows.zip(EXPORTER_COUNTERS.iter()) {
+            let v = read(s);
+            count_config(cfg, *id, v.saturating_sub(*last));
+            *last = v;
+        }
+        count_config(
+            cfg,
+            ids.label_overflow,
+            label_overflow.saturating_sub(self.label_overflow),
+        );
+        self.label_overflow = label_overflow;
+        count_config(cfg, ids.panics, panics.saturating_sub(self.panics));
+        self.panics = panics;
+        let (q, f) = self.gauges;
+        shift(cfg, ids.queue_depth, q, s.queue_depth);
+        shift(cfg, ids.in_flight, f, s.batches_in_flight);
+        self.gauges = (s.queue_depth, s.batches_in_flight);
+    }
+}
+
+/// Move this configuration's share of a gauge from `old` to `new` (several configurations,
+/// e.g. inbound and outbound listeners, add up in one gauge, as the wasm VMs do).
+fn shift(cfg: FilterConfigEnvoyPtr, id: Id, old: u64, new: u64) {
+    let Some(id) = id else { return };
+    // SAFETY: `cfg` is the live configuration pointer; called on the main thread.
+    unsafe {
+        if new > old {
+            abi::envoy_dynamic_module_callback_http_filter_config_increment_gauge(
+                cfg,
+                id,
+                std::ptr::null_mut(),
+                0,
+                new - old,
+            );
+        } else if old > new {
+            abi::envoy_dynamic_module_callback_http_filter_config_decrement_gauge(
+                cfg,
+                id,
+                std::ptr::null_mut(),
+                0,
+                old - new,
+            );
+        }
+    }
+}
