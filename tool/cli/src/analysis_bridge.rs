@@ -1,9 +1,10 @@
 //! The only place the CLI touches `meshwake-analysis`: span records, ingestion, the analysis
 //! entry point and the renderers. An API change in the library is one edit here.
 
+pub use meshwake_analysis::impact::Baseline;
 pub use meshwake_analysis::{
     analyze, decode_otlp_json, decode_otlp_proto, from_otlp_json, AnalysisOptions, DecodedSpan,
-    IngestError, Kind, Report, SpanRecord,
+    Deployment, IngestError, Kind, Report, SpanRecord,
 };
 
 use meshwake_analysis::ServiceGraph;
