@@ -114,6 +114,32 @@ fn requests_by_deployment(spans: &[SpanRecord]) -> HashMap<Deployment, Vec<Req>>
     out
 }
 
+/// The rollout moment: the report's baseline split when it has one, else the first request
+/// of each suspect (the moment its version started to take traffic).
+fn rollout_markers(report: &Report, by_dep: &HashMap<Deployment, Vec<Req>>) -> Vec<Marker> {
+    if let Some(at_ns) = report.window.baseline_end_ns {
+        return vec![Marker {
+            at_ns,
+            label: "rollout".into(),
+        }];
+    }
+    report
+        .suspects
+        .iter()
+        .filter_map(|s| {
+            let first = by_dep
+                .get(&s.deployment)?
+                .iter()
+                .map(|r| r.start_ns)
+                .min()?;
+            Some(Marker {
+                at_ns: first,
+                label: format!("{} starts", s.deployment),
+            })
+        })
+        .collect()
+}
+
 fn point(reqs: &[&Req]) -> Point {
     if reqs.is_empty() {
         return Point::default();
@@ -135,18 +161,10 @@ impl Timeline {
         let span_ns = report.window.end_ns.saturating_sub(start_ns);
         let bucket_ns = (span_ns / BUCKETS + 1).max(MIN_BUCKET_NS);
         let n = usize::try_from(span_ns / bucket_ns + 1).unwrap_or(1);
-        let mut markers: Vec<Marker> = report
-            .window
-            .baseline_end_ns
-            .map(|at_ns| Marker {
-                at_ns,
-                label: "rollout".into(),
-            })
-            .into_iter()
-            .chain(extra.iter().cloned())
-            .collect();
-        markers.sort_by_key(|m| m.at_ns);
         let by_dep = requests_by_deployment(spans);
+        let mut markers = rollout_markers(report, &by_dep);
+        markers.extend(extra.iter().cloned());
+        markers.sort_by_key(|m| m.at_ns);
         let bucket_of =
             |r: &Req| usize::try_from((r.start_ns.saturating_sub(start_ns)) / bucket_ns).ok();
         let split = |deps: &[&Deployment]| -> Vec<Vec<&Req>> {

@@ -4,7 +4,7 @@
 pub use meshwake_analysis::impact::Baseline;
 pub use meshwake_analysis::{
     analyze, decode_otlp_json, decode_otlp_proto, from_otlp_json, AnalysisOptions, DecodedSpan,
-    Deployment, IngestError, Kind, Report, SpanRecord,
+    Deployment, IngestError, Kind, Marker, Report, SpanRecord, Timeline,
 };
 
 use meshwake_analysis::ServiceGraph;
@@ -22,4 +22,19 @@ pub fn render_html(report: &Report, spans: &[SpanRecord]) -> String {
 /// The report as a JSON value, for `--json` (extra sections may be added next to it).
 pub fn report_value(report: &Report) -> Result<serde_json::Value, serde_json::Error> {
     serde_json::to_value(report)
+}
+
+/// [`report_value`] with the suspects' timelines (series of error rate and self-time p95
+/// against their baselines, `markers` on them) under `timeline`.
+pub fn report_with_timeline(
+    report: &Report,
+    spans: &[SpanRecord],
+    markers: &[Marker],
+) -> Result<serde_json::Value, serde_json::Error> {
+    let mut value = report_value(report)?;
+    if let Some(obj) = value.as_object_mut() {
+        let timeline = Timeline::build(report, spans, markers);
+        obj.insert("timeline".into(), serde_json::to_value(timeline)?);
+    }
+    Ok(value)
 }

@@ -100,7 +100,7 @@ pub fn run(args: &ImpactArgs) -> Result<(), ImpactError> {
             .ok()
     });
     let out = if args.json {
-        let mut value = analysis_bridge::report_value(&report)
+        let mut value = analysis_bridge::report_with_timeline(&report, &spans, &[])
             .map_err(|e| ImpactError::Output(e.to_string()))?;
         if let (Some(ev), Some(obj)) = (&evidence, value.as_object_mut()) {
             obj.insert("metrics_evidence".into(), serde_json::json!(ev));
