@@ -249,14 +249,14 @@ impl Timeline {
         let mut svg = String::new();
         let _ = write!(
             svg,
-            "<svg class=\"timeline-chart\" data-metric=\"{}\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{} of {} over time\">",
+            "<svg class=\"timeline-chart\" data-metric=\"{}\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" font-family=\"sans-serif\" font-size=\"11\" role=\"img\" aria-label=\"{} of {} over time\">",
             metric.key(),
             metric.title(),
             esc(&s.deployment.to_string())
         );
         let _ = write!(
             svg,
-            "<text x=\"{PAD_L}\" y=\"14\" class=\"tl-title\">{} ({})</text>\
+            "<text x=\"{PAD_L}\" y=\"14\" class=\"tl-title\" font-size=\"12\" font-weight=\"600\">{} ({})</text>\
              <line x1=\"{PAD_L}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#999\"/>\
              <line x1=\"{PAD_L}\" y1=\"{PAD_T}\" x2=\"{PAD_L}\" y2=\"{b}\" stroke=\"#999\"/>\
              <text x=\"{lx}\" y=\"{t}\" class=\"tl-axis\" text-anchor=\"end\">{top:.0}</text>\
