@@ -219,7 +219,7 @@ impl Timeline {
         for s in &self.suspects {
             let _ = write!(
                 out,
-                "<div class=\"timeline\" data-deployment=\"{}\">",
+                "<div class=\"timeline\" data-suspect=\"{}\">",
                 esc(&s.deployment.to_string())
             );
             out.push_str(&self.chart(s, Metric::ErrorRate));
@@ -270,7 +270,8 @@ impl Timeline {
             t = PAD_T + 4.0,
             bx = PAD_T + PLOT_H + 14.0,
         );
-        for m in &self.markers {
+        // One text row per marker: labels of close events (rollout, rollback) do not overlap.
+        for (row, m) in self.markers.iter().enumerate() {
             let mx = x(m.at_ns);
             let _ = write!(
                 svg,
@@ -279,7 +280,7 @@ impl Timeline {
                 esc(&m.label),
                 b = PAD_T + PLOT_H,
                 tx = mx + 3.0,
-                ty = PAD_T + 10.0,
+                ty = PAD_T + 10.0 + 12.0 * row as f64,
             );
         }
         let half = self.bucket_ns / 2;
@@ -306,10 +307,11 @@ impl Timeline {
         }
         let _ = write!(
             svg,
-            "<text x=\"{lx}\" y=\"{H}\" class=\"tl-axis\" fill=\"#d62728\">\u{25a0} {}</text>\
-             <text x=\"{bx}\" y=\"{H}\" class=\"tl-axis\" fill=\"#888888\">\u{25a0} baseline</text></svg>",
+            "<text x=\"{lx}\" y=\"{ly}\" class=\"tl-axis\" fill=\"#d62728\">\u{25a0} {}</text>\
+             <text x=\"{bx}\" y=\"{ly}\" class=\"tl-axis\" fill=\"#888888\">\u{25a0} baseline</text></svg>",
             esc(&s.deployment.to_string()),
             lx = PAD_L,
+            ly = H - 4.0,
             bx = PAD_L + PLOT_W / 2.0,
         );
         svg

@@ -14,9 +14,14 @@ pub fn render_text(report: &Report, color: bool) -> String {
     meshwake_analysis::render_text(report, color)
 }
 
-/// Self-contained HTML page, with the service graph drawn from `spans`.
-pub fn render_html(report: &Report, spans: &[SpanRecord]) -> String {
-    meshwake_analysis::render_html(report, &ServiceGraph::from_spans(spans))
+/// Self-contained HTML page, with the service graph and the suspects' timelines (`markers`
+/// on them) drawn from `spans`.
+pub fn render_html(report: &Report, spans: &[SpanRecord], markers: &[Marker]) -> String {
+    meshwake_analysis::render_html(
+        report,
+        &ServiceGraph::from_spans(spans),
+        &Timeline::build(report, spans, markers),
+    )
 }
 
 /// The report as a JSON value, for `--json` (extra sections may be added next to it).

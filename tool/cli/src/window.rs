@@ -80,11 +80,12 @@ pub fn load(source: &Source, window: Duration, baseline: Duration) -> Result<Win
     let reach = span_ns(window).saturating_add(span_ns(baseline));
     let (spans, end_ns) = match source {
         Source::Db(path) => {
-            // Store::open would create a missing file: a typo must read as "source down".
+            // Read-only: the gate never creates or changes a store (a typo reads as "source down").
             if !path.exists() {
                 return Err(format!("span store {} does not exist", path.display()));
             }
-            let store = Store::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let store =
+                Store::open_read_only(path).map_err(|e| format!("{}: {e}", path.display()))?;
             let end = store
                 .newest_start_ns()
                 .map_err(|e| format!("{}: {e}", path.display()))?

@@ -118,7 +118,7 @@ pub fn run(args: &ImpactArgs) -> Result<(), ImpactError> {
         s
     };
     if let Some(path) = &args.html {
-        std::fs::write(path, analysis_bridge::render_html(&report, &spans))
+        std::fs::write(path, analysis_bridge::render_html(&report, &spans, &[]))
             .map_err(|e| ImpactError::Output(format!("cannot write {}: {e}", path.display())))?;
     }
     std::io::stdout()
