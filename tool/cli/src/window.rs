@@ -6,6 +6,7 @@
 //! (the window is the end of the recording). How old that newest span is, is reported next to
 //! every answer so that a source that stopped receiving spans is visible (docs/adr/0011).
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -111,10 +112,12 @@ pub fn load(source: &Source, window: Duration, baseline: Duration) -> Result<Win
         }
     };
     let start_ns = end_ns.saturating_sub(reach);
-    let spans = spans
-        .into_iter()
-        .filter(|s| s.start_ns >= start_ns && s.start_ns <= end_ns)
-        .collect();
+    let spans = complete_traces(
+        spans
+            .into_iter()
+            .filter(|s| s.start_ns >= start_ns && s.start_ns <= end_ns)
+            .collect(),
+    );
     let baseline_end_ns = (!baseline.is_zero()).then(|| end_ns.saturating_sub(span_ns(window)));
     Ok(Windowed {
         spans,
@@ -122,6 +125,28 @@ pub fn load(source: &Source, window: Duration, baseline: Duration) -> Result<Win
         end_ns,
         baseline_end_ns,
     })
+}
+
+/// Drops the traces whose root span is not in the window: at its end, requests still in
+/// flight (the edge span ends, and is exported, last), at its start, requests cut by the
+/// window. Their partial spans would make callers look like edges and victims like culprits.
+/// A source without root spans at all (an uninstrumented edge) is kept whole: when more than
+/// half of the traces lack a root, nothing is dropped.
+fn complete_traces(spans: Vec<SpanRecord>) -> Vec<SpanRecord> {
+    let all: HashSet<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
+    let rooted: HashSet<&str> = spans
+        .iter()
+        .filter(|s| s.parent_span_id.is_none())
+        .map(|s| s.trace_id.as_str())
+        .collect();
+    if rooted.len() * 2 < all.len() || rooted.len() == all.len() {
+        return spans;
+    }
+    let keep: HashSet<String> = rooted.into_iter().map(str::to_owned).collect();
+    spans
+        .into_iter()
+        .filter(|s| keep.contains(&s.trace_id))
+        .collect()
 }
 
 fn newest_start(spans: &[SpanRecord]) -> u64 {
@@ -174,6 +199,40 @@ pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis_bridge::Kind;
+
+    fn span(trace: &str, id: &str, parent: Option<&str>) -> SpanRecord {
+        SpanRecord {
+            trace_id: trace.into(),
+            span_id: id.into(),
+            parent_span_id: parent.map(Into::into),
+            service: "s".into(),
+            version: "v1".into(),
+            kind: Kind::Server,
+            role: None,
+            start_ns: 1,
+            end_ns: 2,
+            is_error: false,
+            http_status: None,
+            route: None,
+            peer_service: None,
+            peer_version: None,
+        }
+    }
+
+    #[test]
+    fn traces_without_their_root_are_dropped_unless_roots_are_rare() {
+        let ids = |v: Vec<SpanRecord>| v.into_iter().map(|s| s.span_id).collect::<Vec<_>>();
+        let mixed = vec![
+            span("a", "a1", None),
+            span("a", "a2", Some("a1")),
+            span("b", "b2", Some("b1")),
+            span("c", "c1", None),
+        ];
+        assert_eq!(ids(complete_traces(mixed)), ["a1", "a2", "c1"]);
+        let rootless = vec![span("a", "a2", Some("a1")), span("b", "b2", Some("b1"))];
+        assert_eq!(ids(complete_traces(rootless)), ["a2", "b2"]);
+    }
 
     #[rustfmt::skip]
     #[test]

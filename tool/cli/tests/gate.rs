@@ -242,13 +242,18 @@ impl Gate {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
+        // The evaluator may report a source down before the server says where it listens.
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let addr = first
+        let listening = lines
+            .by_ref()
+            .map(Result::unwrap)
+            .find(|l| l.contains("listening on http://"))
+            .expect("the gate exited before listening");
+        let addr = listening
             .split("http://")
             .nth(1)
             .and_then(|s| s.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+            .unwrap()
             .to_string();
         // Keep reading stderr so that the gate never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
@@ -512,6 +517,11 @@ fn source_down_is_inconclusive_and_the_gate_recovers() {
     assert!(gate.metrics().contains("meshwake_gate_source_up 0"));
 
     // The store appears (the collector started late): the next evaluations find the culprit.
+    // The write-ahead log first (the collector was killed before a checkpoint), then the file.
+    let wal = spans_db().with_extension("db-wal");
+    if wal.exists() {
+        std::fs::copy(&wal, db.with_extension("db-wal")).unwrap();
+    }
     std::fs::copy(spans_db(), &db).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
