@@ -31,7 +31,8 @@ wasm_bindgen() {
   fi
   command -v node >/dev/null || ensure_deb nodejs
 }
-testdeps() { ensure_deb prometheus skopeo docker-registry; }
+# chromium: the HTML report (graph, timeline) is checked in a real headless browser.
+testdeps() { ensure_deb prometheus skopeo docker-registry chromium; }
 benchdeps() { ensure_deb wrk valgrind; }
 
 for w in $want; do

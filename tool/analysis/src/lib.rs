@@ -10,6 +10,7 @@ pub mod model;
 pub mod options;
 pub mod render;
 pub mod stats;
+pub mod timeline;
 mod traces;
 
 #[cfg(test)]
@@ -23,3 +24,4 @@ pub use ingest::{
 pub use model::{Deployment, Kind, SpanRecord};
 pub use options::AnalysisOptions;
 pub use render::{render_html, render_text};
+pub use timeline::{Marker, Timeline};

@@ -4,9 +4,11 @@
 mod analysis_bridge;
 mod collect;
 mod demo;
+mod gate;
 mod impact;
 mod otlp;
 mod store;
+mod window;
 
 use std::process::ExitCode;
 
@@ -31,6 +33,9 @@ enum Command {
     /// Run a local mesh (Envoy sidecars with the module, demo services, a collector), roll out
     /// a canary, and name the culprit with the impact analysis.
     Demo(demo::DemoArgs),
+    /// Serve live rollout verdicts over HTTP for Flagger and Argo Rollouts (see --help for
+    /// the endpoints).
+    Gate(gate::GateArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +44,7 @@ fn main() -> ExitCode {
         Command::Collect(args) => collect::run(args).map_err(Into::into),
         Command::Impact(args) => impact::run(&args).map_err(Into::into),
         Command::Demo(args) => demo::run(&args).map_err(Into::into),
+        Command::Gate(args) => gate::run(&args).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

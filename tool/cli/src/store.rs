@@ -168,16 +168,22 @@ impl Store {
 
     /// Every stored span, oldest first.
     pub fn load_records(&self) -> Result<Vec<SpanRecord>, StoreError> {
+        self.load_since(0)
+    }
+
+    /// The spans that started at or after `start_ns` (Unix ns), oldest first; the
+    /// `spans_by_start` index makes this cheap for a recent window of a large store.
+    pub fn load_since(&self, start_ns: u64) -> Result<Vec<SpanRecord>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT trace_id, span_id, parent_span_id, service, version, kind, role, start_ns,
                  end_ns, is_error, http_status, route, peer_service, peer_version
-                 FROM spans ORDER BY start_ns, id",
+                 FROM spans WHERE start_ns >= ?1 ORDER BY start_ns, id",
             )
             .map_err(StoreError::Read)?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map(params![i64::try_from(start_ns).unwrap_or(i64::MAX)], |r| {
                 Ok(SpanRecord {
                     trace_id: r.get(0)?,
                     span_id: r.get(1)?,
@@ -198,6 +204,15 @@ impl Store {
             .map_err(StoreError::Read)?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(StoreError::Read)
+    }
+
+    /// Start (Unix ns) of the newest stored span; `None` when the store is empty.
+    pub fn newest_start_ns(&self) -> Result<Option<u64>, StoreError> {
+        let newest: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(start_ns) FROM spans", [], |r| r.get(0))
+            .map_err(StoreError::Read)?;
+        Ok(newest.map(|n| u64::try_from(n).unwrap_or(0)))
     }
 }
 
@@ -256,6 +271,14 @@ mod tests {
         let ids: Vec<_> = loaded.iter().map(|r| r.span_id.as_str()).collect();
         assert_eq!(ids, ["b", "c", "a"]);
         assert_eq!(loaded[0], row("b", 1).record);
+        assert_eq!(store.newest_start_ns().unwrap(), Some(3));
+        let recent: Vec<_> = store
+            .load_since(2)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.span_id)
+            .collect();
+        assert_eq!(recent, ["c", "a"]);
         assert_eq!(store.prune(2).unwrap(), 1);
         assert_eq!(store.count().unwrap(), 2);
         assert_eq!(store.prune(10).unwrap(), 0);

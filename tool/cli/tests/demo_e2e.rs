@@ -70,75 +70,168 @@ struct Run {
     report: Value,
 }
 
-/// Runs the demo once; both tests read its output.
+/// Runs the bad-canary demo once; the tests read its output.
 fn run() -> &'static Run {
     static RUN: OnceLock<Run> = OnceLock::new();
+    RUN.get_or_init(|| run_demo("demo/topologies/small.yaml", "demo-e2e"))
+}
+
+/// Runs the good-canary demo once, after the bad one (the meshes do not compete for the CPU).
+fn run_good() -> &'static Run {
+    static RUN: OnceLock<Run> = OnceLock::new();
     RUN.get_or_init(|| {
-        let wasm = root().join("target/meshwake.wasm");
-        assert!(
-            wasm.exists(),
-            "{} missing: run `make build` first",
-            wasm.display()
-        );
-        let out = root().join(format!("target/test-runs/demo-e2e-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&out);
-        std::fs::create_dir_all(&out).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_meshwake"))
-            .current_dir(root())
-            .args([
-                "demo",
-                "--topology",
-                "demo/topologies/small.yaml",
-                "--duration-secs",
-                DURATION_SECS,
-            ])
-            .arg("--out")
-            .arg(&out)
-            .arg("--envoy")
-            .arg(envoy())
-            .arg("--wasm")
-            .arg(&wasm)
-            .arg("--service-bin")
-            .arg(service_bin())
-            .stdout(Stdio::from(
-                std::fs::File::create(out.join("stdout.txt")).unwrap(),
-            ))
-            .stderr(Stdio::from(
-                std::fs::File::create(out.join("stderr.txt")).unwrap(),
-            ))
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + RUN_TIMEOUT;
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "meshwake demo still running after {RUN_TIMEOUT:?}; output in {}",
-                    out.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        };
-        let stdout = std::fs::read_to_string(out.join("stdout.txt")).unwrap();
-        let stderr = std::fs::read_to_string(out.join("stderr.txt")).unwrap();
-        assert!(
-            status.success(),
-            "meshwake demo failed ({status}):\n{stderr}\n{stdout}"
-        );
-        let report =
-            serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
-                .unwrap();
-        Run {
-            out,
-            stdout,
-            stderr,
-            report,
-        }
+        let _ = run();
+        run_demo("demo/topologies/small-good.yaml", "demo-e2e-good")
     })
+}
+
+fn run_demo(topology: &str, tag: &str) -> Run {
+    let wasm = root().join("target/meshwake.wasm");
+    assert!(
+        wasm.exists(),
+        "{} missing: run `make build` first",
+        wasm.display()
+    );
+    let out = root().join(format!("target/test-runs/{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshwake"))
+        .current_dir(root())
+        .args([
+            "demo",
+            "--topology",
+            topology,
+            "--duration-secs",
+            DURATION_SECS,
+        ])
+        .arg("--out")
+        .arg(&out)
+        .arg("--envoy")
+        .arg(envoy())
+        .arg("--wasm")
+        .arg(&wasm)
+        .arg("--service-bin")
+        .arg(service_bin())
+        .stdout(Stdio::from(
+            std::fs::File::create(out.join("stdout.txt")).unwrap(),
+        ))
+        .stderr(Stdio::from(
+            std::fs::File::create(out.join("stderr.txt")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "meshwake demo still running after {RUN_TIMEOUT:?}; output in {}",
+                out.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stdout = std::fs::read_to_string(out.join("stdout.txt")).unwrap();
+    let stderr = std::fs::read_to_string(out.join("stderr.txt")).unwrap();
+    assert!(
+        status.success(),
+        "meshwake demo failed ({status}):\n{stderr}\n{stdout}"
+    );
+    let report =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    Run {
+        out,
+        stdout,
+        stderr,
+        report,
+    }
+}
+
+/// The rollout decisions the demo took through the gate.
+fn events(run: &Run) -> &Vec<Value> {
+    run.report["rollout"]["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no rollout events in report.json:\n{}", run.stderr))
+}
+
+/// SERVER spans of `deployment` (service, version) that started in [from_ns, to_ns).
+fn served(run: &Run, (service, version): (&str, &str), from_ns: u64, to_ns: u64) -> i64 {
+    let db = rusqlite::Connection::open(run.out.join("spans.db")).unwrap();
+    db.query_row(
+        "SELECT COUNT(*) FROM spans WHERE service = ?1 AND version = ?2 AND kind = 'server'
+         AND start_ns >= ?3 AND start_ns < ?4",
+        rusqlite::params![
+            service,
+            version,
+            from_ns as i64,
+            to_ns.min(i64::MAX as u64) as i64
+        ],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// In-flight requests may still reach the canary this long after the weights change.
+const SETTLE_NS: u64 = 2_000_000_000;
+
+#[test]
+fn bad_canary_is_rolled_back_by_the_gate_within_60_s() {
+    let run = run();
+    let events = events(run);
+    let rollback = events
+        .iter()
+        .find(|e| e["action"] == "rollback")
+        .unwrap_or_else(|| panic!("no rollback:\n{}", run.stderr));
+    assert_eq!(rollback["deployment"], "payments@v2", "{rollback:#}");
+    assert_eq!(rollback["verdict"], "fail", "{rollback:#}");
+    assert!(
+        rollback["reason"].as_str().unwrap().contains("suspect"),
+        "{rollback:#}"
+    );
+    let after = rollback["after_traffic_s"].as_f64().unwrap();
+    assert!(after < 60.0, "rolled back {after} s after taking traffic");
+    assert!(
+        run.stderr.contains("ROLLBACK payments@v2"),
+        "the output says when and why:\n{}",
+        run.stderr
+    );
+    // The rollback took effect on the callers' Envoys: no new request reached v2, v1 took them.
+    let at = rollback["at_ns"].as_u64().unwrap();
+    assert!(served(run, ("payments", "v2"), 0, at) > 0);
+    assert_eq!(served(run, ("payments", "v2"), at + SETTLE_NS, u64::MAX), 0);
+    assert!(served(run, ("payments", "v1"), at + SETTLE_NS, u64::MAX) > 20);
+    // The step was asked before it was applied, as a controller does.
+    assert_eq!(events[0]["action"], "step", "{events:#?}");
+    assert!(
+        run.stdout.contains("ROLLBACK payments@v2"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn good_canary_in_another_topology_is_promoted() {
+    let run = run_good();
+    let events = events(run);
+    assert!(
+        !events.iter().any(|e| e["action"] == "rollback"),
+        "{events:#?}"
+    );
+    let promote = events
+        .iter()
+        .find(|e| e["action"] == "promote")
+        .unwrap_or_else(|| panic!("no promotion:\n{}", run.stderr));
+    assert_eq!(promote["deployment"], "payments@v2");
+    assert_eq!(promote["verdict"], "pass", "{promote:#}");
+    let at = promote["at_ns"].as_u64().unwrap();
+    assert_eq!(served(run, ("payments", "v1"), at + SETTLE_NS, u64::MAX), 0);
+    assert!(served(run, ("payments", "v2"), at + SETTLE_NS, u64::MAX) > 20);
+    let suspects = names(&run.report["suspects"], "deployment");
+    assert!(!suspects.contains("payments@v2"), "{}", run.stdout);
 }
 
 fn names(list: &Value, key: &str) -> BTreeSet<String> {
@@ -246,11 +339,9 @@ fn every_process_is_stopped() {
     assert!(leftovers.is_empty(), "still running: {leftovers:?}");
 }
 
-/// The HTML report renders in a real browser and its graph has one node per deployment.
-#[test]
-fn html_report_renders_in_headless_chromium() {
-    let run = run();
-    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
+/// A headless browser on PATH (Debian `chromium`, installed by `scripts/setup.sh test`).
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
         .find(|c| {
             Command::new(c)
@@ -260,7 +351,179 @@ fn html_report_renders_in_headless_chromium() {
                 .status()
                 .is_ok_and(|s| s.success())
         })
-    else {
+}
+
+/// The timeline of the suspect renders in a real browser: both charts, both series, the
+/// rollout and the rollback marked; and a screenshot of the page is taken.
+#[test]
+fn timeline_renders_in_headless_chromium() {
+    let run = run();
+    let chromium = chromium().expect("chromium not on PATH: scripts/setup.sh test installs it");
+    let html = run.out.join("report.html").canonicalize().unwrap();
+    let url = format!("file://{}", html.display());
+    let dom = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--dump-dom",
+            &url,
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(dom.status.success());
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("class=\"timeline\" data-suspect=\"payments@v2\""),
+        "no timeline for the canary"
+    );
+    for metric in ["error_rate", "self_p95_ms"] {
+        assert!(
+            dom.contains(&format!("data-metric=\"{metric}\"")),
+            "{metric} chart missing"
+        );
+    }
+    // Both series have points (the canary's are few: it was rolled back within seconds);
+    // the rollout and the rollback are marked.
+    for (series, least) in [("suspect", 2), ("baseline", 10)] {
+        let at = dom
+            .find(&format!("data-series=\"{series}\""))
+            .expect(series);
+        let points = dom[at..]
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert!(points.split(' ').count() >= least, "{series}: {points}");
+    }
+    assert!(dom.contains(">rollout</text>"), "rollout not marked");
+    assert!(
+        dom.contains(">rollback payments@v2</text>"),
+        "rollback not marked"
+    );
+    // The timeline series are in report.json too.
+    let series = &run.report["timeline"]["suspects"][0];
+    assert_eq!(series["deployment"], "payments@v2");
+    // A screenshot of the timeline alone: its pixels show both series in their colours.
+    let start = dom.find("<div class=\"timeline\"").unwrap();
+    let end = start + dom[start..].find("</div>").unwrap() + "</div>".len();
+    let page = run.out.join("timeline.html");
+    std::fs::write(
+        &page,
+        format!(
+            "<!doctype html><body style=\"margin:0;background:#fff\">{}</body>",
+            &dom[start..end]
+        ),
+    )
+    .unwrap();
+    let png = run.out.join("timeline.png");
+    let shot = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+        ])
+        .arg("--window-size=800,200")
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", page.display()))
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(shot.status.success());
+    // Pixels of the plot areas only (above y = 140: the legend, in the same colours, is below).
+    let (width, pixels) = png_rgb(&std::fs::read(&png).unwrap());
+    let count = |rgb: [u8; 3]| {
+        pixels
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| i / width < 140 && **p == rgb)
+            .count()
+    };
+    // The canary's line is short (rolled back within seconds), the baseline's spans the run.
+    let (red, grey) = (count([0xd6, 0x27, 0x28]), count([0x88, 0x88, 0x88]));
+    assert!(
+        red >= 10 && grey >= 100,
+        "suspect pixels {red}, baseline pixels {grey} in {}",
+        png.display()
+    );
+}
+
+/// The width and the RGB pixels (row by row) of an 8-bit, non-interlaced RGB or RGBA PNG (what
+/// Chromium writes).
+fn png_rgb(png: &[u8]) -> (usize, Vec<[u8; 3]>) {
+    use std::io::Read;
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    let (mut pos, mut idat, mut header) = (8, Vec::new(), (0usize, 0usize, 0u8));
+    while pos + 8 <= png.len() {
+        let len = u32::from_be_bytes(png[pos..pos + 4].try_into().unwrap()) as usize;
+        let (kind, data) = (&png[pos + 4..pos + 8], &png[pos + 8..pos + 8 + len]);
+        match kind {
+            b"IHDR" => {
+                assert_eq!((data[8], data[12]), (8, 0), "bit depth 8, no interlace");
+                let be = |i: usize| u32::from_be_bytes(data[i..i + 4].try_into().unwrap()) as usize;
+                header = (be(0), be(4), data[9]);
+            }
+            b"IDAT" => idat.extend_from_slice(data),
+            _ => {}
+        }
+        pos += 12 + len;
+    }
+    let (w, h, color) = header;
+    let bpp = match color {
+        2 => 3,
+        6 => 4,
+        c => panic!("PNG colour type {c}"),
+    };
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(&idat[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    let stride = w * bpp;
+    let (mut prev, mut out) = (vec![0u8; stride], Vec::with_capacity(w * h));
+    for row in raw.chunks(stride + 1).take(h) {
+        let (filter, line) = (row[0], &row[1..]);
+        let mut cur = vec![0u8; stride];
+        for i in 0..stride {
+            let a = if i >= bpp { cur[i - bpp] } else { 0 };
+            let (b, c) = (prev[i], if i >= bpp { prev[i - bpp] } else { 0 });
+            let pred = match filter {
+                0 => 0,
+                1 => a,
+                2 => b,
+                3 => ((u16::from(a) + u16::from(b)) / 2) as u8,
+                _ => {
+                    let p = i16::from(a) + i16::from(b) - i16::from(c);
+                    let (pa, pb, pc) = (
+                        (p - i16::from(a)).abs(),
+                        (p - i16::from(b)).abs(),
+                        (p - i16::from(c)).abs(),
+                    );
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        c
+                    }
+                }
+            };
+            cur[i] = line[i].wrapping_add(pred);
+        }
+        out.extend(cur.chunks(bpp).map(|p| [p[0], p[1], p[2]]));
+        prev = cur;
+    }
+    (w, out)
+}
+
+/// The HTML report renders in a real browser and its graph has one node per deployment.
+#[test]
+fn html_report_renders_in_headless_chromium() {
+    let run = run();
+    let Some(chromium) = chromium() else {
         eprintln!("SKIPPED html_report_renders_in_headless_chromium: no chromium on PATH (apt-get install -y chromium)");
         return;
     };

@@ -63,6 +63,19 @@ fn otlp_json_file_to_json_and_html_reports() {
     assert_eq!(report["spans"], 80);
     assert_eq!(report["traces"], 40);
     assert!(report["suspects"].is_array());
+    // One timeline per suspect, its first request marked as the rollout moment.
+    let timeline = &report["timeline"];
+    assert_eq!(
+        timeline["suspects"].as_array().unwrap().len(),
+        report["suspects"].as_array().unwrap().len()
+    );
+    if let Some(first) = report["suspects"].as_array().unwrap().first() {
+        assert_eq!(timeline["suspects"][0]["deployment"], first["deployment"]);
+        assert!(timeline["markers"][0]["label"]
+            .as_str()
+            .unwrap()
+            .ends_with(" starts"));
+    }
     assert!(html.exists());
 
     // Text output (not a terminal: no colour codes).

@@ -6,6 +6,7 @@ use super::svg::svg_graph;
 use super::{affected_cells, baseline_label, esc, kind_label, ms, p_value, pct};
 use crate::graph::ServiceGraph;
 use crate::impact::{Report, Suspect, Verdict};
+use crate::timeline::Timeline;
 
 const CSS: &str = r#"
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px; color: #222; }
@@ -21,12 +22,14 @@ svg.graph text { font: 12px system-ui, sans-serif; } svg.graph text.name { font-
 svg.graph text.edge-label { fill: #444; font-size: 11px; }
 .legend span { display: inline-block; width: 12px; height: 12px; border-radius: 3px; margin: 0 4px 0 12px; vertical-align: middle; }
 .muted { color: #777; }
+.timeline { display: flex; flex-wrap: wrap; gap: 16px; margin: 8px 0 16px; }
 "#;
 
 /// Renders the report as one self-contained HTML page (inline CSS and SVG, no external
 /// assets). Every graph node is `<g class="node" data-deployment="service@version"
-/// data-verdict="suspect|affected|healthy">`.
-pub fn render_html(report: &Report, graph: &ServiceGraph) -> String {
+/// data-verdict="suspect|affected|healthy">`; every suspect's timeline is a
+/// `<div class="timeline" data-suspect="service@version">` of two charts.
+pub fn render_html(report: &Report, graph: &ServiceGraph, timeline: &Timeline) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
@@ -54,6 +57,14 @@ pub fn render_html(report: &Report, graph: &ServiceGraph) -> String {
         svg_graph(report, graph)
     );
 
+    if !timeline.suspects.is_empty() {
+        let _ = writeln!(
+            h,
+            "<h2>Timeline</h2>\n<p class=\"legend\">Each suspect (red) against its baseline (grey), per {:.0} s; dashed lines mark the rollout and later events.</p>\n{}",
+            timeline.bucket_ns as f64 / 1e9,
+            timeline.svg()
+        );
+    }
     if !report.suspects.is_empty() {
         h.push_str("<h2>Suspects</h2>\n");
     }

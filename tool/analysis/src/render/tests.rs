@@ -24,7 +24,11 @@ fn scenario() -> (Vec<crate::model::SpanRecord>, Report) {
 fn html_has_one_node_per_deployment() {
     let (spans, report) = scenario();
     let graph = ServiceGraph::from_spans(&spans);
-    let html = render_html(&report, &graph);
+    let html = render_html(
+        &report,
+        &graph,
+        &crate::Timeline::build(&report, &spans, &[]),
+    );
     let deployments = ["s0@v1", "s1@v1", "s1@v2", "s2@v1", "s3@v1", "s3@v2"];
     assert_eq!(graph.nodes.len(), deployments.len());
     assert_eq!(html.matches("class=\"node\"").count(), deployments.len());
@@ -68,7 +72,11 @@ fn html_escapes_names() {
         }
     }
     let report = analyze(&spans, &AnalysisOptions::default());
-    let html = render_html(&report, &ServiceGraph::from_spans(&spans));
+    let html = render_html(
+        &report,
+        &ServiceGraph::from_spans(&spans),
+        &crate::Timeline::build(&report, &spans, &[]),
+    );
     assert!(!html.contains("<b>\"x\""));
     assert!(html.contains("&lt;b&gt;&quot;x&quot;&amp;@v1"));
 }

@@ -8,6 +8,7 @@ pub mod load;
 mod mesh;
 mod output;
 pub mod procs;
+mod rollout;
 mod tools;
 pub mod topology;
 mod traffic;
@@ -155,13 +156,20 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
         logs.display()
     ));
 
-    let baseline_end_ns = traffic::run_traffic(&topo, &ports, &mut procs, &stop)?;
+    let mut gate = rollout::start(&tools.meshwake, &out.join("spans.db"), &logs, &mut procs)?;
+    say(&format!(
+        "rollout controller: asks meshwake gate at {} before each step and every {} s while a canary takes traffic",
+        gate.url(),
+        rollout::ASK_EVERY.as_secs()
+    ));
+
+    let baseline_end_ns = traffic::run_traffic(&topo, &ports, &mut procs, &stop, &mut gate)?;
     output::wait_for_last_spans(&out.join("spans.db"), &stop);
     procs.kill_all();
     if stop.load(Ordering::Relaxed) {
         return Err(DemoError::Interrupted);
     }
-    output::write_reports(&out, baseline_end_ns)
+    output::write_reports(&out, baseline_end_ns, &gate)
 }
 
 #[cfg(test)]

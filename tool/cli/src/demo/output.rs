@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::rollout::Controller;
 use super::{io, say, DemoError};
 use crate::analysis_bridge::{self, AnalysisOptions};
 use crate::store::Store;
@@ -49,7 +50,11 @@ fn span_count(db: &Path) -> u64 {
 }
 
 /// Analyses the stored spans and writes the reports; the text report also goes to stdout.
-pub(super) fn write_reports(out: &Path, baseline_end_ns: Option<u64>) -> Result<(), DemoError> {
+pub(super) fn write_reports(
+    out: &Path,
+    baseline_end_ns: Option<u64>,
+    gate: &Controller,
+) -> Result<(), DemoError> {
     let db = out.join("spans.db");
     let logs = out.join("logs");
     let spans = Store::open(&db)
@@ -64,16 +69,31 @@ pub(super) fn write_reports(out: &Path, baseline_end_ns: Option<u64>) -> Result<
         ..AnalysisOptions::default()
     };
     let report = analysis_bridge::analyze(&spans, &options);
+    let rollout = gate.summary();
     let text = analysis_bridge::render_text(&report, std::io::stdout().is_terminal());
+    let text = format!("{text}\n{rollout}");
+    let markers = gate.markers();
     let html_path = out.join("report.html");
-    std::fs::write(&html_path, analysis_bridge::render_html(&report, &spans))
-        .map_err(io(format!("cannot write {}", html_path.display())))?;
-    let json = analysis_bridge::report_value(&report)
+    std::fs::write(
+        &html_path,
+        analysis_bridge::render_html(&report, &spans, &markers),
+    )
+    .map_err(io(format!("cannot write {}", html_path.display())))?;
+    let mut json = analysis_bridge::report_with_timeline(&report, &spans, &markers)
         .map_err(|e| DemoError::Io("report".into(), std::io::Error::other(e)))?;
+    if let Some(obj) = json.as_object_mut() {
+        obj.insert(
+            "rollout".into(),
+            serde_json::json!({ "gate": gate.url(), "events": gate.events }),
+        );
+    }
     write_json(&out.join("report.json"), &json)?;
     std::fs::write(
         out.join("report.txt"),
-        analysis_bridge::render_text(&report, false),
+        format!(
+            "{}\n{rollout}",
+            analysis_bridge::render_text(&report, false)
+        ),
     )
     .map_err(io("cannot write report.txt"))?;
     let mut stdout = std::io::stdout().lock();

@@ -10,6 +10,7 @@ use super::envoy_config::{self, Ports};
 use super::load::{self, LoadPlan, LoadStats};
 use super::mesh::admin_agent;
 use super::procs::Procs;
+use super::rollout::{Controller, Decision};
 use super::topology::{self, Topology, Workload};
 use super::{say, DemoError};
 
@@ -83,6 +84,7 @@ pub(super) fn run_traffic(
     ports: &Ports,
     procs: &mut Procs,
     stop: &Arc<AtomicBool>,
+    gate: &mut Controller,
 ) -> Result<Option<u64>, DemoError> {
     let routes: Vec<(String, u32)> = topo
         .edge
@@ -105,6 +107,7 @@ pub(super) fn run_traffic(
         ports,
         procs,
         stop,
+        gate,
         &stats,
         traffic_start,
         plan.duration,
@@ -125,21 +128,23 @@ pub(super) fn run_traffic(
     Ok(baseline_end_ns)
 }
 
-/// The traffic phase: applies rollout steps on time, shows progress, watches the children.
-/// Returns the Unix time (ns) of the first rollout step.
+/// The traffic phase: asks the gate about each rollout step and applies it on time, rolls a
+/// failed canary back, shows progress, watches the children. Returns the Unix time (ns) of
+/// the first rollout step.
 #[allow(clippy::too_many_arguments)]
 fn drive(
     topo: &Topology,
     ports: &Ports,
     procs: &mut Procs,
     stop: &AtomicBool,
+    gate: &mut Controller,
     stats: &LoadStats,
     start: Instant,
     duration: Duration,
 ) -> Result<Option<u64>, DemoError> {
     let tty = std::io::stderr().is_terminal();
     let mut next_step = 0;
-    let mut current: Option<&topology::RolloutStep> = None;
+    let mut current: Option<topology::RolloutStep> = None;
     let mut first_rollout_ns = None;
     let mut last_plain = Instant::now();
     loop {
@@ -148,19 +153,36 @@ fn drive(
             if elapsed < Duration::from_secs(step.at_secs) {
                 break;
             }
-            let now = unix_ns();
-            apply_rollout(topo, ports, step)?;
-            first_rollout_ns.get_or_insert(now);
-            current = Some(step);
             next_step += 1;
             if tty {
                 eprintln!();
             }
+            let applied = match gate.before_step(topo, step, elapsed) {
+                Decision::Apply => step.clone(),
+                Decision::Rollback(back) => back,
+                Decision::Skip => continue,
+            };
+            let now = unix_ns();
+            apply_rollout(topo, ports, &applied)?;
+            first_rollout_ns.get_or_insert(now);
             say(&format!(
                 "t={:.0}s {} (runtime_modify on the callers' Envoys)",
                 elapsed.as_secs_f64(),
-                phase_text(current)
+                phase_text(Some(&applied))
             ));
+            current = Some(applied);
+        }
+        if let Some(back) = gate.poll(elapsed) {
+            apply_rollout(topo, ports, &back)?;
+            if tty {
+                eprintln!();
+            }
+            say(&format!(
+                "t={:.0}s {} (rolled back: runtime_modify on the callers' Envoys)",
+                elapsed.as_secs_f64(),
+                phase_text(Some(&back))
+            ));
+            current = Some(back);
         }
         let done = stats.done.load(Ordering::Relaxed);
         let errors = stats.errors.load(Ordering::Relaxed);
@@ -170,7 +192,7 @@ fn drive(
             duration.as_secs(),
             done as f64 / elapsed.as_secs_f64().max(0.001),
             100.0 * errors as f64 / done.max(1) as f64,
-            phase_text(current)
+            phase_text(current.as_ref())
         );
         if tty {
             eprint!("\r\x1b[2K{line}");

@@ -2,6 +2,7 @@
 
 pub mod jaeger;
 pub mod prometheus;
+mod watch;
 
 use std::fmt;
 use std::io::{IsTerminal, Write};
@@ -37,14 +38,22 @@ pub struct ImpactArgs {
     #[arg(long, default_value = prometheus::DEFAULT_QUERY)]
     pub prometheus_query: String,
     /// Spans ending before this Unix time (ns) are the baseline; later ones the window under test.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     pub baseline_end_ns: Option<u64>,
     /// Print the report as JSON instead of text.
-    #[arg(long, default_value_t = false)]
+    #[arg(long, default_value_t = false, conflicts_with = "watch")]
     pub json: bool,
     /// Also write the report as a self-contained HTML page.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     pub html: Option<PathBuf>,
+    /// Re-run the analysis every DURATION (e.g. 5s) over the last --window of spans and print
+    /// one line per change of a deployment's verdict (pass/fail/inconclusive, as `meshwake
+    /// gate` answers), plus a heartbeat; until Ctrl-C.
+    #[arg(long, value_name = "DURATION", value_parser = crate::window::parse_duration)]
+    pub watch: Option<Duration>,
+    /// With --watch: length of the sliding window (it ends at the newest span).
+    #[arg(long, default_value = "60s", value_parser = crate::window::parse_duration, requires = "watch")]
+    pub window: Duration,
 }
 
 /// Why `impact` could not produce a report.
@@ -75,6 +84,9 @@ impl std::error::Error for ImpactError {}
 
 /// Runs `impact`.
 pub fn run(args: &ImpactArgs) -> Result<(), ImpactError> {
+    if let Some(every) = args.watch {
+        return watch::run(args, every);
+    }
     let spans = load(args)?;
     let options = AnalysisOptions {
         baseline_end_ns: args.baseline_end_ns,
@@ -88,7 +100,7 @@ pub fn run(args: &ImpactArgs) -> Result<(), ImpactError> {
             .ok()
     });
     let out = if args.json {
-        let mut value = analysis_bridge::report_value(&report)
+        let mut value = analysis_bridge::report_with_timeline(&report, &spans, &[])
             .map_err(|e| ImpactError::Output(e.to_string()))?;
         if let (Some(ev), Some(obj)) = (&evidence, value.as_object_mut()) {
             obj.insert("metrics_evidence".into(), serde_json::json!(ev));
@@ -106,7 +118,7 @@ pub fn run(args: &ImpactArgs) -> Result<(), ImpactError> {
         s
     };
     if let Some(path) = &args.html {
-        std::fs::write(path, analysis_bridge::render_html(&report, &spans))
+        std::fs::write(path, analysis_bridge::render_html(&report, &spans, &[]))
             .map_err(|e| ImpactError::Output(format!("cannot write {}: {e}", path.display())))?;
     }
     std::io::stdout()
