@@ -13,7 +13,7 @@ use std::path::Path;
 use meshwake_envoy_bootstrap::{loopback_cluster, Sidecar, TemplateError};
 use serde_json::{json, Value};
 
-use super::topology::{Topology, Workload};
+use super::topology::{Call, Topology, Version, Workload};
 
 /// Envoy route timeout: longer than any demo hang, so the app's own answers come back.
 pub const ROUTE_TIMEOUT: &str = "10s";
@@ -46,6 +46,8 @@ pub struct Ports {
     pub edge_admin: u16,
     /// Per workload.
     pub workloads: BTreeMap<Workload, WorkloadPorts>,
+    /// A port nobody listens on: the crashed replicas of versions with an `unreachable_rate`.
+    pub dead: u16,
 }
 
 /// The runtime key holding the weight of `cluster` in the split of `service`.
@@ -161,14 +163,110 @@ fn route_to(topo: &Topology, service: &str) -> Value {
     }
 }
 
-/// Clusters for every version of `service`, pointing at their sidecars' inbound listeners.
-fn version_clusters(service: &str, ports: &Ports) -> Vec<Value> {
+/// An Envoy `Duration` in JSON form.
+fn duration_ms(ms: u64) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+/// The route action of one call: [`route_to`] with the call's timeout and `retry_policy`.
+fn call_route(topo: &Topology, call: &Call) -> Value {
+    let mut action = route_to(topo, call.service());
+    let Some(spec) = call.spec() else {
+        return action;
+    };
+    if let Some(ms) = spec.timeout_ms {
+        action["timeout"] = json!(duration_ms(ms));
+    }
+    if let Some(r) = &spec.retries {
+        let mut policy = json!({ "retry_on": r.retry_on, "num_retries": r.num_retries });
+        if let Some(ms) = r.per_try_timeout_ms {
+            policy["per_try_timeout"] = json!(duration_ms(ms));
+        }
+        action["retry_policy"] = policy;
+    }
+    action
+}
+
+/// The routes of the outbound virtual host of `callee`: one per call with options (matched
+/// on its path), then the plain route for everything else.
+fn callee_routes(topo: &Topology, calls: &[Call], callee: &str) -> Vec<Value> {
+    let mut routes: Vec<Value> = calls
+        .iter()
+        .filter(|c| c.service() == callee && c.spec().is_some())
+        .map(|c| {
+            let path = c.path();
+            let path = path.split('?').next().unwrap_or("/").to_owned();
+            json!({ "match": { "path": path }, "route": call_route(topo, c) })
+        })
+        .collect();
+    routes.push(json!({ "match": { "prefix": "/" }, "route": route_to(topo, callee) }));
+    routes
+}
+
+/// Clusters for every version of `service`, pointing at their sidecars' inbound listeners
+/// (and, for a version with an `unreachable_rate`, at a port nobody listens on, as often).
+fn version_clusters(topo: &Topology, service: &str, ports: &Ports) -> Vec<Value> {
     ports
         .workloads
         .iter()
         .filter(|(w, _)| w.service == service)
-        .map(|(w, p)| loopback_cluster(&w.cluster(), p.inbound))
+        .map(|(w, p)| {
+            let rate = version_of(topo, w).map_or(0.0, |v| v.unreachable_rate);
+            version_cluster(&w.cluster(), p.inbound, ports.dead, rate)
+        })
         .collect()
+}
+
+fn version_of<'t>(topo: &'t Topology, w: &Workload) -> Option<&'t Version> {
+    topo.services.get(&w.service)?.versions.get(&w.version)
+}
+
+/// One version's cluster; `unreachable_rate` of its connections go to `dead` (weighted round
+/// robin over two endpoints: the live replica and a crashed one).
+fn version_cluster(name: &str, live: u16, dead: u16, unreachable_rate: f64) -> Value {
+    let mut cluster = loopback_cluster(name, live);
+    if unreachable_rate <= 0.0 {
+        return cluster;
+    }
+    // Weights in 1..=1000; a version down for good has the dead endpoint only.
+    let dead_weight = (unreachable_rate * 1000.0).round().clamp(1.0, 1000.0) as u32;
+    let endpoint = |port: u16, weight: u32| {
+        json!({ "load_balancing_weight": weight, "endpoint": { "address": {
+            "socket_address": { "address": "127.0.0.1", "port_value": port } } } })
+    };
+    let mut endpoints = vec![endpoint(dead, dead_weight)];
+    if dead_weight < 1000 {
+        endpoints.insert(0, endpoint(live, 1000 - dead_weight));
+    }
+    cluster["load_assignment"]["endpoints"] = json!([{ "lb_endpoints": endpoints }]);
+    cluster
+}
+
+/// The Envoy fault filter delaying every request by `ms`.
+fn delay_filter(ms: u64) -> Value {
+    json!({
+        "name": "envoy.filters.http.fault",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault",
+            "delay": {
+                "fixed_delay": duration_ms(ms),
+                "percentage": { "numerator": 100, "denominator": "HUNDRED" },
+            },
+        },
+    })
+}
+
+/// Puts a delay in front of the meshwake filter of the sidecar's inbound listener: time on
+/// the wire and in proxies that the callers see and the version's own SERVER spans do not.
+fn delay_inbound(bootstrap: &mut Value, ms: u64) {
+    let listeners = bootstrap["static_resources"]["listeners"].as_array_mut();
+    let inbound = listeners.and_then(|ls| ls.iter_mut().find(|l| l["name"] == "inbound"));
+    let filters = inbound.and_then(|l| {
+        l["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"].as_array_mut()
+    });
+    if let Some(filters) = filters {
+        filters.insert(0, delay_filter(ms));
+    }
 }
 
 /// The admin layer is what `POST /runtime_modify` writes: the rollout's switch.
@@ -217,7 +315,7 @@ pub fn sidecar(
             json!({
                 "name": c,
                 "domains": [c, format!("{c}:*")],
-                "routes": [{ "match": { "prefix": "/" }, "route": route_to(topo, c) }],
+                "routes": callee_routes(topo, &svc.calls, c),
             })
         })
         .collect();
@@ -237,11 +335,16 @@ pub fn sidecar(
         outbound_virtual_hosts: json!(vhosts),
         upstream_clusters: callees
             .iter()
-            .flat_map(|c| version_clusters(c, ports))
+            .flat_map(|c| version_clusters(topo, c, ports))
             .collect(),
         layered_runtime: Some(layered_runtime()),
     };
-    sidecar.render().map(Some)
+    let mut bootstrap = sidecar.render()?;
+    let delay = version_of(topo, w).map_or(0, |v| v.inbound_delay_ms);
+    if delay > 0 {
+        delay_inbound(&mut bootstrap, delay);
+    }
+    Ok(Some(bootstrap))
 }
 
 /// The edge gateway: one listener, a route per edge path.
@@ -276,7 +379,7 @@ pub fn edge(topo: &Topology, ports: &Ports, wasm: &Path) -> Value {
     routed.dedup();
     let mut clusters = vec![loopback_cluster("otlp_collector", ports.collector)];
     for s in routed {
-        clusters.extend(version_clusters(s, ports));
+        clusters.extend(version_clusters(topo, s, ports));
     }
     bootstrap(&topo.edge.name, ports.edge_admin, vec![l], clusters)
 }
@@ -343,6 +446,7 @@ services:
                     )
                 })
                 .collect(),
+            dead: take(),
         }
     }
 

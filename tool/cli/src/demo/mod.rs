@@ -11,6 +11,7 @@ pub mod procs;
 mod tools;
 pub mod topology;
 mod traffic;
+mod usage;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -155,13 +156,31 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
         logs.display()
     ));
 
-    let baseline_end_ns = traffic::run_traffic(&topo, &ports, &mut procs, &stop)?;
+    let (baseline_end_ns, cost) = traffic::run_traffic(&topo, &ports, &mut procs, &stop)?;
     output::wait_for_last_spans(&out.join("spans.db"), &stop);
     procs.kill_all();
     if stop.load(Ordering::Relaxed) {
         return Err(DemoError::Interrupted);
     }
-    output::write_reports(&out, baseline_end_ns)
+    output::write_json(&out.join("run.json"), &cost.to_json())?;
+    output::write_reports(&out, baseline_end_ns)?;
+    warn_if_saturated(&cost);
+    Ok(())
+}
+
+/// Last words of a run that saturated the machine: its verdict rests on a mesh that was
+/// failing for want of CPU, not only because of the rollout.
+fn warn_if_saturated(cost: &usage::Usage) {
+    let why = cost.saturation();
+    if why.is_empty() {
+        return;
+    }
+    say(&format!(
+        "WARNING: this run saturated the machine: {}. Errors and latency in the baseline come \
+         partly from that, so trust the verdict less. Try --rate {}.",
+        why.join("; "),
+        cost.suggested_rate()
+    ));
 }
 
 #[cfg(test)]
