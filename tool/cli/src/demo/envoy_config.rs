@@ -495,6 +495,113 @@ services:
         );
     }
 
+    const FAULTS: &str = "
+traffic: { rate_per_sec: 10, duration_secs: 5 }
+edge:
+  routes: [{ path: /shop, service: web }]
+services:
+  web:
+    calls:
+      - { service: api, path: /q?x=1, timeout_ms: 250, retries: { num_retries: 3, per_try_timeout_ms: 80 } }
+      - { service: api, path: /r, fallback: true }
+    versions: { v1: {} }
+  api:
+    versions:
+      v1: { inbound_delay_ms: 40 }
+      v2: { weight: 0, unreachable_rate: 0.25 }
+";
+
+    fn workload(s: &str, v: &str) -> Workload {
+        Workload {
+            service: s.into(),
+            version: v.into(),
+        }
+    }
+
+    fn http_filters<'b>(b: &'b Value, listener: &str) -> &'b Value {
+        let ls = b["static_resources"]["listeners"].as_array().unwrap();
+        let l = ls.iter().find(|l| l["name"] == listener).unwrap();
+        &l["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+    }
+
+    #[test]
+    fn calls_become_retry_policies_timeouts_and_crashed_replicas() {
+        let topo = Topology::parse(FAULTS).unwrap();
+        let ports = ports(&topo);
+        let b = sidecar(&topo, &workload("web", "v1"), &ports, Path::new("/m.wasm"))
+            .unwrap()
+            .unwrap();
+        let ls = b["static_resources"]["listeners"].as_array().unwrap();
+        let out = ls.iter().find(|l| l["name"] == "outbound").unwrap();
+        let routes = &out["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]
+            ["virtual_hosts"][0]["routes"];
+        // The call with options first (its path, without the query), then the plain route.
+        assert_eq!(routes[0]["match"], json!({"path": "/q"}));
+        assert_eq!(routes[0]["route"]["timeout"], "0.250s");
+        assert_eq!(
+            routes[0]["route"]["retry_policy"],
+            json!({"retry_on": "5xx,reset,connect-failure", "num_retries": 3, "per_try_timeout": "0.080s"})
+        );
+        // A fallback is the app's business: its route has no Envoy policy.
+        assert_eq!(routes[1]["match"], json!({"path": "/r"}));
+        assert!(routes[1]["route"].get("retry_policy").is_none());
+        assert_eq!(routes[2]["match"], json!({"prefix": "/"}));
+        assert_eq!(routes[2]["route"]["timeout"], ROUTE_TIMEOUT);
+        let clusters = b["static_resources"]["clusters"].as_array().unwrap();
+        let v2 = clusters.iter().find(|c| c["name"] == "api-v2").unwrap();
+        let eps = &v2["load_assignment"]["endpoints"][0]["lb_endpoints"];
+        let port = |i: usize| eps[i]["endpoint"]["address"]["socket_address"]["port_value"].clone();
+        assert_eq!(
+            port(0),
+            json!(ports.workloads[&workload("api", "v2")].inbound)
+        );
+        assert_eq!(port(1), json!(ports.dead));
+        assert_eq!(eps[0]["load_balancing_weight"], 750);
+        assert_eq!(eps[1]["load_balancing_weight"], 250);
+        let v1 = clusters.iter().find(|c| c["name"] == "api-v1").unwrap();
+        assert_eq!(
+            v1["load_assignment"]["endpoints"][0]["lb_endpoints"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        // No delay on web: the meshwake filter comes first on both listeners.
+        assert_eq!(
+            http_filters(&b, "inbound")[0]["name"],
+            "envoy.filters.http.wasm"
+        );
+    }
+
+    #[test]
+    fn inbound_delay_is_a_fault_filter_before_meshwake() {
+        let topo = Topology::parse(FAULTS).unwrap();
+        let ports = ports(&topo);
+        let b = sidecar(&topo, &workload("api", "v1"), &ports, Path::new("/m.wasm"))
+            .unwrap()
+            .unwrap();
+        let inbound = http_filters(&b, "inbound");
+        let names: Vec<&str> = inbound
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "envoy.filters.http.fault",
+                "envoy.filters.http.wasm",
+                "envoy.filters.http.router"
+            ]
+        );
+        assert_eq!(inbound[0]["typed_config"]["delay"]["fixed_delay"], "0.040s");
+        assert_eq!(
+            http_filters(&b, "outbound")[0]["name"],
+            "envoy.filters.http.wasm"
+        );
+    }
+
     #[test]
     fn edge_and_routers() {
         let topo = Topology::parse(TOPO).unwrap();

@@ -608,6 +608,42 @@ rollout:
         assert_eq!(t.depth(), 3);
     }
 
+    #[test]
+    fn call_options_and_faults() {
+        let t = Topology::parse(&SMALL.replace(
+            "calls: [db]",
+            "calls: [{ service: db, timeout_ms: 100, retries: { retry_on: 'gateway-error,reset' }, fallback: true }]",
+        ))
+        .unwrap();
+        let call = &t.services["api"].calls[0];
+        assert_eq!(call.path(), "/db");
+        assert!(call.fallback());
+        let spec = call.spec().unwrap();
+        assert_eq!(spec.timeout_ms, Some(100));
+        let r = spec.retries.as_ref().unwrap();
+        assert_eq!((r.num_retries, r.per_try_timeout_ms), (2, None));
+        for (bad, want) in [
+            ("{ service: db, timeout_ms: 0 }", "timeout_ms"),
+            (
+                "{ service: db, retries: { num_retries: 50 } }",
+                "num_retries",
+            ),
+            (
+                "{ service: db, retries: { retry_on: 'sometimes' } }",
+                "retry_on",
+            ),
+        ] {
+            let err = Topology::parse(&SMALL.replace("calls: [db]", &format!("calls: [{bad}]")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{bad}: {err}");
+        }
+        let err = Topology::parse(&SMALL.replace("error_rate: 0.3", "unreachable_rate: 2"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unreachable_rate"), "{err}");
+    }
+
     #[rustfmt::skip]
     #[test]
     fn rejects_inconsistent_topologies() {
