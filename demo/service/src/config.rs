@@ -228,7 +228,7 @@ mod tests {
     fn rejects_bad_values() {
         let cases: [&[&str]; 7] = [
             &["--error-rate", "1.5"],
-            &["--reset-rate", "-0.1"],
+            &["--reset-rate=-0.1"],
             &["--call", "http://a/x", "--fallback", "http://b/y"],
             &["--latency-ms-p50=-1"],
             &["--call", "ftp://x/"],

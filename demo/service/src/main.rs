@@ -73,7 +73,7 @@ async fn serve(config: config::Config) -> std::io::Result<()> {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(c) => c,
                     Err(e) => {
                         // Usually out of file descriptors: back off instead of spinning.
@@ -84,7 +84,7 @@ async fn serve(config: config::Config) -> std::io::Result<()> {
                 };
                 let app = app.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| server::handle(app.clone(), req));
+                    let svc = service_fn(move |req| server::handle(app.clone(), peer, req));
                     // A service error (the simulated crash) closes the connection unanswered.
                     let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                 });

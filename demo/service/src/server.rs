@@ -1,6 +1,7 @@
 //! Request handling: `/healthz`, `/echo`, and every other path does the configured "work".
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,17 +49,21 @@ impl std::error::Error for Crash {}
 
 /// Handles one request; errors become responses, except the simulated crash (`reset_rate`),
 /// which hyper turns into a connection closed without an answer.
-pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Crash> {
+pub async fn handle(
+    app: Arc<App>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Crash> {
     let resp = match req.uri().path() {
         HEALTHZ_PATH => plain(StatusCode::OK, "ok\n"),
-        ECHO_PATH => echo(&app, &req),
+        ECHO_PATH => echo(&app, peer, &req),
         _ if app.rng.chance(app.config.reset_rate) => return Err(Crash),
         _ => work(&app, &req).await,
     };
     Ok(resp)
 }
 
-fn echo(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn echo(app: &App, peer: SocketAddr, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in req.headers() {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -75,6 +80,7 @@ fn echo(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         "version": app.config.version,
         "method": req.method().as_str(),
         "path": req.uri().path(),
+        "peer": peer.to_string(),
         "headers": headers,
     });
     json_response(app, StatusCode::OK, &body)

@@ -83,8 +83,10 @@ pub(super) fn start_mesh(
             .arg(format!("--error-rate={}", v.error_rate))
             .arg(format!("--timeout-rate={}", v.timeout_rate))
             .arg(format!("--hang-ms={}", v.hang_ms))
-            .arg(format!("--reset-rate={}", v.reset_rate))
             .arg(format!("--outbound=127.0.0.1:{}", p.outbound));
+        if v.reset_rate > 0.0 {
+            app.arg(format!("--reset-rate={}", v.reset_rate));
+        }
         for c in &svc.calls {
             let url = format!("http://{}{}", c.service(), c.path());
             if c.fallback() {
