@@ -170,10 +170,14 @@ impl Run {
             .unwrap_or_else(|| panic!("{name} not in the report:\n{}", self.stdout))
     }
 
-    /// The run did not saturate the machine (else its verdict proves little).
+    /// The demo's own processes did not fill the machine (else its verdict proves little).
+    /// A machine kept busy by others (a shared CI runner) is not held against the scenario.
     fn not_saturated(&self) {
-        assert_eq!(
-            self.usage["saturated"], false,
+        let reasons = self.usage["saturation"].as_array().unwrap();
+        assert!(
+            !reasons
+                .iter()
+                .any(|r| r.as_str().unwrap().contains("the demo's processes")),
             "the run saturated the machine: {}",
             self.usage
         );

@@ -175,9 +175,16 @@ fn warn_if_saturated(cost: &usage::Usage) {
     if why.is_empty() {
         return;
     }
+    let advice = if cost.busy_with_others().is_some() {
+        "other processes kept the machine busy: run it again when the machine is quieter, or \
+         with --rate"
+            .to_owned()
+    } else {
+        "try --rate".to_owned()
+    };
     say(&format!(
         "WARNING: this run saturated the machine: {}. Errors and latency in the baseline come \
-         partly from that, so trust the verdict less. Try --rate {}.",
+         partly from that, so trust the verdict less; {advice} {}.",
         why.join("; "),
         cost.suggested_rate()
     ));
