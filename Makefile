@@ -34,7 +34,7 @@ demo: build
 demo-scenarios: build
 	@scripts/setup.sh demo
 	@$(CARGO) build -q --release -p meshwake -p meshwake-demo-service
-	@$(CARGO) test -q --release -p meshwake --test demo_scenarios -- --ignored --test-threads 1
+	@$(CARGO) test -q --release -p meshwake --test demo_scenarios -- --include-ignored --test-threads 1
 
 ## Package target/meshwake.wasm as an OCI image (Istio Wasm image spec) in target/oci/; pins digests in deploy/.
 oci: build

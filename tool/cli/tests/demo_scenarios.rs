@@ -1,8 +1,9 @@
 //! `meshwake demo` on the scenario topologies of demo/topologies/ (retries, timeouts, fallback,
 //! crash, delay, noise, latency3x, lowtraffic): each runs a real mesh (Envoy sidecars with
 //! target/meshwake.wasm, demo services, the collector) and the report must give the verdict
-//! written in the topology's header. About a minute each, so they are `#[ignore]`d in
-//! `make test` and run by `make demo-scenarios` (one at a time: they share the machine).
+//! written in the topology's header. About a minute each, so all but one (the fallback, run
+//! shortened) are `#[ignore]`d in `make test`; `make demo-scenarios` runs them all, one at a
+//! time (they share the machine).
 //! Those marked "needs verdicts branch" state what the analysis must do once it handles
 //! retries, missing callee spans, time on the wire, FDR and relative latency.
 
@@ -61,6 +62,12 @@ struct Run {
 
 /// Runs `meshwake demo` on `demo/topologies/{name}.yaml` for its own duration.
 fn demo(name: &str) -> Run {
+    demo_for(name, None)
+}
+
+/// Runs `meshwake demo` on `demo/topologies/{name}.yaml`, for `secs` of traffic if given
+/// (the rollout moment scales along).
+fn demo_for(name: &str, secs: Option<u64>) -> Run {
     let wasm = root().join("target/meshwake.wasm");
     assert!(
         wasm.exists(),
@@ -77,6 +84,7 @@ fn demo(name: &str) -> Run {
         .current_dir(root())
         .args(["demo", "--topology"])
         .arg(format!("demo/topologies/{name}.yaml"))
+        .args(secs.map(|s| format!("--duration-secs={s}")))
         .arg("--out")
         .arg(&out)
         .arg("--envoy")
@@ -229,10 +237,10 @@ fn timeout_at_the_caller_blames_the_slow_canary() {
     run.blames_only("api@v2", &CHAIN_INNOCENTS);
 }
 
+/// In `make test`: 24 s of traffic, the rollout at 9.6 s.
 #[test]
-#[ignore = "longer target: make demo-scenarios"]
 fn fallback_absorbs_the_failure() {
-    let run = demo("fallback");
+    let run = demo_for("fallback", Some(24));
     run.not_saturated();
     run.blames_only(
         "recommend@v2",
@@ -246,7 +254,7 @@ fn fallback_absorbs_the_failure() {
 }
 
 #[test]
-#[ignore = "longer target: make demo-scenarios"]
+#[ignore = "needs verdicts branch: most of api@v2's failures leave no span of its own; the analysis on main finds it only when its few resets (UC) reach significance (make demo-scenarios)"]
 fn crashed_replica_is_blamed_not_its_caller() {
     let run = demo("crash");
     run.not_saturated();
