@@ -6,7 +6,7 @@ BUILD ?= wasm
 FILTER_MODULE = $(if $(filter native,$(BUILD)),target/libmeshwake.so,target/meshwake.wasm)
 CARGO ?= cargo
 
-.PHONY: all setup build test lint demo bench soak fuzz oci deploy-gen clean
+.PHONY: all setup build test lint demo demo-scenarios bench soak fuzz oci deploy-gen clean
 
 all: build
 
@@ -34,6 +34,12 @@ demo: build
 	@scripts/setup.sh demo
 	@$(CARGO) build -q --release -p meshwake -p meshwake-demo-service
 	@target/release/meshwake demo --topology $(TOPOLOGY) --wasm $(FILTER_MODULE)
+
+## Every scenario topology of demo/topologies/ end to end, each with its expected verdict (~1 min each).
+demo-scenarios: build
+	@scripts/setup.sh demo
+	@$(CARGO) build -q --release -p meshwake -p meshwake-demo-service
+	@$(CARGO) test -q --release -p meshwake --test demo_scenarios -- --include-ignored --test-threads 1
 
 ## Package target/meshwake.wasm as an OCI image (Istio Wasm image spec) in target/oci/; pins digests in deploy/.
 oci: build

@@ -37,6 +37,13 @@ pub struct Args {
     /// Downstream URL to call on each request (repeatable), e.g. http://payments/pay.
     #[arg(long = "call", env = "DEMO_CALLS", value_delimiter = ',')]
     pub calls: Vec<String>,
+    /// Calls (among --call) whose failure this service absorbs: it answers 200 with a
+    /// degraded marker (`"degraded"` in the body, header x-demo-degraded) instead of 502.
+    #[arg(long = "fallback", env = "DEMO_FALLBACKS", value_delimiter = ',')]
+    pub fallbacks: Vec<String>,
+    /// Probability of closing the connection without answering (a crash mid-request).
+    #[arg(long, env = "DEMO_RESET_RATE", default_value_t = 0.0)]
+    pub reset_rate: f64,
     /// Call downstreams in parallel instead of one after another.
     #[arg(long, env = "DEMO_PARALLEL", default_value_t = false)]
     pub parallel: bool,
@@ -74,6 +81,8 @@ pub struct Config {
     pub timeout_rate: f64,
     pub hang_ms: u64,
     pub calls: Vec<String>,
+    pub fallbacks: Vec<String>,
+    pub reset_rate: f64,
     pub parallel: bool,
     pub outbound: Option<SocketAddr>,
     pub downstream_timeout_ms: u64,
@@ -115,6 +124,8 @@ impl Config {
             timeout_rate: args.timeout_rate,
             hang_ms: args.hang_ms,
             calls: args.calls,
+            fallbacks: args.fallbacks,
+            reset_rate: args.reset_rate,
             parallel: args.parallel,
             outbound: args.outbound,
             downstream_timeout_ms: args.downstream_timeout_ms,
@@ -144,6 +155,7 @@ impl Config {
         for (name, p) in [
             ("error_rate", self.error_rate),
             ("timeout_rate", self.timeout_rate),
+            ("reset_rate", self.reset_rate),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(ConfigError::Invalid(format!(
@@ -160,6 +172,11 @@ impl Config {
                     "{name} must be a non-negative number, got {ms}"
                 )));
             }
+        }
+        if let Some(f) = self.fallbacks.iter().find(|f| !self.calls.contains(f)) {
+            return Err(ConfigError::Invalid(format!(
+                "--fallback {f:?} is not one of the --call URLs"
+            )));
         }
         for url in &self.calls {
             crate::downstream::Target::parse(url)
@@ -209,8 +226,10 @@ mod tests {
     #[rustfmt::skip]
     #[test]
     fn rejects_bad_values() {
-        let cases: [&[&str]; 5] = [
+        let cases: [&[&str]; 7] = [
             &["--error-rate", "1.5"],
+            &["--reset-rate=-0.1"],
+            &["--call", "http://a/x", "--fallback", "http://b/y"],
             &["--latency-ms-p50=-1"],
             &["--call", "ftp://x/"],
             &["--config-json", r#"{"nope":1}"#],

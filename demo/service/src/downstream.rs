@@ -32,8 +32,46 @@ pub const FORWARDED_HEADERS: [&str; 12] = [
     "x-ot-span-context",
 ];
 
-/// Largest downstream body kept in the response.
+/// Largest downstream body read.
 pub const MAX_DOWNSTREAM_BODY: usize = 1 << 20;
+/// Largest downstream body embedded in our own answer (an `/echo`, a leaf's answer): the
+/// answer of a deep fan-out would otherwise carry, re-parsed and re-serialized at every hop,
+/// the whole tree below it.
+pub const MAX_EMBEDDED_BODY: usize = 2048;
+/// Idle connections kept per destination.
+const MAX_IDLE: usize = 64;
+
+type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+
+/// Idle HTTP/1.1 connections by destination (`host:port`), reused as a real app's client
+/// does: a new connection per call would cost the sidecar a connection set-up each time.
+#[derive(Default)]
+pub struct Pool {
+    idle: std::sync::Mutex<std::collections::HashMap<String, Vec<Sender>>>,
+}
+
+impl Pool {
+    fn take(&self, dest: &str) -> Option<Sender> {
+        let mut idle = self.idle.lock().ok()?;
+        let list = idle.get_mut(dest)?;
+        list.retain(|s| !s.is_closed());
+        // One still finishing its previous exchange stays for the next call.
+        let ready = list.iter().rposition(Sender::is_ready)?;
+        Some(list.swap_remove(ready))
+    }
+
+    fn give_back(&self, dest: &str, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            let list = idle.entry(dest.to_owned()).or_default();
+            if list.len() < MAX_IDLE {
+                list.push(sender);
+            }
+        }
+    }
+}
 
 /// A parsed `--call` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,9 +112,12 @@ pub struct Outcome {
     /// HTTP status, when a response came back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
-    /// The response body (JSON when it parses, else a string).
+    /// The response body (JSON when it parses, else a string), up to [`MAX_EMBEDDED_BODY`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
+    /// The answer came from the callee's fallback (header `x-demo-degraded`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub degraded: bool,
     /// Why no usable response came back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -89,6 +130,7 @@ impl Outcome {
             url: url.to_string(),
             status: None,
             body: None,
+            degraded: false,
             error: Some(error),
         }
     }
@@ -136,27 +178,33 @@ pub fn forwarded(incoming: &HeaderMap, extra: &[String]) -> Vec<(HeaderName, Hea
         .collect()
 }
 
+/// What came back: status, body, degraded marker.
+struct Answer {
+    status: u16,
+    body: Bytes,
+    degraded: bool,
+}
+
 /// Calls `target` (through `outbound` when set) with `headers`, giving up after `timeout`.
 pub async fn call(
+    pool: &Pool,
     target: &Target,
     outbound: Option<SocketAddr>,
     headers: &[(HeaderName, HeaderValue)],
     timeout: Duration,
 ) -> Outcome {
-    let result = tokio::time::timeout(timeout, send(target, outbound, headers)).await;
-    let mut outcome = Outcome {
-        url: target.url.clone(),
-        status: None,
-        body: None,
-        error: None,
-    };
+    let result = tokio::time::timeout(timeout, send(pool, target, outbound, headers)).await;
+    let mut outcome = Outcome::failed(&target.url, String::new());
     match result {
-        Ok(Ok((status, body))) => {
-            outcome.status = Some(status);
-            outcome.body =
-                Some(serde_json::from_slice(&body).unwrap_or_else(|_| {
-                    Value::String(String::from_utf8_lossy(&body).into_owned())
-                }));
+        Ok(Ok(answer)) => {
+            outcome.error = None;
+            outcome.status = Some(answer.status);
+            outcome.degraded = answer.degraded;
+            outcome.body = (answer.body.len() <= MAX_EMBEDDED_BODY).then(|| {
+                serde_json::from_slice(&answer.body).unwrap_or_else(|_| {
+                    Value::String(String::from_utf8_lossy(&answer.body).into_owned())
+                })
+            });
         }
         Ok(Err(e)) => outcome.error = Some(e.to_string()),
         Err(_) => outcome.error = Some(CallError::Timeout.to_string()),
@@ -164,21 +212,21 @@ pub async fn call(
     outcome
 }
 
-async fn send(
-    target: &Target,
-    outbound: Option<SocketAddr>,
-    headers: &[(HeaderName, HeaderValue)],
-) -> Result<(u16, Bytes), CallError> {
+async fn connect(target: &Target, outbound: Option<SocketAddr>) -> Result<Sender, CallError> {
     let stream = match outbound {
         Some(addr) => TcpStream::connect(addr).await,
         None => TcpStream::connect(target.connect.as_str()).await,
     }
     .map_err(CallError::Connect)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(CallError::Http)?;
-    // The connection task ends with the request; its error, if any, shows up on the request.
+    // The connection task ends when the connection closes; its errors show up on requests.
     tokio::spawn(conn);
+    Ok(sender)
+}
+
+fn request(target: &Target, headers: &[(HeaderName, HeaderValue)]) -> Request<Empty<Bytes>> {
     let mut req = Request::new(Empty::<Bytes>::new());
     *req.uri_mut() = target
         .path
@@ -190,16 +238,56 @@ async fn send(
     for (name, value) in headers {
         req.headers_mut().append(name.clone(), value.clone());
     }
-    let resp = sender.send_request(req).await.map_err(CallError::Http)?;
+    req
+}
+
+async fn send(
+    pool: &Pool,
+    target: &Target,
+    outbound: Option<SocketAddr>,
+    headers: &[(HeaderName, HeaderValue)],
+) -> Result<Answer, CallError> {
+    let dest = outbound.map_or_else(|| target.connect.clone(), |a| a.to_string());
+    // An idle connection may have been closed by the peer meanwhile: then one fresh try.
+    let (mut sender, reused) = match pool.take(&dest) {
+        Some(s) => (s, true),
+        None => (connect(target, outbound).await?, false),
+    };
+    let resp = match sender.send_request(request(target, headers)).await {
+        Ok(r) => r,
+        Err(_) if reused => {
+            sender = connect(target, outbound).await?;
+            sender
+                .send_request(request(target, headers))
+                .await
+                .map_err(CallError::Http)?
+        }
+        Err(e) => return Err(CallError::Http(e)),
+    };
     let status = resp.status().as_u16();
+    let degraded = resp.headers().contains_key(DEGRADED_HEADER);
     // A body over the limit is dropped rather than failing the call: only the status matters.
     let body = Limited::new(resp.into_body(), MAX_DOWNSTREAM_BODY)
         .collect()
         .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    Ok((status, body))
+        .map(|b| b.to_bytes());
+    if let Ok(body) = body {
+        pool.give_back(&dest, sender);
+        return Ok(Answer {
+            status,
+            body,
+            degraded,
+        });
+    }
+    Ok(Answer {
+        status,
+        body: Bytes::new(),
+        degraded,
+    })
 }
+
+/// Response header of an answer given by a fallback (a failed call absorbed).
+pub const DEGRADED_HEADER: &str = "x-demo-degraded";
 
 #[cfg(test)]
 mod tests {

@@ -24,7 +24,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: a demo workload mostly sleeps and waits on sockets, and a mesh runs dozens
+    // of them on a small machine; a worker pool per process only adds threads to schedule.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -66,11 +68,12 @@ async fn serve(config: config::Config) -> std::io::Result<()> {
         config,
         targets,
         rng: rng::Rng::new(seed),
+        pool: downstream::Pool::default(),
     });
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(c) => c,
                     Err(e) => {
                         // Usually out of file descriptors: back off instead of spinning.
@@ -81,7 +84,8 @@ async fn serve(config: config::Config) -> std::io::Result<()> {
                 };
                 let app = app.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| server::handle(app.clone(), req));
+                    let svc = service_fn(move |req| server::handle(app.clone(), peer, req));
+                    // A service error (the simulated crash) closes the connection unanswered.
                     let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                 });
             }

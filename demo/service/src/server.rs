@@ -1,6 +1,7 @@
 //! Request handling: `/healthz`, `/echo`, and every other path does the configured "work".
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,22 +31,39 @@ pub struct App {
     pub targets: Vec<Target>,
     /// Random source for latency and failures.
     pub rng: Rng,
+    /// Idle connections to the downstreams (through the outbound sidecar).
+    pub pool: downstream::Pool,
 }
 
-/// Handles one request; never fails (errors become responses).
+/// The simulated crash: the connection closes without an answer.
+#[derive(Debug)]
+pub struct Crash;
+
+impl std::fmt::Display for Crash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "simulated crash: connection closed without an answer")
+    }
+}
+
+impl std::error::Error for Crash {}
+
+/// Handles one request; errors become responses, except the simulated crash (`reset_rate`),
+/// which hyper turns into a connection closed without an answer.
 pub async fn handle(
     app: Arc<App>,
+    peer: SocketAddr,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+) -> Result<Response<Full<Bytes>>, Crash> {
     let resp = match req.uri().path() {
         HEALTHZ_PATH => plain(StatusCode::OK, "ok\n"),
-        ECHO_PATH => echo(&app, &req),
+        ECHO_PATH => echo(&app, peer, &req),
+        _ if app.rng.chance(app.config.reset_rate) => return Err(Crash),
         _ => work(&app, &req).await,
     };
     Ok(resp)
 }
 
-fn echo(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn echo(app: &App, peer: SocketAddr, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in req.headers() {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -62,12 +80,13 @@ fn echo(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         "version": app.config.version,
         "method": req.method().as_str(),
         "path": req.uri().path(),
+        "peer": peer.to_string(),
         "headers": headers,
     });
     json_response(app, StatusCode::OK, &body)
 }
 
-async fn work(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn work(app: &Arc<App>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let c = &app.config;
     let latency = app.rng.latency_ms(c.latency_ms_p50, c.latency_jitter_ms);
     tokio::time::sleep(Duration::from_secs_f64(latency / 1000.0)).await;
@@ -78,30 +97,14 @@ async fn work(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         return json_response(app, StatusCode::GATEWAY_TIMEOUT, &body);
     }
 
-    let headers = downstream::forwarded(req.headers(), &c.forward_headers);
-    let timeout = Duration::from_millis(c.downstream_timeout_ms);
-    let mut outcomes = Vec::with_capacity(app.targets.len());
-    if c.parallel {
-        let tasks: Vec<_> = app
-            .targets
-            .iter()
-            .map(|t| {
-                let (t, headers, outbound) = (t.clone(), headers.clone(), c.outbound);
-                tokio::spawn(async move { downstream::call(&t, outbound, &headers, timeout).await })
-            })
-            .collect();
-        for (task, t) in tasks.into_iter().zip(&app.targets) {
-            outcomes.push(
-                task.await
-                    .unwrap_or_else(|e| Outcome::failed(&t.url, e.to_string())),
-            );
-        }
-    } else {
-        for t in &app.targets {
-            outcomes.push(downstream::call(t, c.outbound, &headers, timeout).await);
-        }
-    }
-    let failed = outcomes.iter().any(|o| !o.is_success());
+    let outcomes = call_downstreams(app, req).await;
+    let is_fallback = |o: &Outcome| c.fallbacks.contains(&o.url);
+    let failed = outcomes.iter().any(|o| !o.is_success() && !is_fallback(o));
+    let degraded: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| !o.is_success() && is_fallback(o))
+        .map(|o| o.url.as_str())
+        .collect();
     let (status, error) = if failed {
         // Propagate a downstream failure as a real app does: a 502 of our own.
         (StatusCode::BAD_GATEWAY, Some("downstream failed"))
@@ -116,10 +119,54 @@ async fn work(app: &App, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         "latency_ms": (latency * 10.0).round() / 10.0,
         "downstream": outcomes,
     });
-    if let (Some(e), Some(obj)) = (error, body.as_object_mut()) {
-        obj.insert("error".into(), Value::from(e));
+    if let Some(obj) = body.as_object_mut() {
+        if let Some(e) = error {
+            obj.insert("error".into(), Value::from(e));
+        }
+        if !degraded.is_empty() {
+            obj.insert("degraded".into(), json!(degraded));
+        }
     }
-    json_response(app, status, &body)
+    let mut resp = json_response(app, status, &body);
+    if !degraded.is_empty() && status == StatusCode::OK {
+        resp.headers_mut().insert(
+            downstream::DEGRADED_HEADER,
+            HeaderValue::from_static("fallback"),
+        );
+    }
+    resp
+}
+
+/// Calls every downstream, at once or one after another; one outcome per call, in order.
+async fn call_downstreams(app: &Arc<App>, req: &Request<Incoming>) -> Vec<Outcome> {
+    let c = &app.config;
+    let headers = downstream::forwarded(req.headers(), &c.forward_headers);
+    let timeout = Duration::from_millis(c.downstream_timeout_ms);
+    let mut outcomes = Vec::with_capacity(app.targets.len());
+    if c.parallel {
+        let tasks: Vec<_> = (0..app.targets.len())
+            .map(|i| {
+                let (app, headers) = (app.clone(), headers.clone());
+                tokio::spawn(async move {
+                    let Some(t) = app.targets.get(i) else {
+                        return Outcome::failed("", "no such target".into());
+                    };
+                    downstream::call(&app.pool, t, app.config.outbound, &headers, timeout).await
+                })
+            })
+            .collect();
+        for (task, t) in tasks.into_iter().zip(&app.targets) {
+            outcomes.push(
+                task.await
+                    .unwrap_or_else(|e| Outcome::failed(&t.url, e.to_string())),
+            );
+        }
+    } else {
+        for t in &app.targets {
+            outcomes.push(downstream::call(&app.pool, t, c.outbound, &headers, timeout).await);
+        }
+    }
+    outcomes
 }
 
 fn json_response(app: &App, status: StatusCode, body: &Value) -> Response<Full<Bytes>> {

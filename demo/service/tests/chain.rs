@@ -159,3 +159,47 @@ fn routes_through_outbound_sidecar_with_host_header() {
     );
     assert_eq!(get(&back.addr, "/healthz", &[]).0, 200);
 }
+
+#[test]
+fn fallback_absorbs_a_failing_call_and_marks_the_answer_degraded() {
+    let back = start(&["--service", "back", "--error-rate", "1"]);
+    let url = format!("http://{}/recommend", back.addr);
+    let front = start(&["--service", "front", "--call", &url, "--fallback", &url]);
+    let (status, body) = get(&front.addr, "/", &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["degraded"], serde_json::json!([url]));
+    assert_eq!(body["downstream"][0]["status"], 500);
+    // Its caller sees the marker on the answer.
+    let top = start(&["--call", &format!("http://{}/", front.addr)]);
+    let (status, body) = get(&top.addr, "/", &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["downstream"][0]["degraded"], true);
+}
+
+#[test]
+fn crash_closes_the_connection_unanswered_and_callers_reuse_connections() {
+    let crashing = start(&["--reset-rate", "1"]);
+    let mut s = TcpStream::connect(&crashing.addr).unwrap();
+    s.write_all(b"GET /work HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    assert_eq!(resp, "", "answered: {resp}");
+    // Health checks are never crashed.
+    assert_eq!(get(&crashing.addr, "/healthz", &[]).0, 200);
+
+    // Ten calls from front to back go over pooled connections, not ten new ones.
+    let back = start(&["--service", "back"]);
+    let front = start(&["--call", &format!("http://{}/echo", back.addr)]);
+    let ports: std::collections::BTreeSet<String> = (0..10)
+        .map(|_| {
+            let (status, body) = get(&front.addr, "/", &[]);
+            assert_eq!(status, 200, "{body}");
+            body["downstream"][0]["body"]["peer"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(ports.len() <= 2, "{} connections for 10 calls", ports.len());
+}

@@ -13,14 +13,17 @@ use std::path::Path;
 use meshwake_envoy_bootstrap::{loopback_cluster, Sidecar, TemplateError};
 use serde_json::{json, Value};
 
-use super::topology::{Topology, Workload};
+use super::topology::{Call, Topology, Version, Workload};
 
 /// Envoy route timeout: longer than any demo hang, so the app's own answers come back.
 pub const ROUTE_TIMEOUT: &str = "10s";
 /// A broken module is reloaded; while it cannot run, requests pass without it.
 const FAILURE_POLICY: &str = "FAIL_RELOAD";
-/// How often the filter exports spans: small, so the store is complete soon after traffic stops.
-pub const FLUSH_INTERVAL_MS: u64 = 200;
+/// How often the filter exports spans. Each flush is one OTLP request per sidecar and one
+/// transaction in the collector: at 200 ms a 31-deployment mesh sent ~155 of them a second;
+/// at 1 s the batches are five times larger and the store is still complete within a second
+/// of the traffic's end (the drain waits for 1.5 s without new spans).
+pub const FLUSH_INTERVAL_MS: u64 = 1000;
 
 /// Loopback ports of one workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +49,8 @@ pub struct Ports {
     pub edge_admin: u16,
     /// Per workload.
     pub workloads: BTreeMap<Workload, WorkloadPorts>,
+    /// A port nobody listens on: the crashed replicas of versions with an `unreachable_rate`.
+    pub dead: u16,
 }
 
 /// The runtime key holding the weight of `cluster` in the split of `service`.
@@ -171,14 +176,123 @@ fn route_to(topo: &Topology, service: &str) -> Value {
     }
 }
 
-/// Clusters for every version of `service`, pointing at their sidecars' inbound listeners.
-fn version_clusters(service: &str, ports: &Ports) -> Vec<Value> {
+/// An Envoy `Duration` in JSON form.
+fn duration_ms(ms: u64) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+/// The route action of one call: [`route_to`] with the call's timeout and `retry_policy`.
+fn call_route(topo: &Topology, call: &Call) -> Value {
+    let mut action = route_to(topo, call.service());
+    let (Some(spec), Some(fields)) = (call.spec(), action.as_object_mut()) else {
+        return action;
+    };
+    if let Some(ms) = spec.timeout_ms {
+        fields.insert("timeout".into(), json!(duration_ms(ms)));
+    }
+    if let Some(r) = &spec.retries {
+        let mut policy = serde_json::Map::new();
+        policy.insert("retry_on".into(), json!(r.retry_on));
+        policy.insert("num_retries".into(), json!(r.num_retries));
+        if let Some(ms) = r.per_try_timeout_ms {
+            policy.insert("per_try_timeout".into(), json!(duration_ms(ms)));
+        }
+        fields.insert("retry_policy".into(), Value::Object(policy));
+    }
+    action
+}
+
+/// The routes of the outbound virtual host of `callee`: one per call with options (matched
+/// on its path), then the plain route for everything else.
+fn callee_routes(topo: &Topology, calls: &[Call], callee: &str) -> Vec<Value> {
+    let mut routes: Vec<Value> = calls
+        .iter()
+        .filter(|c| c.service() == callee && c.spec().is_some())
+        .map(|c| {
+            let path = c.path();
+            let path = path.split('?').next().unwrap_or("/").to_owned();
+            json!({ "match": { "path": path }, "route": call_route(topo, c) })
+        })
+        .collect();
+    routes.push(json!({ "match": { "prefix": "/" }, "route": route_to(topo, callee) }));
+    routes
+}
+
+/// Clusters for every version of `service`, pointing at their sidecars' inbound listeners
+/// (and, for a version with an `unreachable_rate`, at a port nobody listens on, as often).
+fn version_clusters(topo: &Topology, service: &str, ports: &Ports) -> Vec<Value> {
     ports
         .workloads
         .iter()
         .filter(|(w, _)| w.service == service)
-        .map(|(w, p)| loopback_cluster(&w.cluster(), p.inbound))
+        .map(|(w, p)| {
+            let rate = version_of(topo, w).map_or(0.0, |v| v.unreachable_rate);
+            version_cluster(&w.cluster(), p.inbound, ports.dead, rate)
+        })
         .collect()
+}
+
+fn version_of<'t>(topo: &'t Topology, w: &Workload) -> Option<&'t Version> {
+    topo.services.get(&w.service)?.versions.get(&w.version)
+}
+
+/// One version's cluster; `unreachable_rate` of its connections go to `dead` (weighted round
+/// robin over two endpoints: the live replica and a crashed one).
+fn version_cluster(name: &str, live: u16, dead: u16, unreachable_rate: f64) -> Value {
+    let mut cluster = loopback_cluster(name, live);
+    if unreachable_rate <= 0.0 {
+        return cluster;
+    }
+    // Weights in 1..=1000; a version down for good has the dead endpoint only.
+    let dead_weight = (unreachable_rate * 1000.0).round().clamp(1.0, 1000.0) as u32;
+    let endpoint = |port: u16, weight: u32| {
+        json!({ "load_balancing_weight": weight, "endpoint": { "address": {
+            "socket_address": { "address": "127.0.0.1", "port_value": port } } } })
+    };
+    let mut endpoints = vec![endpoint(dead, dead_weight)];
+    if dead_weight < 1000 {
+        endpoints.insert(0, endpoint(live, 1000 - dead_weight));
+    }
+    if let Some(assignment) = cluster
+        .pointer_mut("/load_assignment")
+        .and_then(Value::as_object_mut)
+    {
+        assignment.insert("endpoints".into(), json!([{ "lb_endpoints": endpoints }]));
+    }
+    cluster
+}
+
+/// The Envoy fault filter delaying every request by `ms`.
+fn delay_filter(ms: u64) -> Value {
+    json!({
+        "name": "envoy.filters.http.fault",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault",
+            "delay": {
+                "fixed_delay": duration_ms(ms),
+                "percentage": { "numerator": 100, "denominator": "HUNDRED" },
+            },
+        },
+    })
+}
+
+/// Puts a delay in front of the meshwake filter of the sidecar's inbound listener: time on
+/// the wire and in proxies that the callers see and the version's own SERVER spans do not.
+fn delay_inbound(bootstrap: &mut Value, ms: u64) {
+    let listeners = bootstrap
+        .pointer_mut("/static_resources/listeners")
+        .and_then(Value::as_array_mut);
+    let inbound = listeners.and_then(|ls| {
+        ls.iter_mut()
+            .find(|l| l.get("name").is_some_and(|n| n == "inbound"))
+    });
+    let filters = inbound.and_then(|l| {
+        l.pointer_mut("/filter_chains/0/filters/0/typed_config/http_filters")
+            .and_then(Value::as_array_mut)
+    });
+    if let Some(filters) = filters {
+        filters.insert(0, delay_filter(ms));
+    }
 }
 
 /// The admin layer is what `POST /runtime_modify` writes: the rollout's switch.
@@ -227,7 +341,7 @@ pub fn sidecar(
             json!({
                 "name": c,
                 "domains": [c, format!("{c}:*")],
-                "routes": [{ "match": { "prefix": "/" }, "route": route_to(topo, c) }],
+                "routes": callee_routes(topo, &svc.calls, c),
             })
         })
         .collect();
@@ -247,13 +361,17 @@ pub fn sidecar(
         outbound_virtual_hosts: json!(vhosts),
         upstream_clusters: callees
             .iter()
-            .flat_map(|c| version_clusters(c, ports))
+            .flat_map(|c| version_clusters(topo, c, ports))
             .collect(),
         layered_runtime: Some(layered_runtime()),
     };
     let mut bootstrap = sidecar.render()?;
     if is_native(wasm) {
         meshwake_envoy_bootstrap::use_native_filter(&mut bootstrap);
+    }
+    let delay = version_of(topo, w).map_or(0, |v| v.inbound_delay_ms);
+    if delay > 0 {
+        delay_inbound(&mut bootstrap, delay);
     }
     Ok(Some(bootstrap))
 }
@@ -290,7 +408,7 @@ pub fn edge(topo: &Topology, ports: &Ports, wasm: &Path) -> Value {
     routed.dedup();
     let mut clusters = vec![loopback_cluster("otlp_collector", ports.collector)];
     for s in routed {
-        clusters.extend(version_clusters(s, ports));
+        clusters.extend(version_clusters(topo, s, ports));
     }
     bootstrap(&topo.edge.name, ports.edge_admin, vec![l], clusters)
 }
@@ -357,6 +475,7 @@ services:
                     )
                 })
                 .collect(),
+            dead: take(),
         }
     }
 
@@ -402,6 +521,113 @@ services:
         assert_eq!(
             runtime_key("api", "api-v2"),
             "meshwake_demo.split.api.api-v2"
+        );
+    }
+
+    const FAULTS: &str = "
+traffic: { rate_per_sec: 10, duration_secs: 5 }
+edge:
+  routes: [{ path: /shop, service: web }]
+services:
+  web:
+    calls:
+      - { service: api, path: /q?x=1, timeout_ms: 250, retries: { num_retries: 3, per_try_timeout_ms: 80 } }
+      - { service: api, path: /r, fallback: true }
+    versions: { v1: {} }
+  api:
+    versions:
+      v1: { inbound_delay_ms: 40 }
+      v2: { weight: 0, unreachable_rate: 0.25 }
+";
+
+    fn workload(s: &str, v: &str) -> Workload {
+        Workload {
+            service: s.into(),
+            version: v.into(),
+        }
+    }
+
+    fn http_filters<'b>(b: &'b Value, listener: &str) -> &'b Value {
+        let ls = b["static_resources"]["listeners"].as_array().unwrap();
+        let l = ls.iter().find(|l| l["name"] == listener).unwrap();
+        &l["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+    }
+
+    #[test]
+    fn calls_become_retry_policies_timeouts_and_crashed_replicas() {
+        let topo = Topology::parse(FAULTS).unwrap();
+        let ports = ports(&topo);
+        let b = sidecar(&topo, &workload("web", "v1"), &ports, Path::new("/m.wasm"))
+            .unwrap()
+            .unwrap();
+        let ls = b["static_resources"]["listeners"].as_array().unwrap();
+        let out = ls.iter().find(|l| l["name"] == "outbound").unwrap();
+        let routes = &out["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]
+            ["virtual_hosts"][0]["routes"];
+        // The call with options first (its path, without the query), then the plain route.
+        assert_eq!(routes[0]["match"], json!({"path": "/q"}));
+        assert_eq!(routes[0]["route"]["timeout"], "0.250s");
+        assert_eq!(
+            routes[0]["route"]["retry_policy"],
+            json!({"retry_on": "5xx,reset,connect-failure", "num_retries": 3, "per_try_timeout": "0.080s"})
+        );
+        // A fallback is the app's business: its route has no Envoy policy.
+        assert_eq!(routes[1]["match"], json!({"path": "/r"}));
+        assert!(routes[1]["route"].get("retry_policy").is_none());
+        assert_eq!(routes[2]["match"], json!({"prefix": "/"}));
+        assert_eq!(routes[2]["route"]["timeout"], ROUTE_TIMEOUT);
+        let clusters = b["static_resources"]["clusters"].as_array().unwrap();
+        let v2 = clusters.iter().find(|c| c["name"] == "api-v2").unwrap();
+        let eps = &v2["load_assignment"]["endpoints"][0]["lb_endpoints"];
+        let port = |i: usize| eps[i]["endpoint"]["address"]["socket_address"]["port_value"].clone();
+        assert_eq!(
+            port(0),
+            json!(ports.workloads[&workload("api", "v2")].inbound)
+        );
+        assert_eq!(port(1), json!(ports.dead));
+        assert_eq!(eps[0]["load_balancing_weight"], 750);
+        assert_eq!(eps[1]["load_balancing_weight"], 250);
+        let v1 = clusters.iter().find(|c| c["name"] == "api-v1").unwrap();
+        assert_eq!(
+            v1["load_assignment"]["endpoints"][0]["lb_endpoints"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        // No delay on web: the meshwake filter comes first on both listeners.
+        assert_eq!(
+            http_filters(&b, "inbound")[0]["name"],
+            "envoy.filters.http.wasm"
+        );
+    }
+
+    #[test]
+    fn inbound_delay_is_a_fault_filter_before_meshwake() {
+        let topo = Topology::parse(FAULTS).unwrap();
+        let ports = ports(&topo);
+        let b = sidecar(&topo, &workload("api", "v1"), &ports, Path::new("/m.wasm"))
+            .unwrap()
+            .unwrap();
+        let inbound = http_filters(&b, "inbound");
+        let names: Vec<&str> = inbound
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "envoy.filters.http.fault",
+                "envoy.filters.http.wasm",
+                "envoy.filters.http.router"
+            ]
+        );
+        assert_eq!(inbound[0]["typed_config"]["delay"]["fixed_delay"], "0.040s");
+        assert_eq!(
+            http_filters(&b, "outbound")[0]["name"],
+            "envoy.filters.http.wasm"
         );
     }
 

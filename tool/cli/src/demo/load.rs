@@ -17,7 +17,15 @@ pub struct LoadStats {
     pub done: AtomicU64,
     /// Answers with status >= 500, or no answer at all.
     pub errors: AtomicU64,
+    /// Requests sent more than [`LATE`] after they were due: the generator fell behind (all
+    /// its threads busy waiting on a slow mesh, or no CPU for it).
+    pub late: AtomicU64,
+    /// Largest delay between due and sent, µs.
+    pub max_lag_us: AtomicU64,
 }
+
+/// A request sent this much after its due time counts as late.
+pub const LATE: Duration = Duration::from_millis(100);
 
 /// What to send.
 #[derive(Debug, Clone)]
@@ -108,6 +116,12 @@ fn worker(
         if stop.load(Ordering::Relaxed) {
             return;
         }
+        let lag = Instant::now().saturating_duration_since(due);
+        if lag > LATE {
+            stats.late.fetch_add(1, Ordering::Relaxed);
+        }
+        let lag_us = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX);
+        stats.max_lag_us.fetch_max(lag_us, Ordering::Relaxed);
         let len = plan.paths.len().max(1) as u64;
         let path = plan
             .paths

@@ -19,7 +19,7 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// One free port per listener: the collector, the edge (listener, admin), and four per workload.
 pub(super) fn allocate_ports(topo: &Topology) -> Result<Ports, DemoError> {
     let workloads = topo.workloads();
-    let mut ports = procs::free_ports(3 + 4 * workloads.len())
+    let mut ports = procs::free_ports(4 + 4 * workloads.len())
         .map_err(io("cannot find free ports"))?
         .into_iter();
     let mut take = || ports.next().unwrap_or(0);
@@ -39,6 +39,8 @@ pub(super) fn allocate_ports(topo: &Topology) -> Result<Ports, DemoError> {
                 (w, p)
             })
             .collect(),
+        // Bound by nobody: connections to it are refused, like a crashed replica's.
+        dead: take(),
     })
 }
 
@@ -82,8 +84,15 @@ pub(super) fn start_mesh(
             .arg(format!("--timeout-rate={}", v.timeout_rate))
             .arg(format!("--hang-ms={}", v.hang_ms))
             .arg(format!("--outbound=127.0.0.1:{}", p.outbound));
+        if v.reset_rate > 0.0 {
+            app.arg(format!("--reset-rate={}", v.reset_rate));
+        }
         for c in &svc.calls {
-            app.arg(format!("--call=http://{}{}", c.service(), c.path()));
+            let url = format!("http://{}{}", c.service(), c.path());
+            if c.fallback() {
+                app.arg(format!("--fallback={url}"));
+            }
+            app.arg(format!("--call={url}"));
         }
         if svc.parallel {
             app.arg("--parallel");

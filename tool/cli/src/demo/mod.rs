@@ -12,6 +12,7 @@ mod rollout;
 mod tools;
 pub mod topology;
 mod traffic;
+mod usage;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -163,13 +164,39 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
         rollout::ASK_EVERY.as_secs()
     ));
 
-    let baseline_end_ns = traffic::run_traffic(&topo, &ports, &mut procs, &stop, &mut gate)?;
+    let (baseline_end_ns, cost) =
+        traffic::run_traffic(&topo, &ports, &mut procs, &stop, &mut gate)?;
     output::wait_for_last_spans(&out.join("spans.db"), &stop);
     procs.kill_all();
     if stop.load(Ordering::Relaxed) {
         return Err(DemoError::Interrupted);
     }
-    output::write_reports(&out, baseline_end_ns, &gate)
+    output::write_json(&out.join("run.json"), &cost.to_json())?;
+    output::write_reports(&out, baseline_end_ns, &gate)?;
+    warn_if_saturated(&cost);
+    Ok(())
+}
+
+/// Last words of a run that saturated the machine: its verdict rests on a mesh that was
+/// failing for want of CPU, not only because of the rollout.
+fn warn_if_saturated(cost: &usage::Usage) {
+    let why = cost.saturation();
+    if why.is_empty() {
+        return;
+    }
+    let advice = if cost.busy_with_others().is_some() {
+        "other processes kept the machine busy: run it again when the machine is quieter, or \
+         with --rate"
+            .to_owned()
+    } else {
+        "try --rate".to_owned()
+    };
+    say(&format!(
+        "WARNING: this run saturated the machine: {}. Errors and latency in the baseline come \
+         partly from that, so trust the verdict less; {advice} {}.",
+        why.join("; "),
+        cost.suggested_rate()
+    ));
 }
 
 #[cfg(test)]

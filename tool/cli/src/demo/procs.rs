@@ -61,6 +61,14 @@ impl Procs {
         Ok(())
     }
 
+    /// Name and process id of every child.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.procs
+            .iter()
+            .map(|p| (p.name.clone(), p.child.id()))
+            .collect()
+    }
+
     /// How many were started.
     pub fn len(&self) -> usize {
         self.procs.len()

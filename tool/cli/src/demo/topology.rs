@@ -87,35 +87,85 @@ pub struct Service {
     pub versions: BTreeMap<String, Version>,
 }
 
-/// A downstream call: `ratings` or `{service: ratings, path: /ratings/1}`.
+/// A downstream call: `ratings`, or `{service: ratings, path: /ratings/1, timeout_ms: 300,
+/// retries: {...}, fallback: true}`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum Call {
     /// Just the service: path `/<service>`.
     Service(String),
-    /// Service and path.
-    Full {
-        /// Callee.
-        service: String,
-        /// Path requested.
-        path: String,
-    },
+    /// Service, path and how the caller's Envoy and app treat the call.
+    Full(CallSpec),
+}
+
+/// A call with its options: the timeout and retries become the caller's Envoy route, the
+/// fallback is the caller app's behaviour.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSpec {
+    /// Callee.
+    pub service: String,
+    /// Path requested (default `/<service>`).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Envoy route timeout, ms (default [`super::envoy_config::ROUTE_TIMEOUT`]): Envoy answers
+    /// 504 (flag `UT`) when the callee is slower.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Envoy route `retry_policy`.
+    #[serde(default)]
+    pub retries: Option<Retries>,
+    /// The caller absorbs a failure of this call: it answers 200 with a degraded marker
+    /// (`"degraded"` in the body, header `x-demo-degraded`) instead of failing.
+    #[serde(default)]
+    pub fallback: bool,
+}
+
+/// Envoy `retry_policy` of one call.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retries {
+    /// Envoy `retry_on` conditions (default `5xx,reset,connect-failure`).
+    #[serde(default = "default_retry_on")]
+    pub retry_on: String,
+    /// Retries after the first try (default 2).
+    #[serde(default = "default_num_retries")]
+    pub num_retries: u32,
+    /// Timeout of each try, ms (default: none, only the route timeout).
+    #[serde(default)]
+    pub per_try_timeout_ms: Option<u64>,
 }
 
 impl Call {
     /// The callee.
     pub fn service(&self) -> &str {
         match self {
-            Call::Service(s) | Call::Full { service: s, .. } => s,
+            Call::Service(s) => s,
+            Call::Full(c) => &c.service,
         }
     }
 
     /// The path requested.
     pub fn path(&self) -> String {
         match self {
-            Call::Service(s) => format!("/{s}"),
-            Call::Full { path, .. } => path.clone(),
+            Call::Full(CallSpec {
+                path: Some(path), ..
+            }) => path.clone(),
+            _ => format!("/{}", self.service()),
         }
+    }
+
+    /// The options, when given.
+    pub fn spec(&self) -> Option<&CallSpec> {
+        match self {
+            Call::Service(_) => None,
+            Call::Full(c) => Some(c),
+        }
+    }
+
+    /// The caller absorbs a failure of this call.
+    pub fn fallback(&self) -> bool {
+        self.spec().is_some_and(|c| c.fallback)
     }
 }
 
@@ -142,6 +192,20 @@ pub struct Version {
     /// How long a timeout hangs, ms.
     #[serde(default = "default_hang_ms")]
     pub hang_ms: u64,
+    /// Probability of closing the connection without an answer (the app crashed mid-request):
+    /// its sidecar answers 503 (flag `UC`).
+    #[serde(default)]
+    pub reset_rate: f64,
+    /// Share of connections that find this version not listening (a crashed replica: no app,
+    /// no sidecar): the caller's Envoy answers 503 (`UF`, `URX` after retries) and this
+    /// version emits no span for them. 1 = the version is down.
+    #[serde(default)]
+    pub unreachable_rate: f64,
+    /// Delay added in front of this version (network, proxies, queues before the app): an
+    /// Envoy fault filter placed before the meshwake filter on its inbound listener, so the
+    /// callers' CLIENT spans include it and this version's SERVER spans do not. ms.
+    #[serde(default)]
+    pub inbound_delay_ms: u64,
 }
 
 /// One step of the rollout: at `at_secs`, the caller-side split of `service` becomes `weights`.
@@ -179,6 +243,12 @@ fn default_jitter() -> f64 {
 }
 fn default_hang_ms() -> u64 {
     2000
+}
+fn default_retry_on() -> String {
+    "5xx,reset,connect-failure".into()
+}
+fn default_num_retries() -> u32 {
+    2
 }
 
 /// Why a topology file was rejected.
@@ -347,6 +417,8 @@ impl Topology {
                 for (key, p) in [
                     ("error_rate", v.error_rate),
                     ("timeout_rate", v.timeout_rate),
+                    ("reset_rate", v.reset_rate),
+                    ("unreachable_rate", v.unreachable_rate),
                 ] {
                     if !(0.0..=1.0).contains(&p) {
                         return Err(invalid(format!("{what}: {key} must be in [0, 1]")));
@@ -364,6 +436,7 @@ impl Topology {
                         c.path()
                     )));
                 }
+                check_call_spec(name, c)?;
             }
         }
         self.check_acyclic()?;
@@ -440,6 +513,46 @@ impl Topology {
     }
 }
 
+/// Envoy rejects a zero timeout as "none" and retry storms hurt the demo machine: bounded.
+fn check_call_spec(caller: &str, call: &Call) -> Result<(), TopologyError> {
+    let Some(spec) = call.spec() else {
+        return Ok(());
+    };
+    let what = format!("service {caller}: call to {}", spec.service);
+    if spec.timeout_ms == Some(0) {
+        return Err(invalid(format!("{what}: timeout_ms must be positive")));
+    }
+    if let Some(r) = &spec.retries {
+        if r.num_retries > MAX_RETRIES || r.per_try_timeout_ms == Some(0) {
+            return Err(invalid(format!(
+                "{what}: retries.num_retries must be at most {MAX_RETRIES}, per_try_timeout_ms positive"
+            )));
+        }
+        let known = r.retry_on.split(',').all(|c| RETRY_ON.contains(&c.trim()));
+        if !known {
+            return Err(invalid(format!(
+                "{what}: retry_on {:?}: use among {}",
+                r.retry_on,
+                RETRY_ON.join(",")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Envoy's HTTP `retry_on` conditions that make sense for the demo.
+const RETRY_ON: [&str; 7] = [
+    "5xx",
+    "gateway-error",
+    "reset",
+    "connect-failure",
+    "retriable-4xx",
+    "refused-stream",
+    "retriable-status-codes",
+];
+/// Most retries per call.
+const MAX_RETRIES: u32 = 5;
+
 /// Names end up in Envoy cluster names, runtime keys, Host headers and file names.
 fn check_name(name: &str) -> Result<(), TopologyError> {
     let ok = !name.is_empty()
@@ -493,6 +606,42 @@ rollout:
         assert_eq!(t.services["db"].versions["v1"].latency_ms_p50, 2.0);
         assert_eq!(t.workloads().len(), 4);
         assert_eq!(t.depth(), 3);
+    }
+
+    #[test]
+    fn call_options_and_faults() {
+        let t = Topology::parse(&SMALL.replace(
+            "calls: [db]",
+            "calls: [{ service: db, timeout_ms: 100, retries: { retry_on: 'gateway-error,reset' }, fallback: true }]",
+        ))
+        .unwrap();
+        let call = &t.services["api"].calls[0];
+        assert_eq!(call.path(), "/db");
+        assert!(call.fallback());
+        let spec = call.spec().unwrap();
+        assert_eq!(spec.timeout_ms, Some(100));
+        let r = spec.retries.as_ref().unwrap();
+        assert_eq!((r.num_retries, r.per_try_timeout_ms), (2, None));
+        for (bad, want) in [
+            ("{ service: db, timeout_ms: 0 }", "timeout_ms"),
+            (
+                "{ service: db, retries: { num_retries: 50 } }",
+                "num_retries",
+            ),
+            (
+                "{ service: db, retries: { retry_on: 'sometimes' } }",
+                "retry_on",
+            ),
+        ] {
+            let err = Topology::parse(&SMALL.replace("calls: [db]", &format!("calls: [{bad}]")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{bad}: {err}");
+        }
+        let err = Topology::parse(&SMALL.replace("error_rate: 0.3", "unreachable_rate: 2"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unreachable_rate"), "{err}");
     }
 
     #[rustfmt::skip]

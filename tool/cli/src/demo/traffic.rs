@@ -12,6 +12,7 @@ use super::mesh::admin_agent;
 use super::procs::Procs;
 use super::rollout::{Controller, Decision};
 use super::topology::{self, Topology, Workload};
+use super::usage::{self, Usage};
 use super::{say, DemoError};
 
 /// Progress refresh period.
@@ -78,14 +79,15 @@ pub(super) fn phase_text(step: Option<&topology::RolloutStep>) -> String {
 }
 
 /// Runs the load for the topology's duration while [`drive`] applies the rollout; returns the
-/// Unix time (ns) of the first rollout step, the end of the baseline.
+/// Unix time (ns) of the first rollout step, the end of the baseline, and what the traffic
+/// phase cost (CPU per process, the generator's lag).
 pub(super) fn run_traffic(
     topo: &Topology,
     ports: &Ports,
     procs: &mut Procs,
     stop: &Arc<AtomicBool>,
     gate: &mut Controller,
-) -> Result<Option<u64>, DemoError> {
+) -> Result<(Option<u64>, Usage), DemoError> {
     let routes: Vec<(String, u32)> = topo
         .edge
         .routes
@@ -100,6 +102,7 @@ pub(super) fn run_traffic(
         duration: Duration::from_secs(topo.traffic.duration_secs),
     };
     let stats = Arc::new(LoadStats::default());
+    let cpu_before = usage::sample(&procs.pids());
     let traffic_start = Instant::now();
     let threads = load::start(plan.clone(), stop.clone(), stats.clone());
     let baseline_end_ns = drive(
@@ -115,6 +118,12 @@ pub(super) fn run_traffic(
     for t in threads {
         let _ = t.join();
     }
+    let cost = usage::measure(
+        &cpu_before,
+        &usage::sample(&procs.pids()),
+        &stats,
+        plan.rate,
+    );
     let baseline_end_ns = baseline_end_ns?;
     if stop.load(Ordering::Relaxed) {
         return Err(DemoError::Interrupted);
@@ -125,7 +134,10 @@ pub(super) fn run_traffic(
         "traffic done: {done} requests, {errors} errors ({:.1}%); waiting for the last spans",
         100.0 * errors as f64 / done.max(1) as f64
     ));
-    Ok(baseline_end_ns)
+    for line in cost.lines() {
+        say(&line);
+    }
+    Ok((baseline_end_ns, cost))
 }
 
 /// The traffic phase: asks the gate about each rollout step and applies it on time, rolls a
