@@ -5,6 +5,7 @@ use crate::root::Shared;
 use meshwake_core::envoy::{self, property};
 use meshwake_core::{Completion, Engine, HeaderEdits, RequestState, Role};
 use meshwake_telemetry::metrics::MetricKind;
+use meshwake_trace_context::propagator::HeaderSource;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
@@ -37,13 +38,17 @@ impl Http {
     }
 }
 
-/// Apply the core's edits (its removals name only headers the map has).
-fn apply(map: MapType, edits: HeaderEdits) {
+/// Apply the core's edits (its removals name only headers the map has). A header that
+/// already has exactly this one value (`tracestate` passed on as it came, say) is not
+/// written: each write is a host call.
+fn apply(map: MapType, edits: HeaderEdits, current: &dyn HeaderSource) {
     for n in edits.remove {
         let _ = hostcalls::remove_map_value(map, n);
     }
     for (n, v) in edits.set {
-        let _ = hostcalls::set_map_value_bytes(map, n, Some(v.as_bytes()));
+        if current.get_all(n) != [v.as_bytes()] {
+            let _ = hostcalls::set_map_value_bytes(map, n, Some(v.as_bytes()));
+        }
     }
 }
 
@@ -90,7 +95,7 @@ impl HttpContext for Http {
             });
             engine.on_request(role, &headers, now, &mut sh.ids, &mut recall)
         };
-        apply(MapType::HttpRequestHeaders, edits);
+        apply(MapType::HttpRequestHeaders, edits, &headers);
         let remembered = engine.remember(&state);
         if !remembered.is_empty() {
             let mut sh = shared.borrow_mut();
@@ -123,7 +128,7 @@ impl HttpContext for Http {
             0
         };
         let edits = engine.on_response(state, &headers, now);
-        apply(MapType::HttpResponseHeaders, edits);
+        apply(MapType::HttpResponseHeaders, edits, &headers);
         Action::Continue
     }
 
