@@ -9,18 +9,23 @@ use meshwake_trace_context::propagator::HeaderSource;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 pub struct Http {
     inner: Option<(Rc<Engine>, Rc<RefCell<Shared>>)>,
-    /// `None`: not configured; read from the listener direction on the first request.
-    role: Option<Role>,
+    /// `None`: not configured; read from the listener direction by the first request of
+    /// this filter instance (the cell is the root context's).
+    role: Rc<Cell<Option<Role>>>,
     state: Option<RequestState>,
 }
 
 impl Http {
-    pub fn new(engine: Rc<Engine>, shared: Rc<RefCell<Shared>>, role: Option<Role>) -> Http {
+    pub fn new(
+        engine: Rc<Engine>,
+        shared: Rc<RefCell<Shared>>,
+        role: Rc<Cell<Option<Role>>>,
+    ) -> Http {
         Http {
             inner: Some((engine, shared)),
             role,
@@ -32,7 +37,7 @@ impl Http {
     pub fn passthrough() -> Http {
         Http {
             inner: None,
-            role: None,
+            role: Rc::default(),
             state: None,
         }
     }
@@ -88,10 +93,13 @@ impl HttpContext for Http {
         let (state, edits) = {
             let mut sh = shared.borrow_mut();
             sh.id_draws = sh.id_draws.saturating_add(2);
-            let role = self.role.unwrap_or_else(|| {
-                int_prop(property::LISTENER_DIRECTION)
+            let role = self.role.get().unwrap_or_else(|| {
+                // Fixed per listener: read once per filter instance.
+                let r = int_prop(property::LISTENER_DIRECTION)
                     .and_then(envoy::role_from_direction)
-                    .unwrap_or(Role::Outbound)
+                    .unwrap_or(Role::Outbound);
+                self.role.set(Some(r));
+                r
             });
             engine.on_request(role, &headers, now, &mut sh.ids, &mut recall)
         };
