@@ -116,15 +116,14 @@ fn upstream() -> (u16, mpsc::Receiver<Message>) {
     (port, rx)
 }
 
-/// `single.yaml` with HTTP/1.1 trailers forwarded both ways (Envoy drops them by default).
+/// `single.yaml.tmpl` with HTTP/1.1 trailers forwarded both ways (Envoy drops them by default).
 fn template_with_trailers() -> String {
-    let t =
-        std::fs::read_to_string(paths::root().join("envoy-config/templates/single.yaml")).unwrap();
+    let t = std::fs::read_to_string(paths::root().join("tests/envoy/single.yaml.tmpl")).unwrap();
     let hcm = "          stat_prefix: main\n";
     let cluster = "  - name: upstream\n    connect_timeout: 1s\n";
     assert!(
         t.contains(hcm) && t.contains(cluster),
-        "single.yaml changed"
+        "single.yaml.tmpl changed"
     );
     t.replace(
         hcm,
