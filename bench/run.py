@@ -11,6 +11,8 @@ route so no upstream is involved):
   native-noop, native-propagation, native-full
                the same as noop/propagation/full with the native build: the Envoy dynamic
                module target/libmeshwake.so (`filter_name: noop` is its do-nothing filter)
+  <case>+body  the same with bodies: a POST of BODY_BYTES to an upstream (the sink) that
+               answers BODY_BYTES, so body callbacks are paid (see bench/README.md)
 
 Phases: `cases` (every case, --reps times, interleaved), `sustained` (meshwake full at a
 fixed rate for --sustained-duration seconds: spans delivered vs requests), `hotpath`
@@ -34,10 +36,20 @@ ENVOY = os.environ.get("MESHWAKE_ENVOY", os.path.join(ROOT, ".venv/bin/envoy"))
 HARNESS = os.path.join(ROOT, "target/harness")
 WORK = os.path.join(ROOT, "target/bench")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-CASES = ["envoy", "noop", "floor", "propagation", "full", "otel",
-         "native-noop", "native-propagation", "native-full"]
+BASE_CASES = ["envoy", "noop", "floor", "propagation", "full", "otel",
+              "native-noop", "native-propagation", "native-full"]
 # Cases whose every request should produce a span at the sink.
 SPAN_CASES = ("full", "otel", "native-full")
+# Body variants: request and response bodies of a few KiB through a real upstream (the sink),
+# so a filter pays for every body callback it exports (several per request: the data and
+# the end of stream). Compared with `envoy+body`, the same route without filters.
+BODY = "+body"
+BODY_BYTES = 4096
+BODY_PATH = f"/body/{BODY_BYTES}"
+CASES = BASE_CASES + [c + BODY for c in BASE_CASES]
+# `--variant NAME=WASM`: `<case>@NAME` runs a meshwake case with another build of the module,
+# so a change is judged against the build before it in the same run (A/B).
+VARIANTS = {}
 # `floor`: the least any propagation filter does through the proxy-wasm ABI, one read of the
 # request headers and one header write (`bench/probe`), so targets can be set against it.
 FLOOR_PLAN = "pairs=1,set=1"
@@ -88,7 +100,19 @@ def native_filter(case):
                           "value": json.dumps(PLUGIN.get(kind, {}))}}}
 
 
+def base_case(case):
+    """`full+body` → (`full`, True)."""
+    return (case[:-len(BODY)], True) if case.endswith(BODY) else (case, False)
+
+
+def family(case):
+    """`full@b+body` → `full`."""
+    return base_case(case)[0].partition("@")[0]
+
+
 def bootstrap(case, admin, listen, sink):
+    case, body = base_case(case)
+    case, _, variant = case.partition("@")
     wasm = None
     if case == "noop":
         wasm = ("target/meshwake-noop.wasm", "")
@@ -97,7 +121,7 @@ def bootstrap(case, admin, listen, sink):
     elif case.startswith("probe:"):
         wasm = ("target/meshwake-probe.wasm", case[len("probe:"):])
     elif case in PLUGIN:
-        wasm = ("target/meshwake.wasm", json.dumps(PLUGIN[case]))
+        wasm = (VARIANTS.get(variant, "target/meshwake.wasm"), json.dumps(PLUGIN[case]))
     filters = []
     if wasm:
         filters.append({"name": "envoy.filters.http.wasm", "typed_config": {
@@ -117,6 +141,7 @@ def bootstrap(case, admin, listen, sink):
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "main",
         "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
+            {"match": {"prefix": "/"}, "route": {"cluster": "upstream"}} if body else
             {"match": {"prefix": "/"},
              "direct_response": {"status": 200, "body": {"inline_string": "ok"}}}]}]},
         "http_filters": filters,
@@ -141,12 +166,15 @@ def bootstrap(case, admin, listen, sink):
                 "filter_chains": [{"filters": [{
                     "name": "envoy.filters.network.http_connection_manager",
                     "typed_config": hcm}]}]}],
-            "clusters": [{
-                "name": "otlp_collector", "connect_timeout": "1s",
-                "load_assignment": {"cluster_name": "otlp_collector", "endpoints": [{"lb_endpoints": [
-                    {"endpoint": {"address": {"socket_address": {
-                        "address": "127.0.0.1", "port_value": sink}}}}]}]}}]},
+            "clusters": [sink_cluster("otlp_collector", sink), sink_cluster("upstream", sink)]},
     }
+
+
+def sink_cluster(name, sink):
+    return {"name": name, "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {
+                    "address": "127.0.0.1", "port_value": sink}}}}]}]}}
 
 
 class Envoy:
@@ -218,21 +246,32 @@ def pinned(core, cmd):
     return pre + cmd
 
 
-def wrk(port, secs, threads, conns, core):
+def body_script():
+    """wrk script for the body cases: a POST of BODY_BYTES."""
+    path = os.path.join(WORK, "body.lua")
+    with open(path, "w") as f:
+        f.write(f'wrk.method = "POST"\nwrk.body = string.rep("x", {BODY_BYTES})\n')
+    return path
+
+
+def wrk(port, secs, threads, conns, core, body=False):
+    extra = ["-s", body_script()] if body else []
     out = subprocess.run(pinned(core, [
         "wrk", f"-t{threads}", f"-c{conns}", f"-d{secs}s", "-H", f"traceparent: {TRACEPARENT}",
-        "-H", "x-request-id: 6c0b3f0e-6a57-4d8e-9a0e-1c1f2a3b4c5d",
-        f"http://127.0.0.1:{port}{PATH}"]), capture_output=True, text=True, check=True).stdout
+        "-H", "x-request-id: 6c0b3f0e-6a57-4d8e-9a0e-1c1f2a3b4c5d", *extra,
+        f"http://127.0.0.1:{port}{BODY_PATH if body else PATH}"]),
+        capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     n = int(re.search(r"(\d+) requests in", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": rps, "requests": n, "non_2xx": int(bad.group(1)) if bad else 0}
 
 
-def fixed_rate(port, rate, secs, conns, core):
+def fixed_rate(port, rate, secs, conns, core, body=False):
     out = subprocess.run(pinned(core, [
         os.path.join(HARNESS, "load"), "--port", str(port), "--rate", str(rate),
-        "--duration", str(secs), "--connections", str(conns), "--path", PATH,
+        "--duration", str(secs), "--connections", str(conns),
+        "--path", BODY_PATH if body else PATH, "--body-bytes", str(BODY_BYTES if body else 0),
         "--header", f"traceparent: {TRACEPARENT}",
         "--header", "x-request-id: 6c0b3f0e-6a57-4d8e-9a0e-1c1f2a3b4c5d"]),
         capture_output=True, text=True, check=True).stdout
@@ -262,7 +301,8 @@ def wait_spans(sink, before, expected, max_wait):
 def saturate(envoy, a, secs):
     """One `wrk` window at saturation; adds Envoy's CPU µs per completed request."""
     rq0, cpu0 = envoy.requests(), envoy.cpu_s()
-    w = wrk(envoy.listen, secs, a.wrk_threads, a.wrk_connections, a.load_core)
+    w = wrk(envoy.listen, secs, a.wrk_threads, a.wrk_connections, a.load_core,
+            base_case(envoy.case)[1])
     w["cpu_us_per_req"] = 1e6 * (envoy.cpu_s() - cpu0) / max(1, envoy.requests() - rq0)
     return w
 
@@ -271,7 +311,8 @@ def run_case(case, rep, a, sink):
     envoy = Envoy(case, sink, a.envoy_core, f"r{rep}")
     try:
         s0 = sink_count(sink)["spans"]
-        wrk(envoy.listen, 2, 1, 8, a.load_core)  # warm-up: VM, connections, label cache
+        body = base_case(case)[1]
+        wrk(envoy.listen, 2, 1, 8, a.load_core, body)  # warm-up: VM, connections, label cache
         # Saturation in short windows: other work on a shared box only ever adds CPU time,
         # so the least CPU/request over the windows is the case's own cost (and the most
         # requests/s its throughput); the median is kept too.
@@ -279,10 +320,10 @@ def run_case(case, rep, a, sink):
         rq1, cpu1 = envoy.requests(), envoy.cpu_s()
         sat = {"rps": max(w["rps"] for w in windows),
                "non_2xx": sum(w["non_2xx"] for w in windows)}
-        fr = fixed_rate(envoy.listen, a.rate, a.duration, 16, a.load_core)
+        fr = fixed_rate(envoy.listen, a.rate, a.duration, 16, a.load_core, body)
         rq2, cpu2 = envoy.requests(), envoy.cpu_s()
         total = envoy.requests()
-        expect = total if case in SPAN_CASES else 0
+        expect = total if family(case) in SPAN_CASES else 0
         spans = wait_spans(sink, s0, expect, 10) if expect else sink_count(sink)["spans"] - s0
         st = envoy.stats()
         r = {
@@ -317,10 +358,15 @@ def spread(xs):
 
 
 def summarize(runs):
-    by = {c: [r for r in runs if r["case"] == c] for c in CASES}
-    base = {r["rep"]: r["cpu_us_per_req"] for r in by["envoy"]}
+    by = {c: [r for r in runs if r["case"] == c] for c in dict.fromkeys(r["case"] for r in runs)}
+    by |= {c: [] for c in CASES if c not in by}
+    # Added CPU: minus Envoy without filters, same repetition, same body or not.
+    base = {(r["case"], r["rep"]): r["cpu_us_per_req"] for r in runs
+            if family(r["case"]) == "envoy"}
     for r in runs:
-        r["added_cpu_us"] = r["cpu_us_per_req"] - base.get(r["rep"], 0)
+        envoy = "envoy" + (BODY if base_case(r["case"])[1] else "")
+        r["added_cpu_us"] = r["cpu_us_per_req"] - base.get((envoy, r["rep"]), 0)
+    reps = sorted({r["rep"] for r in runs})
     summary = {}
     for c, rs in by.items():
         if not rs:
@@ -335,7 +381,7 @@ def summarize(runs):
     # Ratios per repetition (same run, same machine state), then median and spread.
     def ratio(num, den):
         vals = []
-        for rep in sorted(base):
+        for rep in reps:
             n = next((r["added_cpu_us"] for r in by[num] if r["rep"] == rep), None)
             d = next((r["added_cpu_us"] for r in by[den] if r["rep"] == rep), None)
             if n is not None and d:
@@ -353,6 +399,10 @@ def summarize(runs):
         "native_propagation_vs_native_noop":
             ratio("native-propagation", "native-noop") | {"target_max": 1.2},
         "native_full_vs_full": ratio("native-full", "full") | {"target_max": None},
+        # Issue 14's targets, with and without bodies.
+        "full_vs_otel_body": ratio("full" + BODY, "otel" + BODY) | {"target_max": 1.0},
+        "propagation_vs_noop_body": ratio("propagation" + BODY, "noop" + BODY) | {"target_max": 1.5},
+        "full_vs_noop_body": ratio("full" + BODY, "noop" + BODY) | {"target_max": None},
     }
     return summary, ratios
 
@@ -410,20 +460,32 @@ def hostcalls(a, sink):
                             for op, v in per.items()}}
 
 
+# Body chunks per direction in the guest phase's body modes: the data and the end of stream,
+# as Envoy delivers a body that arrives in one read (`probe:bodies=1+body` counts them).
+GUEST_BODY_CHUNKS = 2
+
+
 def guest():
-    """The module's own time per request in V8 (Node, mock host: `bench/guest/run.mjs`)."""
+    """The module's own time per request in V8 (Node, mock host: `bench/guest/run.mjs`).
+    `noop` is the SDK's own per-request dispatch (context map, boxed trait objects)."""
     res = {}
-    for mode in ("propagation", "full"):
-        runs = []
-        for _ in range(3):
-            out = subprocess.run(["node", os.path.join(ROOT, "bench/guest/run.mjs"),
-                                  os.path.join(ROOT, "target/meshwake.wasm"),
-                                  json.dumps(PLUGIN[mode]), "200000"],
-                                 capture_output=True, text=True, check=True).stdout
-            runs.append(json.loads(out))
-        us = [r["us_per_request"] for r in runs]
-        res[mode] = {"us_per_request": {"median": med(us), "spread": spread(us)},
-                     "host_calls_per_request": runs[-1]["host_calls_per_request"]}
+    modules = {"noop": ("target/meshwake-noop.wasm", "")} | {
+        m: ("target/meshwake.wasm", json.dumps(PLUGIN[m])) for m in ("propagation", "full")}
+    for mode, (wasm, cfg) in modules.items():
+        for chunks in (0, GUEST_BODY_CHUNKS):
+            runs = []
+            for _ in range(3):
+                out = subprocess.run(["node", os.path.join(ROOT, "bench/guest/run.mjs"),
+                                      os.path.join(ROOT, wasm), cfg, "200000", str(chunks)],
+                                     capture_output=True, text=True, check=True).stdout
+                runs.append(json.loads(out))
+            # CPU time, not wall time: a shared box deschedules the process.
+            us = [r["cpu_us_per_request"] for r in runs]
+            wall = [r["us_per_request"] for r in runs]
+            res[mode + (BODY if chunks else "")] = {
+                "us_per_request": {"median": med(us), "spread": spread(us)},
+                "wall_us_per_request": {"median": med(wall), "spread": spread(wall)},
+                "host_calls_per_request": runs[-1]["host_calls_per_request"]}
     return res
 
 
@@ -494,9 +556,12 @@ def markdown(doc):
              "floor_vs_noop": "floor (probe: 1 header-map read + 1 header write) / no-op filter",
              "native_full_vs_otel": "native full / Envoy OTel tracer",
              "native_propagation_vs_native_noop": "native propagation / native no-op module",
-             "native_full_vs_full": "native full / wasm full"}
+             "native_full_vs_full": "native full / wasm full",
+             "full_vs_otel_body": "with bodies: meshwake full / Envoy OTel tracer",
+             "propagation_vs_noop_body": "with bodies: meshwake propagation / no-op filter",
+             "full_vs_noop_body": "with bodies: meshwake full / no-op filter"}
     for k, v in r.items():
-        if v["median"] is None or k not in names:
+        if k not in names or v["median"] is None:
             continue
         t = v.get("target_max")
         L.append(f"| {names[k]} | {v['median']:.2f} [{v['spread'][0]:.2f}–{v['spread'][1]:.2f}] "
@@ -526,12 +591,10 @@ def markdown(doc):
           "| Case | Throughput req/s | CPU µs/req | Added µs/req | CPU µs/req at fixed rate | p50 µs | p99 µs | "
           "Spans / requests | RSS MiB | VM memory |",
           "|---|---|---|---|---|---|---|---|---|---|"]
-    for c in CASES:
-        if c not in s:
-            continue
+    for c in s:
         x = s[c]
         vm = x["vm_memory_bytes"]["median"]
-        sp = f"{x['spans']:,} / {x['requests']:,}" if c in SPAN_CASES else "–"
+        sp = f"{x['spans']:,} / {x['requests']:,}" if family(c) in SPAN_CASES else "–"
         L.append(f"| {c} | {fmt(x, 'throughput_rps')} | {fmt(x, 'cpu_us_per_req', 2)} | "
                  f"{fmt(x, 'added_cpu_us', 2)} | {fmt(x, 'cpu_us_per_req_fixed_rate', 1)} | "
                  f"{fmt(x, 'p50_us')} | {fmt(x, 'p99_us')} | {sp} | {fmt(x, 'rss_mib', 1)} | "
@@ -563,6 +626,8 @@ def markdown(doc):
               "`bench/guest/run.mjs` drives the same `target/meshwake.wasm` through the proxy-wasm "
               "callbacks with a host that answers at once: what is left is the filter's code. "
               "Host calls per request are what the filter asks of Envoy.", "",
+              "µs: the process's CPU time per request (wall time is in the JSON). `noop` is the "
+              "SDK's own dispatch; `+body`: 2 request and 2 response body chunks.", "",
               "| Mode | µs / request | Host calls / request |", "|---|---|---|"]
         for mode, v in g.items():
             u = v["us_per_request"]
@@ -609,7 +674,10 @@ def main():
     p.add_argument("--json", default=os.path.join(ROOT, "docs/bench-latest.json"))
     p.add_argument("--md", default=os.path.join(ROOT, "docs/bench-latest.md"))
     p.add_argument("--render", action="store_true", help="only rewrite --md from --json")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=WASM",
+                   help="another module build for A/B cases <case>@NAME (see VARIANTS)")
     a = p.parse_args()
+    VARIANTS.update(v.split("=", 1) for v in a.variant)
     if a.render:
         with open(a.json) as f:
             doc = json.load(f)

@@ -22,7 +22,28 @@ opt() { # in out
     || { tail -20 "$ROOT/target/wasm-opt.log" >&2; die "wasm-opt failed on $1"; }
   mv "$2.tmp" "$2"
 }
-opt "$out/meshwake_filter.wasm" "$ROOT/target/meshwake.wasm"
+# Envoy calls every `proxy_on_*` callback a module exports, and each call is a crossing into
+# the VM (per body chunk, per trailer block, per stream for `proxy_on_done`). The SDK exports
+# them all; the module keeps only the callbacks meshwake implements (docs/adr/0006), and
+# wasm-metadce drops the rest and the code only they reached. tests/tests/module_hygiene.rs
+# checks the exports of the built module.
+MESHWAKE_EXPORTS="memory _initialize proxy_abi_version_0_2_1 proxy_on_memory_allocate
+  proxy_on_context_create proxy_on_vm_start proxy_on_configure proxy_on_tick
+  proxy_on_request_headers proxy_on_response_headers proxy_on_log proxy_on_delete
+  proxy_on_http_call_response"
+keep_exports() { # in out names...
+  local in="$1" out="$2" graph="$ROOT/target/wasm-exports.graph.json"; shift 2
+  { printf '['; local sep=""
+    for e in "$@"; do printf '%s{"name":"%s","root":true,"export":"%s"}' "$sep" "$e" "$e"; sep=","; done
+    printf ']\n'; } >"$graph"
+  wasm-metadce --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
+    --enable-mutable-globals --enable-multivalue --enable-reference-types \
+    -f "$graph" "$in" -o "$out" >"$ROOT/target/wasm-metadce.log" 2>&1 \
+    || { tail -20 "$ROOT/target/wasm-metadce.log" >&2; die "wasm-metadce failed on $in"; }
+}
+# shellcheck disable=SC2086 # the export list is word-split on purpose
+keep_exports "$out/meshwake_filter.wasm" "$ROOT/target/meshwake.linked.wasm" $MESHWAKE_EXPORTS
+opt "$ROOT/target/meshwake.linked.wasm" "$ROOT/target/meshwake.wasm"
 opt "$out/meshwake_noop.wasm" "$ROOT/target/meshwake-noop.wasm"
 opt "$out/meshwake_probe.wasm" "$ROOT/target/meshwake-probe.wasm"
 (cd "$ROOT/target" && sha256sum meshwake.wasm > meshwake.wasm.sha256)

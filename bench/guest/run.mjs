@@ -1,13 +1,17 @@
 // Guest-only cost of a proxy-wasm module in V8 (Node), without Envoy: a mock host answers
 // every import instantly, so the time per request is the module's own work (plus a JS call
 // per host call, far cheaper than Envoy's). Usage:
-//   node bench/guest/run.mjs <module.wasm> <plugin-config-json> [requests]
+//   node bench/guest/run.mjs <module.wasm> <plugin-config-json> [requests] [body-chunks]
+// As Envoy does, only the callbacks the module exports are called; with body-chunks > 0,
+// each request also has that many request and response body chunks (the last one ending
+// the stream).
 // Prints JSON: µs per request and host calls per request by name. `node --cpu-prof` on it
 // gives a per-function profile when the module keeps its name section.
 import { readFileSync } from "node:fs";
 
-const [file, config = "{}", nArg = "200000"] = process.argv.slice(2);
+const [file, config = "{}", nArg = "200000", chunksArg = "0"] = process.argv.slice(2);
 const N = Number(nArg);
+const CHUNKS = Number(chunksArg);
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const calls = {};
@@ -101,13 +105,20 @@ ex.proxy_on_context_create(1, 0);
 ex.proxy_on_vm_start(1, 0);
 if (!ex.proxy_on_configure(1, config.length)) throw new Error("configure refused");
 
+// Envoy skips a callback the module does not export (proxy-wasm-cpp-host context.cc).
+const call = (name, ...args) => ex[name]?.(...args);
+function body(name, id) {
+  for (let c = 1; c <= CHUNKS; c++) call(name, id, 1024, c === CHUNKS ? 1 : 0);
+}
 function request1(id) {
-  ex.proxy_on_context_create(id, 1);
-  ex.proxy_on_request_headers(id, 8, 1);
-  ex.proxy_on_response_headers(id, 5, 0);
-  ex.proxy_on_log(id);
-  ex.proxy_on_done(id);
-  ex.proxy_on_delete(id);
+  call("proxy_on_context_create", id, 1);
+  call("proxy_on_request_headers", id, 8, CHUNKS ? 0 : 1);
+  body("proxy_on_request_body", id);
+  call("proxy_on_response_headers", id, 5, 0);
+  body("proxy_on_response_body", id);
+  call("proxy_on_log", id);
+  call("proxy_on_done", id);
+  call("proxy_on_delete", id);
   if (id % 512 === 0) {
     ex.proxy_on_tick(1);
     while (pending.length) ex.proxy_on_http_call_response(1, pending.shift(), 2, 0, 0);
@@ -116,9 +127,14 @@ function request1(id) {
 let id = 2;
 for (let i = 0; i < 20000; i++) request1(id++); // warm-up: let V8 tier up
 for (const k of Object.keys(calls)) delete calls[k];
+// Wall time, and this process's CPU time: on a shared box the process is often descheduled,
+// which only the wall clock sees.
 const t0 = process.hrtime.bigint();
+const c0 = process.cpuUsage();
 for (let i = 0; i < N; i++) request1(id++);
 const ns = Number(process.hrtime.bigint() - t0);
+const cpu = process.cpuUsage(c0);
 const perReq = Object.fromEntries(Object.entries(calls).map(([k, v]) => [k, +(v / N).toFixed(3)]));
 console.log(JSON.stringify({ module: file, requests: N, us_per_request: +(ns / N / 1000).toFixed(3),
+  cpu_us_per_request: +((cpu.user + cpu.system) / N).toFixed(3),
   memory_bytes: mem.buffer.byteLength, host_calls_per_request: perReq }));

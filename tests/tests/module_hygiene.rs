@@ -1,6 +1,9 @@
 //! The built module speaks only the proxy-wasm ABI: it imports `env.proxy_*` and the WASI
-//! calls Envoy implements, and exports the ABI version symbol.
+//! calls Envoy implements, and exports the ABI version symbol. meshwake.wasm exports only
+//! the callbacks the filter implements: Envoy enters the VM for every `proxy_on_*` a module
+//! exports (per body chunk, per trailer block), and skips the ones it does not.
 use meshwake_tests::paths;
+use std::collections::BTreeSet;
 use wasmparser::{Parser, Payload, TypeRef};
 
 /// WASI preview1 functions Envoy's proxy-wasm host provides (envoy `source/extensions/common/wasm`
@@ -64,6 +67,80 @@ pub fn check_module(bytes: &[u8]) -> Result<(), Vec<String>> {
         Ok(())
     } else {
         Err(bad)
+    }
+}
+
+/// What meshwake.wasm exports (`MESHWAKE_EXPORTS` in scripts/build-wasm.sh): linear memory,
+/// the WASI reactor entry, the ABI version, and the callbacks the filter implements.
+const MESHWAKE_EXPORTS: &[&str] = &[
+    "_initialize",
+    "memory",
+    "proxy_abi_version_0_2_1",
+    "proxy_on_configure",
+    "proxy_on_context_create",
+    "proxy_on_delete",
+    "proxy_on_http_call_response",
+    "proxy_on_log",
+    "proxy_on_memory_allocate",
+    "proxy_on_request_headers",
+    "proxy_on_response_headers",
+    "proxy_on_tick",
+    "proxy_on_vm_start",
+];
+
+/// Callbacks Envoy would make for every request if exported, which the filter has no use for.
+const NEVER_EXPORTED: &[&str] = &[
+    "proxy_on_request_body",
+    "proxy_on_request_trailers",
+    "proxy_on_response_body",
+    "proxy_on_response_trailers",
+    "proxy_on_done",
+];
+
+fn exports(bytes: &[u8]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        if let Payload::ExportSection(r) = payload.unwrap() {
+            out.extend(r.into_iter().map(|e| e.unwrap().name.to_string()));
+        }
+    }
+    out
+}
+
+/// Exports of `bytes` that are per-request callbacks the filter does not implement, and
+/// the difference to the expected export set.
+fn check_exports(bytes: &[u8]) -> Result<(), String> {
+    let got = exports(bytes);
+    let want: BTreeSet<String> = MESHWAKE_EXPORTS.iter().map(|s| s.to_string()).collect();
+    let unwanted: Vec<&str> = NEVER_EXPORTED
+        .iter()
+        .copied()
+        .filter(|n| got.contains(*n))
+        .collect();
+    if unwanted.is_empty() && got == want {
+        return Ok(());
+    }
+    Err(format!(
+        "callbacks Envoy would call for nothing: {unwanted:?}; missing: {:?}; extra: {:?}",
+        want.difference(&got).collect::<Vec<_>>(),
+        got.difference(&want).collect::<Vec<_>>()
+    ))
+}
+
+#[test]
+fn meshwake_module_exports_only_the_callbacks_it_implements() {
+    let bytes = std::fs::read(paths::meshwake_wasm()).unwrap();
+    check_exports(&bytes).unwrap_or_else(|e| panic!("meshwake.wasm: {e}"));
+}
+
+/// The export check fails on what the SDK exports by default (the no-op module keeps it):
+/// body and trailer callbacks and `proxy_on_done`.
+#[test]
+fn export_check_rejects_the_sdk_default_callbacks() {
+    let bytes = std::fs::read(paths::noop_wasm()).unwrap();
+    let e = check_exports(&bytes).expect_err("the SDK exports every callback");
+    for name in NEVER_EXPORTED {
+        assert!(e.contains(name), "{name} not reported: {e}");
     }
 }
 

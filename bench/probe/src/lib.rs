@@ -46,6 +46,9 @@ enum Op {
     Spin,
     /// Allocate and free 256 bytes in the guest (a guest-only cost, for scale).
     Alloc,
+    /// Count the body callbacks Envoy makes (counters `probe.request_body_calls` and
+    /// `probe.response_body_calls`), to see how many chunks a benchmark's bodies arrive in.
+    Bodies,
 }
 
 const OPS: &[(&str, Op)] = &[
@@ -64,6 +67,7 @@ const OPS: &[(&str, Op)] = &[
     ("alloc", Op::Alloc),
     ("log_map", Op::LogMap),
     ("spin", Op::Spin),
+    ("bodies", Op::Bodies),
 ];
 
 #[derive(Default)]
@@ -71,6 +75,7 @@ struct Probe {
     plan: Rc<Vec<(Op, u32)>>,
     counter: u32,
     histogram: u32,
+    body_calls: [u32; 2],
 }
 
 impl Context for Probe {}
@@ -96,6 +101,10 @@ impl RootContext for Probe {
         self.plan = Rc::new(plan);
         self.counter = h::define_metric(MetricType::Counter, "probe.counter").unwrap_or(0);
         self.histogram = h::define_metric(MetricType::Histogram, "probe.histogram").unwrap_or(0);
+        if self.plan.iter().any(|(op, _)| *op == Op::Bodies) {
+            self.body_calls = ["probe.request_body_calls", "probe.response_body_calls"]
+                .map(|n| h::define_metric(MetricType::Counter, n).unwrap_or(0));
+        }
         let _ = h::set_shared_data("probe.key", Some(b"0123456789abcdef0123456789abcdef"), None);
         true
     }
@@ -109,6 +118,7 @@ impl RootContext for Probe {
             plan: self.plan.clone(),
             counter: self.counter,
             histogram: self.histogram,
+            body_calls: self.body_calls,
         }))
     }
 }
@@ -117,6 +127,17 @@ struct Stream {
     plan: Rc<Vec<(Op, u32)>>,
     counter: u32,
     histogram: u32,
+    /// Counters of request and response body callbacks (0: not counted).
+    body_calls: [u32; 2],
+}
+
+impl Stream {
+    fn count_body(&self, which: usize) -> proxy_wasm::types::Action {
+        if let Some(&id) = self.body_calls.get(which).filter(|id| **id != 0) {
+            let _ = h::increment_metric(id, 1);
+        }
+        proxy_wasm::types::Action::Continue
+    }
 }
 
 impl Context for Stream {}
@@ -169,11 +190,19 @@ impl HttpContext for Stream {
                         }
                         std::hint::black_box(h) as usize
                     }
-                    Op::LogProp | Op::LogMap => 0,
+                    Op::LogProp | Op::LogMap | Op::Bodies => 0,
                 };
             }
         }
         proxy_wasm::types::Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, _: usize, _: bool) -> proxy_wasm::types::Action {
+        self.count_body(0)
+    }
+
+    fn on_http_response_body(&mut self, _: usize, _: bool) -> proxy_wasm::types::Action {
+        self.count_body(1)
     }
 
     fn on_log(&mut self) {

@@ -5,21 +5,27 @@ use crate::root::Shared;
 use meshwake_core::envoy::{self, property};
 use meshwake_core::{Completion, Engine, HeaderEdits, RequestState, Role};
 use meshwake_telemetry::metrics::MetricKind;
+use meshwake_trace_context::propagator::HeaderSource;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 pub struct Http {
     inner: Option<(Rc<Engine>, Rc<RefCell<Shared>>)>,
-    /// `None`: not configured; read from the listener direction on the first request.
-    role: Option<Role>,
+    /// `None`: not configured; read from the listener direction by the first request of
+    /// this filter instance (the cell is the root context's).
+    role: Rc<Cell<Option<Role>>>,
     state: Option<RequestState>,
 }
 
 impl Http {
-    pub fn new(engine: Rc<Engine>, shared: Rc<RefCell<Shared>>, role: Option<Role>) -> Http {
+    pub fn new(
+        engine: Rc<Engine>,
+        shared: Rc<RefCell<Shared>>,
+        role: Rc<Cell<Option<Role>>>,
+    ) -> Http {
         Http {
             inner: Some((engine, shared)),
             role,
@@ -31,19 +37,23 @@ impl Http {
     pub fn passthrough() -> Http {
         Http {
             inner: None,
-            role: None,
+            role: Rc::default(),
             state: None,
         }
     }
 }
 
-/// Apply the core's edits (its removals name only headers the map has).
-fn apply(map: MapType, edits: HeaderEdits) {
+/// Apply the core's edits (its removals name only headers the map has). A header that
+/// already has exactly this one value (`tracestate` passed on as it came, say) is not
+/// written: each write is a host call.
+fn apply(map: MapType, edits: HeaderEdits, current: &dyn HeaderSource) {
     for n in edits.remove {
         let _ = hostcalls::remove_map_value(map, n);
     }
     for (n, v) in edits.set {
-        let _ = hostcalls::set_map_value_bytes(map, n, Some(v.as_bytes()));
+        if current.get_all(n) != [v.as_bytes()] {
+            let _ = hostcalls::set_map_value_bytes(map, n, Some(v.as_bytes()));
+        }
     }
 }
 
@@ -83,14 +93,17 @@ impl HttpContext for Http {
         let (state, edits) = {
             let mut sh = shared.borrow_mut();
             sh.id_draws = sh.id_draws.saturating_add(2);
-            let role = self.role.unwrap_or_else(|| {
-                int_prop(property::LISTENER_DIRECTION)
+            let role = self.role.get().unwrap_or_else(|| {
+                // Fixed per listener: read once per filter instance.
+                let r = int_prop(property::LISTENER_DIRECTION)
                     .and_then(envoy::role_from_direction)
-                    .unwrap_or(Role::Outbound)
+                    .unwrap_or(Role::Outbound);
+                self.role.set(Some(r));
+                r
             });
             engine.on_request(role, &headers, now, &mut sh.ids, &mut recall)
         };
-        apply(MapType::HttpRequestHeaders, edits);
+        apply(MapType::HttpRequestHeaders, edits, &headers);
         let remembered = engine.remember(&state);
         if !remembered.is_empty() {
             let mut sh = shared.borrow_mut();
@@ -123,7 +136,7 @@ impl HttpContext for Http {
             0
         };
         let edits = engine.on_response(state, &headers, now);
-        apply(MapType::HttpResponseHeaders, edits);
+        apply(MapType::HttpResponseHeaders, edits, &headers);
         Action::Continue
     }
 

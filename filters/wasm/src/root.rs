@@ -8,7 +8,7 @@ use meshwake_telemetry::{export, ExportOutcome, Exporter};
 use meshwake_trace_context::IdGenerator;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, MapType};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
@@ -35,7 +35,9 @@ pub struct Root {
     /// Call-out token → batch id.
     calls: HashMap<u32, u64>,
     /// Configured, else the listener direction at configure time; `None`: asked per stream.
-    role: Option<Role>,
+    /// Shared with this instance's streams: the first stream that reads the listener
+    /// direction keeps it here for the others (one property read per filter instance).
+    role: Rc<Cell<Option<Role>>>,
     /// A failed export dispatch was logged at warning level already.
     dispatch_warned: bool,
 }
@@ -138,7 +140,7 @@ impl RootContext for Root {
             stats,
             id_draws: 0,
         })));
-        self.role = setup.role;
+        self.role.set(setup.role);
         self.engine = Some(Rc::new(setup.engine));
         let _ = proxy_wasm::hostcalls::set_tick_period(Duration::from_millis(tick));
         // Never refuse to start: a bad configuration has become defaults plus log lines.
@@ -157,11 +159,11 @@ impl RootContext for Root {
         let (Some(engine), Some(shared)) = (&self.engine, &self.shared) else {
             return Some(Box::new(Http::passthrough()));
         };
-        // Without a role known here, each stream asks Envoy which way its listener faces.
+        // Without a role known here, the first stream asks Envoy which way its listener faces.
         Some(Box::new(Http::new(
             engine.clone(),
             shared.clone(),
-            self.role,
+            self.role.clone(),
         )))
     }
 }

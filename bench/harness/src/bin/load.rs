@@ -3,7 +3,8 @@
 //! connection became free, so a stalled server shows up in the percentiles instead of
 //! silently lowering the rate (no coordinated omission).
 //!
-//! Usage: `load --port P --rate R --duration S [--connections C] [--path /] [--header 'k: v']...`
+//! Usage: `load --port P --rate R --duration S [--connections C] [--path /] [--header 'k: v']...
+//! [--body-bytes N]` (N > 0: each request is a `POST` with an N-byte body).
 //! Prints one JSON object: sent, ok, non_2xx, errors, rate achieved, latency percentiles (µs).
 //! Single-threaded epoll loop (mio); timer resolution is epoll's 1 ms, so requests leave in
 //! small bursts at high rates (e.g. 20 per ms at 20,000/s), all still timed from their due time.
@@ -38,7 +39,7 @@ fn args() -> Args {
         connections: 16,
         request: Vec::new(),
     };
-    let (mut path, mut headers) = ("/".to_string(), Vec::new());
+    let (mut path, mut headers, mut body) = ("/".to_string(), Vec::new(), 0usize);
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let v = it.next().unwrap_or_default();
@@ -49,18 +50,24 @@ fn args() -> Args {
             "--connections" => a.connections = v.parse().unwrap_or(a.connections),
             "--path" => path = v,
             "--header" => headers.push(v),
+            "--body-bytes" => body = v.parse().unwrap_or(0),
             _ => {
                 eprintln!("load: unknown argument {k}");
                 std::process::exit(2)
             }
         }
     }
-    let mut req = format!("GET {path} HTTP/1.1\r\nhost: bench\r\n");
+    let method = if body > 0 { "POST" } else { "GET" };
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: bench\r\n");
+    if body > 0 {
+        req.push_str(&format!("content-length: {body}\r\n"));
+    }
     for h in headers {
         req.push_str(&h);
         req.push_str("\r\n");
     }
     req.push_str("\r\n");
+    req.push_str(&"x".repeat(body));
     a.request = req.into_bytes();
     a
 }

@@ -5,6 +5,9 @@
 //!
 //! `GET /count` returns `{"spans":N,"requests":N,"bytes":N,"bad":N}` (cumulative).
 //!
+//! Also the upstream of the benchmark's body cases: any request to `/body/N` has its body
+//! read and gets `200` with an `N`-byte body (at most 1 MiB), not counted as an export.
+//!
 //! Usage: `sink <port>`. One thread per connection: Envoy opens only a few to a collector.
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -95,6 +98,16 @@ fn serve(stream: TcpStream, c: &Counts) -> std::io::Result<()> {
             )?;
             continue;
         }
+        if let Some(n) = body_size(&request_line) {
+            // One write: head and body reach Envoy together, as from a buffering server.
+            let mut resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {n}\r\n\r\n"
+            )
+            .into_bytes();
+            resp.extend_from_slice(&BODY[..n]);
+            out.write_all(&resp)?;
+            continue;
+        }
         c.requests.fetch_add(1, Relaxed);
         c.bytes.fetch_add(body.len() as u64, Relaxed);
         match (encoded, count_spans(&body)) {
@@ -109,6 +122,17 @@ fn serve(stream: TcpStream, c: &Counts) -> std::io::Result<()> {
             b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
         )?;
     }
+}
+
+/// The largest body the sink answers with, and its bytes.
+const MAX_BODY: usize = 1 << 20;
+static BODY: [u8; MAX_BODY] = [b'x'; MAX_BODY];
+
+/// `N` of a `<METHOD> /body/N HTTP/1.1` request line.
+fn body_size(request_line: &str) -> Option<usize> {
+    let path = request_line.split(' ').nth(1)?;
+    let n: usize = path.strip_prefix("/body/")?.parse().ok()?;
+    Some(n.min(MAX_BODY))
 }
 
 fn read_chunked(r: &mut impl BufRead, body: &mut Vec<u8>) -> std::io::Result<()> {
