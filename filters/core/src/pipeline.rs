@@ -22,19 +22,8 @@ use std::borrow::Cow;
 mod request;
 mod stream_end;
 
-/// Request header names read by the pipeline, defined once.
-pub mod header {
-    pub const METHOD: &str = ":method";
-    pub const PATH: &str = ":path";
-    pub const SCHEME: &str = ":scheme";
-    pub const AUTHORITY: &str = ":authority";
-    pub const USER_AGENT: &str = "user-agent";
-    pub const REQUEST_ID: &str = "x-request-id";
-    pub const CONTENT_TYPE: &str = "content-type";
-    pub const GRPC_STATUS: &str = "grpc-status";
-    /// Response header showing the filter ran (with `debug_header`).
-    pub const DEBUG: &str = "x-meshwake";
-}
+/// Header names the pipeline reads and writes: the shared naming contract.
+pub use meshwake_semconv::header;
 
 /// Longest value kept for free-text attributes (user agent, authority...).
 pub const MAX_ATTR_LEN: usize = 256;
@@ -443,13 +432,22 @@ fn build_resource(cfg: &Config, id: &WorkloadIdentity, sdk_version: &'static str
         ));
     }
     for (k, v) in &id.extra {
-        a.push(KeyValue::new(format!("meshwake.deployment.{k}"), v.clone()));
+        a.push(KeyValue::new(
+            format!("{}{k}", attr::MESHWAKE_DEPLOYMENT_PREFIX),
+            v.clone(),
+        ));
     }
     for (k, v) in &cfg.resource.attributes {
         a.push(KeyValue::new(k.clone(), v.clone()));
     }
-    a.push(KeyValue::new(attr::TELEMETRY_SDK_NAME, "meshwake"));
-    a.push(KeyValue::new(attr::TELEMETRY_SDK_LANGUAGE, "rust"));
+    a.push(KeyValue::new(
+        attr::TELEMETRY_SDK_NAME,
+        attr::values::SDK_NAME,
+    ));
+    a.push(KeyValue::new(
+        attr::TELEMETRY_SDK_LANGUAGE,
+        attr::values::SDK_LANGUAGE,
+    ));
     a.push(KeyValue::new(attr::TELEMETRY_SDK_VERSION, sdk_version));
     Resource { attributes: a }
 }

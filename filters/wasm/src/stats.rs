@@ -1,46 +1,35 @@
-//! The filter's own counters and gauges (Envoy stats `meshwake.*`), defined once per VM.
+//! The filter's own counters and gauges (Envoy stats `meshwake.*`, names in
+//! `meshwake_semconv::stat`), defined once per VM.
 //! Counters bumped per request are summed in the VM and published on the root context's
 //! tick: a host call per counter per request would cost more than the counting is worth.
 use meshwake_core::notes::Note;
+use meshwake_semconv::stat;
 use meshwake_telemetry::ExporterStats;
 use proxy_wasm::hostcalls::{define_metric, increment_metric};
 use proxy_wasm::types::MetricType;
 use std::collections::HashMap;
 
-/// Self-telemetry stat names (also documented in the README); the exporter's counters are
-/// in [`EXPORTER_COUNTERS`].
-pub mod name {
-    pub const QUEUE_DEPTH: &str = "meshwake.export.queue_depth";
-    pub const IN_FLIGHT: &str = "meshwake.export.batches_in_flight";
-    pub const LABEL_OVERFLOW: &str = "meshwake.metrics.label_overflow";
-    pub const CONFIG_ERRORS: &str = "meshwake.config.errors";
-    pub const CONFIG_WARNINGS: &str = "meshwake.config.warnings";
-    pub const RECOVERY_STORED: &str = "meshwake.context_recovery_stored";
-    /// The VM's linear memory in bytes (it only grows), for memory budgets.
-    pub const VM_MEMORY: &str = "meshwake.vm.memory_bytes";
-}
-
 /// Where one counter's cumulative value is in the exporter's stats.
 type ReadCounter = fn(&ExporterStats) -> u64;
 
-/// The exporter's cumulative counters, published as deltas: Envoy stat name and where its
+/// The exporter's cumulative counters, published as deltas: stat name and where its
 /// value is in [`ExporterStats`], one row each (a new counter cannot be misaligned).
 #[rustfmt::skip]
 const EXPORTER_COUNTERS: [(&str, ReadCounter); 14] = [
-    ("meshwake.spans.created",                    |s| s.spans_created),
-    ("meshwake.spans.exported",                   |s| s.spans_exported),
-    ("meshwake.spans.dropped_queue_full",         |s| s.dropped_queue_full),
-    ("meshwake.spans.dropped_sampled_out",        |s| s.dropped_sampled_out),
-    ("meshwake.spans.dropped_export_failed",      |s| s.dropped_export_failed),
-    ("meshwake.spans.dropped_rejected",           |s| s.dropped_rejected),
-    ("meshwake.export.retries",                   |s| s.retries),
-    ("meshwake.export.batches_sent",              |s| s.batches_sent),
-    ("meshwake.export.failures_status_4xx",       |s| s.export_failures_by_cause.status_4xx),
-    ("meshwake.export.failures_status_5xx",       |s| s.export_failures_by_cause.status_5xx),
-    ("meshwake.export.failures_status_429",       |s| s.export_failures_by_cause.status_429),
-    ("meshwake.export.failures_status_other",     |s| s.export_failures_by_cause.status_other),
-    ("meshwake.export.failures_call_failed",      |s| s.export_failures_by_cause.call_failed),
-    ("meshwake.export.failures_timeout",          |s| s.export_failures_by_cause.timeout),
+    (stat::SPANS_CREATED,                |s| s.spans_created),
+    (stat::SPANS_EXPORTED,               |s| s.spans_exported),
+    (stat::SPANS_DROPPED_QUEUE_FULL,     |s| s.dropped_queue_full),
+    (stat::SPANS_DROPPED_SAMPLED_OUT,    |s| s.dropped_sampled_out),
+    (stat::SPANS_DROPPED_EXPORT_FAILED,  |s| s.dropped_export_failed),
+    (stat::SPANS_DROPPED_REJECTED,       |s| s.dropped_rejected),
+    (stat::EXPORT_RETRIES,               |s| s.retries),
+    (stat::EXPORT_BATCHES_SENT,          |s| s.batches_sent),
+    (stat::EXPORT_FAILURES_STATUS_4XX,   |s| s.export_failures_by_cause.status_4xx),
+    (stat::EXPORT_FAILURES_STATUS_5XX,   |s| s.export_failures_by_cause.status_5xx),
+    (stat::EXPORT_FAILURES_STATUS_429,   |s| s.export_failures_by_cause.status_429),
+    (stat::EXPORT_FAILURES_STATUS_OTHER, |s| s.export_failures_by_cause.status_other),
+    (stat::EXPORT_FAILURES_CALL_FAILED,  |s| s.export_failures_by_cause.call_failed),
+    (stat::EXPORT_FAILURES_TIMEOUT,      |s| s.export_failures_by_cause.timeout),
 ];
 
 /// Metric ids; 0 when the host refused to define one (then updates are no-ops).
@@ -67,27 +56,28 @@ pub struct Stats {
     last_gauges: Option<(u64, u64)>,
 }
 
-fn counter(n: &str) -> u32 {
-    define_metric(MetricType::Counter, n).unwrap_or(0)
+/// Define `meshwake.<name>`; 0 when the host refuses.
+fn define(kind: MetricType, name: &str) -> u32 {
+    define_metric(kind, &format!("{}{name}", stat::PREFIX)).unwrap_or(0)
+}
+
+fn counter(name: &str) -> u32 {
+    define(MetricType::Counter, name)
 }
 
 impl Stats {
     pub fn define() -> Stats {
-        use name::*;
         let exporter = EXPORTER_COUNTERS.map(|(stat, _)| counter(stat));
         Stats {
-            notes: Note::ALL
-                .iter()
-                .map(|n| counter(&format!("meshwake.{}", n.name())))
-                .collect(),
+            notes: Note::ALL.iter().map(|n| counter(n.name())).collect(),
             exporter,
-            queue_depth: define_metric(MetricType::Gauge, QUEUE_DEPTH).unwrap_or(0),
-            in_flight: define_metric(MetricType::Gauge, IN_FLIGHT).unwrap_or(0),
-            label_overflow: counter(LABEL_OVERFLOW),
-            config_errors: counter(CONFIG_ERRORS),
-            config_warnings: counter(CONFIG_WARNINGS),
-            recovery_stored: counter(RECOVERY_STORED),
-            vm_memory: define_metric(MetricType::Gauge, VM_MEMORY).unwrap_or(0),
+            queue_depth: define(MetricType::Gauge, stat::EXPORT_QUEUE_DEPTH),
+            in_flight: define(MetricType::Gauge, stat::EXPORT_BATCHES_IN_FLIGHT),
+            label_overflow: counter(stat::METRICS_LABEL_OVERFLOW),
+            config_errors: counter(stat::CONFIG_ERRORS),
+            config_warnings: counter(stat::CONFIG_WARNINGS),
+            recovery_stored: counter(stat::CONTEXT_RECOVERY_STORED),
+            vm_memory: define(MetricType::Gauge, stat::VM_MEMORY_BYTES),
             ..Default::default()
         }
     }

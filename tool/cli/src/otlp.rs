@@ -256,6 +256,7 @@ fn json_value(v: &Value) -> Value {
 mod tests {
     use super::*;
     use crate::analysis_bridge::Kind;
+    use meshwake_semconv::attr;
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{
         span::SpanKind, status::StatusCode, ResourceSpans, ScopeSpans, Span, Status,
@@ -285,12 +286,15 @@ mod tests {
             }),
             attributes: vec![
                 kv(
-                    "meshwake.role",
+                    attr::MESHWAKE_ROLE,
                     any_value::Value::StringValue("outbound".into()),
                 ),
-                kv("http.response.status_code", any_value::Value::IntValue(503)),
                 kv(
-                    "meshwake.peer.version",
+                    attr::HTTP_RESPONSE_STATUS_CODE,
+                    any_value::Value::IntValue(503),
+                ),
+                kv(
+                    attr::MESHWAKE_PEER_VERSION,
                     any_value::Value::StringValue("v7".into()),
                 ),
                 kv("flag", any_value::Value::BoolValue(true)),
@@ -301,7 +305,7 @@ mod tests {
             resource_spans: vec![ResourceSpans {
                 resource: Some(Resource {
                     attributes: vec![kv(
-                        "service.name",
+                        attr::SERVICE_NAME,
                         any_value::Value::StringValue("checkout".into()),
                     )],
                     ..Default::default()

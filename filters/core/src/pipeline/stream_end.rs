@@ -4,6 +4,7 @@ use super::{Completion, Engine, RequestState};
 use crate::config::Role;
 use crate::route;
 use meshwake_identity::{self as identity, PeerIdentity, VersionSource, WorkloadIdentity};
+use meshwake_semconv::span as semconv_span;
 use meshwake_telemetry::metrics::{MetricLabels, Reporter};
 use meshwake_telemetry::span::{attr, flags, Event, Link};
 use meshwake_telemetry::{AnyValue, KeyValue, Span, SpanKind, Status, StatusCode};
@@ -129,7 +130,7 @@ impl Engine {
             .first_byte_ns
             .map(|t| Event {
                 time_unix_nano: t,
-                name: Cow::Borrowed("first_upstream_byte"),
+                name: Cow::Borrowed(semconv_span::EVENT_FIRST_UPSTREAM_BYTE),
                 attributes: Vec::new(),
             })
             .into_iter()
@@ -246,7 +247,7 @@ fn error_type(completion: &Completion, status: &Status) -> Option<String> {
         Some(if flagged {
             completion.response_flags.clone()
         } else {
-            "_OTHER".into()
+            attr::values::ERROR_TYPE_OTHER.into()
         })
     } else if status.code == StatusCode::Error {
         Some(completion.status.to_string())
@@ -304,8 +305,8 @@ fn untrusted_edge_link(outside: meshwake_trace_context::SpanContext) -> Link {
         span_id: outside.span_id.0,
         trace_state: outside.trace_state.to_header(),
         attributes: vec![KeyValue::new(
-            "meshwake.link.reason",
-            "untrusted_edge_context",
+            semconv_span::LINK_REASON,
+            semconv_span::LINK_REASON_UNTRUSTED_EDGE,
         )],
         ..Default::default()
     }
