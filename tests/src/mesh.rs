@@ -9,6 +9,7 @@
 use crate::otlp::ReceivedSpan;
 use crate::{http, Envoy, EnvoyOptions, OtlpReceiver, Request, Response, Server};
 use meshwake_envoy_bootstrap::{loopback_cluster, Sidecar};
+use meshwake_semconv::attr;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -477,8 +478,8 @@ pub fn span_of<'a>(spans: &'a [ReceivedSpan], service: &str, role: &str) -> Vec<
     spans
         .iter()
         .filter(|s| {
-            s.resource_str("service.name").as_deref() == Some(service)
-                && s.attr_str("meshwake.role").as_deref() == Some(role)
+            s.resource_str(attr::SERVICE_NAME).as_deref() == Some(service)
+                && s.attr_str(attr::MESHWAKE_ROLE).as_deref() == Some(role)
         })
         .collect()
 }
@@ -486,7 +487,7 @@ pub fn span_of<'a>(spans: &'a [ReceivedSpan], service: &str, role: &str) -> Vec<
 /// The `meshwake.lineage` attribute of a span.
 pub fn lineage(span: &ReceivedSpan) -> Vec<String> {
     use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
-    match span.attr("meshwake.lineage") {
+    match span.attr(attr::MESHWAKE_LINEAGE) {
         Some(V::ArrayValue(a)) => a
             .values
             .iter()

@@ -4,6 +4,7 @@
 //! refuse to load), logs one clear line per problem naming the key, counts it in
 //! `meshwake.config.errors`/`.warnings`, and traffic flows with the safe defaults: context
 //! propagated, identity header sent, spans exported.
+use meshwake_semconv::{header, stat};
 use meshwake_tests::{http, Envoy, EnvoyOptions, OtlpReceiver, Response, Server};
 
 const TID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -91,7 +92,7 @@ fn run(c: &Case) -> Result<String, String> {
                 "context not continued: upstream got traceparent {got:?}"
             ));
         }
-        if seen.header("x-meshwake-peer").is_none() {
+        if seen.header(header::PEER).is_none() {
             return Err("no x-meshwake-peer upstream: the filter did not run".into());
         }
     }
@@ -133,8 +134,8 @@ fn run(c: &Case) -> Result<String, String> {
     // Counted: per VM that parsed the configuration (the stat is shared).
     let k = envoy.meshwake_counters();
     let (errors, warnings) = (
-        k.get("config.errors").copied().unwrap_or(0),
-        k.get("config.warnings").copied().unwrap_or(0),
+        k.get(stat::CONFIG_ERRORS).copied().unwrap_or(0),
+        k.get(stat::CONFIG_WARNINGS).copied().unwrap_or(0),
     );
     let per_vm = |total: u64, want: u64| {
         if want == 0 {
@@ -150,7 +151,10 @@ fn run(c: &Case) -> Result<String, String> {
         ));
     }
     if !c.exports {
-        let f = k.get("export.failures_call_failed").copied().unwrap_or(0);
+        let f = k
+            .get(stat::EXPORT_FAILURES_CALL_FAILED)
+            .copied()
+            .unwrap_or(0);
         if f == 0 {
             return Err(format!(
                 "failed exports to a missing cluster not counted: {k:?}"

@@ -7,6 +7,7 @@
 //! the span queue stays within `export.max_queue_spans` (gauge `queue_depth`, and the VM's
 //! memory does not grow with the backlog), every dropped span is counted with its reason,
 //! and export resumes by itself once the collector is healthy again.
+use meshwake_semconv::stat;
 #[path = "support/collector.rs"]
 mod collector;
 
@@ -93,8 +94,8 @@ fn drive(envoy: &Envoy, n: usize, tag: &str, paced: bool) -> Run {
         }
         if i % 5 == 0 {
             let c = envoy.meshwake_counters_now();
-            run.max_queue = run.max_queue.max(get(&c, "export.queue_depth"));
-            run.max_memory = run.max_memory.max(get(&c, "vm.memory_bytes"));
+            run.max_queue = run.max_queue.max(get(&c, stat::EXPORT_QUEUE_DEPTH));
+            run.max_memory = run.max_memory.max(get(&c, stat::VM_MEMORY_BYTES));
         }
     }
     run
@@ -148,18 +149,18 @@ fn scenario(fault: Mode, export: &[(&str, u64)], n: usize) -> (BTreeMap<String, 
     // Let the failing batches run out of retries, then check the books.
     let c = meshwake_tests::wait_for(20, "every span exported or dropped", || {
         let c = envoy.meshwake_counters();
-        let done = get(&c, "spans.exported")
-            + get(&c, "spans.dropped_queue_full")
-            + get(&c, "spans.dropped_export_failed")
-            + get(&c, "spans.dropped_rejected");
-        (get(&c, "spans.created") == (30 + n) as u64
+        let done = get(&c, stat::SPANS_EXPORTED)
+            + get(&c, stat::SPANS_DROPPED_QUEUE_FULL)
+            + get(&c, stat::SPANS_DROPPED_EXPORT_FAILED)
+            + get(&c, stat::SPANS_DROPPED_REJECTED);
+        (get(&c, stat::SPANS_CREATED) == (30 + n) as u64
             && done == (30 + n) as u64
-            && get(&c, "export.queue_depth") == 0
-            && get(&c, "export.batches_in_flight") == 0)
+            && get(&c, stat::EXPORT_QUEUE_DEPTH) == 0
+            && get(&c, stat::EXPORT_BATCHES_IN_FLIGHT) == 0)
             .then_some(c)
     });
     assert!(
-        get(&c, "spans.dropped_queue_full") > 0,
+        get(&c, stat::SPANS_DROPPED_QUEUE_FULL) > 0,
         "{fault:?}: {n} spans under a dead collector must overflow a queue of {QUEUE}: {c:?}"
     );
     // The VM's memory does not grow with the backlog (the queue is bounded).
@@ -179,7 +180,7 @@ fn scenario(fault: Mode, export: &[(&str, u64)], n: usize) -> (BTreeMap<String, 
         (collector.spans_received_since(healed) >= 10).then_some(())
     });
     let end = envoy.meshwake_counters();
-    assert!(get(&end, "spans.exported") >= get(&c, "spans.exported") + 10);
+    assert!(get(&end, stat::SPANS_EXPORTED) >= get(&c, stat::SPANS_EXPORTED) + 10);
     eprintln!(
         "{fault:?}: {n} requests ok, p50 {:?} (baseline {:?}), max queue {}, memory {} -> {} bytes; counters {c:?}",
         run.p(0.5), base.p(0.5), run.max_queue, base.max_memory, run.max_memory
@@ -211,7 +212,7 @@ fn collector_refusing_connections() {
         "{c:?}"
     );
     assert!(
-        get(&c, "spans.dropped_export_failed") > 0 && get(&c, "export.retries") > 0,
+        get(&c, stat::SPANS_DROPPED_EXPORT_FAILED) > 0 && get(&c, stat::EXPORT_RETRIES) > 0,
         "{c:?}"
     );
 }
@@ -225,10 +226,10 @@ fn collector_absent_from_the_start() {
     assert!(run.max_queue <= QUEUE);
     let c = meshwake_tests::wait_for(15, "all spans dropped", || {
         let c = envoy.meshwake_counters();
-        (get(&c, "spans.dropped_queue_full") + get(&c, "spans.dropped_export_failed") == 60)
+        (get(&c, stat::SPANS_DROPPED_QUEUE_FULL) + get(&c, stat::SPANS_DROPPED_EXPORT_FAILED) == 60)
             .then_some(c)
     });
-    assert_eq!(get(&c, "spans.exported"), 0);
+    assert_eq!(get(&c, stat::SPANS_EXPORTED), 0);
     assert_eq!(
         failures(&c).keys().copied().collect::<Vec<_>>(),
         ["call_failed"],
@@ -244,7 +245,7 @@ fn collector_resetting_connections_mid_batch() {
         ["call_failed"],
         "{c:?}"
     );
-    assert!(get(&c, "spans.dropped_export_failed") > 0, "{c:?}");
+    assert!(get(&c, stat::SPANS_DROPPED_EXPORT_FAILED) > 0, "{c:?}");
     assert!(
         collector.calls().iter().any(|(_, s, _)| *s == 0),
         "the collector saw requests it reset"
@@ -260,8 +261,8 @@ fn collector_answering_500_drops_without_retry() {
         ["status_5xx"],
         "{c:?}"
     );
-    assert!(get(&c, "spans.dropped_rejected") > 0, "{c:?}");
-    assert_eq!(get(&c, "spans.dropped_export_failed"), 0, "{c:?}");
+    assert!(get(&c, stat::SPANS_DROPPED_REJECTED) > 0, "{c:?}");
+    assert_eq!(get(&c, stat::SPANS_DROPPED_EXPORT_FAILED), 0, "{c:?}");
 }
 
 #[test]
@@ -273,7 +274,7 @@ fn collector_answering_503_retries_then_drops() {
         "{c:?}"
     );
     assert!(
-        get(&c, "export.retries") > 0 && get(&c, "spans.dropped_export_failed") > 0,
+        get(&c, stat::EXPORT_RETRIES) > 0 && get(&c, stat::SPANS_DROPPED_EXPORT_FAILED) > 0,
         "{c:?}"
     );
 }
@@ -288,7 +289,7 @@ fn collector_answering_429_with_retry_after_is_honoured() {
         ["status_429"],
         "{c:?}"
     );
-    assert!(get(&c, "export.retries") > 0, "{c:?}");
+    assert!(get(&c, stat::EXPORT_RETRIES) > 0, "{c:?}");
     // Each batch's attempts (same body bytes) are spaced by the server's Retry-After (1 s),
     // not by the 50 ms backoff the filter would use on its own.
     let mut by_batch: BTreeMap<u64, Vec<Instant>> = BTreeMap::new();
@@ -319,7 +320,7 @@ fn collector_answering_after_10_seconds_times_out() {
         ["timeout"],
         "{c:?}"
     );
-    assert!(get(&c, "spans.dropped_export_failed") > 0, "{c:?}");
+    assert!(get(&c, stat::SPANS_DROPPED_EXPORT_FAILED) > 0, "{c:?}");
 }
 
 #[test]
@@ -331,7 +332,7 @@ fn collector_answering_garbage() {
         ["call_failed"],
         "{c:?}"
     );
-    assert!(get(&c, "spans.dropped_export_failed") > 0, "{c:?}");
+    assert!(get(&c, stat::SPANS_DROPPED_EXPORT_FAILED) > 0, "{c:?}");
 }
 
 #[test]
@@ -358,19 +359,19 @@ fn collector_disappearing_and_coming_back_loses_only_what_overflowed() {
     assert_eq!(up.ok, 10);
     let c = meshwake_tests::wait_for(15, "everything exported", || {
         let c = envoy.meshwake_counters();
-        (get(&c, "spans.exported")
-            + get(&c, "spans.dropped_export_failed")
-            + get(&c, "spans.dropped_queue_full")
+        (get(&c, stat::SPANS_EXPORTED)
+            + get(&c, stat::SPANS_DROPPED_EXPORT_FAILED)
+            + get(&c, stat::SPANS_DROPPED_QUEUE_FULL)
             == 28
-            && get(&c, "export.queue_depth") == 0
-            && get(&c, "export.batches_in_flight") == 0)
+            && get(&c, stat::EXPORT_QUEUE_DEPTH) == 0
+            && get(&c, stat::EXPORT_BATCHES_IN_FLIGHT) == 0)
             .then_some(c)
     });
     // Nothing overflowed and the retries outlived the outage: every span arrived, once.
-    assert_eq!(get(&c, "spans.exported"), 28, "{c:?}");
+    assert_eq!(get(&c, stat::SPANS_EXPORTED), 28, "{c:?}");
     assert_eq!(collector.spans_received(), 28);
     assert!(
-        get(&c, "export.failures_call_failed") > 0 && get(&c, "export.retries") > 0,
+        get(&c, stat::EXPORT_FAILURES_CALL_FAILED) > 0 && get(&c, stat::EXPORT_RETRIES) > 0,
         "{c:?}"
     );
 }

@@ -1,4 +1,5 @@
 //! The module loads in a real Envoy (v8) and does its default job with safe defaults.
+use meshwake_semconv::header;
 use meshwake_tests::{http, Envoy, EnvoyOptions, Server};
 
 fn start(plugin_config: &str) -> (Envoy, Server) {
@@ -19,7 +20,7 @@ fn loads_in_v8_with_empty_json_config_and_serves_traffic() {
     let r = http::get(envoy.listen_port(), "/hello", &[]);
     assert_eq!(r.status, 200, "body: {}", r.body_str());
     // The debug header is off by default: the filter shows it ran by starting a trace.
-    assert!(r.header("x-meshwake").is_none());
+    assert!(r.header(header::DEBUG).is_none());
     let seen = upstream.last();
     assert_eq!(seen.path, "/hello");
     let tp = seen
@@ -58,12 +59,12 @@ fn role_is_inferred_from_listener_direction() {
         let r = http::get(envoy.listen_port(), "/", &[]);
         assert_eq!(r.status, 200);
         assert_eq!(
-            upstream.last().header("x-meshwake-peer").is_some(),
+            upstream.last().header(header::PEER).is_some(),
             upstream_sees_peer,
             "{direction}: upstream"
         );
         assert_eq!(
-            r.header("x-meshwake-peer").is_some(),
+            r.header(header::PEER).is_some(),
             client_sees_peer,
             "{direction}: client"
         );

@@ -8,6 +8,7 @@
 //! response); what reaches the app must be well-formed and bounded; the filter's counters must
 //! show what it rejected; and every span must still be exported, with bounded attributes.
 //! The whole table runs once per role.
+use meshwake_semconv::{header, stat};
 use meshwake_tests::otlp::ReceivedSpan;
 use meshwake_tests::{
     http, wait_for, Envoy, EnvoyOptions, OtlpReceiver, Request, Response, Server,
@@ -116,27 +117,27 @@ fn cases() -> Vec<Case> {
     let upper = tp.to_uppercase();
     let mut v = vec![
         // Trace context: malformed values start a new trace and are counted.
-        case("traceparent with \\xff\\xfe bytes", vec![("traceparent", [b"00-\xff\xfe".as_slice(), &tp.as_bytes()[5..]].concat())], Restarted, &["context_invalid", "context_started"]),
-        case("traceparent with lone continuation bytes", vec![("traceparent", [b"\x80\x80".as_slice(), &tp.as_bytes()[2..]].concat())], Restarted, &["context_invalid"]),
-        case("traceparent in uppercase hex", vec![("traceparent", b(&upper))], Restarted, &["context_invalid"]),
-        case("traceparent one char short (54)", vec![("traceparent", b(&tp[..54]))], Restarted, &["context_invalid"]),
-        case("traceparent one char long (56)", vec![("traceparent", b(format!("{tp}1")))], Restarted, &["context_invalid"]),
-        case("traceparent version ff", vec![("traceparent", b(tp.replacen("00-", "ff-", 1)))], Restarted, &["context_invalid"]),
-        case("traceparent all-zero trace id", vec![("traceparent", b(format!("00-{}-{PID}-01", "0".repeat(32))))], Restarted, &["context_invalid"]),
-        case("traceparent all-zero parent id", vec![("traceparent", b(format!("00-{TID}-{}-01", "0".repeat(16))))], Restarted, &["context_invalid"]),
+        case("traceparent with \\xff\\xfe bytes", vec![("traceparent", [b"00-\xff\xfe".as_slice(), &tp.as_bytes()[5..]].concat())], Restarted, &[stat::note::CONTEXT_INVALID, stat::note::CONTEXT_STARTED]),
+        case("traceparent with lone continuation bytes", vec![("traceparent", [b"\x80\x80".as_slice(), &tp.as_bytes()[2..]].concat())], Restarted, &[stat::note::CONTEXT_INVALID]),
+        case("traceparent in uppercase hex", vec![("traceparent", b(&upper))], Restarted, &[stat::note::CONTEXT_INVALID]),
+        case("traceparent one char short (54)", vec![("traceparent", b(&tp[..54]))], Restarted, &[stat::note::CONTEXT_INVALID]),
+        case("traceparent one char long (56)", vec![("traceparent", b(format!("{tp}1")))], Restarted, &[stat::note::CONTEXT_INVALID]),
+        case("traceparent version ff", vec![("traceparent", b(tp.replacen("00-", "ff-", 1)))], Restarted, &[stat::note::CONTEXT_INVALID]),
+        case("traceparent all-zero trace id", vec![("traceparent", b(format!("00-{}-{PID}-01", "0".repeat(32))))], Restarted, &[stat::note::CONTEXT_INVALID]),
+        case("traceparent all-zero parent id", vec![("traceparent", b(format!("00-{TID}-{}-01", "0".repeat(16))))], Restarted, &[stat::note::CONTEXT_INVALID]),
         case("traceparent empty", vec![("traceparent", b(""))], Restarted, &[]),
-        case("traceparent 60 KiB (version 00)", vec![("traceparent", b(format!("{tp}-{}", "a".repeat(KIB60))))], Restarted, &["context_invalid"]),
+        case("traceparent 60 KiB (version 00)", vec![("traceparent", b(format!("{tp}-{}", "a".repeat(KIB60))))], Restarted, &[stat::note::CONTEXT_INVALID]),
         // A later version may carry more fields: parsed by its version-00 prefix.
-        case("traceparent 60 KiB (future version)", vec![("traceparent", b(format!("cc-{TID}-{PID}-01-{}", "a".repeat(KIB60))))], Continued, &["context_continued"]),
-        case("traceparent padded with spaces and tabs", vec![("traceparent", b(format!(" \t{tp}\t ")))], Continued, &["context_continued"]),
+        case("traceparent 60 KiB (future version)", vec![("traceparent", b(format!("cc-{TID}-{PID}-01-{}", "a".repeat(KIB60))))], Continued, &[stat::note::CONTEXT_CONTINUED]),
+        case("traceparent padded with spaces and tabs", vec![("traceparent", b(format!(" \t{tp}\t ")))], Continued, &[stat::note::CONTEXT_CONTINUED]),
         case("traceparent duplicated (identical)", vec![("traceparent", b(&tp)), ("traceparent", b(&tp))], Any, &[]),
         case("traceparent duplicated (conflicting)", vec![("traceparent", b(&tp)), ("traceparent", b(format!("00-{}-{PID}-01", "1".repeat(32))))], Any, &[]),
-        case("traceparent and a conflicting b3", vec![("traceparent", b(&tp)), ("b3", b(format!("{}-{PID}-1", "2".repeat(32))))], Continued, &["context_continued"]),
+        case("traceparent and a conflicting b3", vec![("traceparent", b(&tp)), ("b3", b(format!("{}-{PID}-1", "2".repeat(32))))], Continued, &[stat::note::CONTEXT_CONTINUED]),
         case("b3 single garbage and conflicting x-b3-*", vec![("b3", b(b"zz-\xff")), ("x-b3-traceid", b("3".repeat(32))), ("x-b3-spanid", b("4".repeat(16))), ("x-b3-sampled", b("1"))], Any, &[]),
-        case("b3 60 KiB", vec![("b3", b("a".repeat(KIB60)))], Restarted, &["context_invalid"]),
+        case("b3 60 KiB", vec![("b3", b("a".repeat(KIB60)))], Restarted, &[stat::note::CONTEXT_INVALID]),
         case("x-b3-traceid uppercase, wrong length span id", vec![("x-b3-traceid", b("A".repeat(32))), ("x-b3-spanid", b("b".repeat(15)))], Any, &[]),
         // tracestate: limits are 32 members, keys 256, values 256 characters (W3C).
-        case("tracestate 3000 members", vec![("traceparent", b(&tp)), ("tracestate", members(3000, |i| format!("k{i}=v")))], Continued, &["context_continued"]),
+        case("tracestate 3000 members", vec![("traceparent", b(&tp)), ("tracestate", members(3000, |i| format!("k{i}=v")))], Continued, &[stat::note::CONTEXT_CONTINUED]),
         case("tracestate 60 KiB value", vec![("traceparent", b(&tp)), ("tracestate", b(format!("k={}", "v".repeat(KIB60))))], Continued, &[]),
         case("tracestate \\xff bytes", vec![("traceparent", b(&tp)), ("tracestate", b(b"k=\xff\xfe"))], Continued, &[]),
         case("tracestate 32 members (limit)", vec![("traceparent", b(&tp)), ("tracestate", members(32, |i| format!("k{i}=v")))], Continued, &[]),
@@ -151,22 +152,22 @@ fn cases() -> Vec<Case> {
         case("baggage 181 members (one past)", vec![("traceparent", b(&tp)), ("baggage", members(181, |i| format!("k{i}=v")))], Continued, &[]),
         case("baggage \\xff and bad escapes", vec![("traceparent", b(&tp)), ("baggage", b(b"a=\xff,b=%zz,c=ok"))], Continued, &[]),
         // meshwake's own headers: identity (fields of at most 63 bytes) and lineage.
-        case("x-meshwake-peer \\xff\\xfe", vec![("x-meshwake-peer", b(b"1;s=\xff\xfe;v=v1"))], Any, &["peer_identity_malformed"]),
-        case("x-meshwake-peer 60 KiB", vec![("x-meshwake-peer", peer_field(KIB60))], Any, &["peer_identity_malformed"]),
-        case("x-meshwake-peer field 63 bytes (limit)", vec![("x-meshwake-peer", peer_field(63))], Any, &[]),
-        case("x-meshwake-peer field 64 bytes (one past)", vec![("x-meshwake-peer", peer_field(64))], Any, &["peer_identity_malformed"]),
-        case("x-meshwake-peer duplicated", vec![("x-meshwake-peer", peer_field(3)), ("x-meshwake-peer", b("1;s=other;v=v9"))], Any, &[]),
-        case("x-meshwake-lineage \\xff", vec![("x-meshwake-lineage", b(b"a@\xff"))], Any, &["lineage_rejected"]),
-        case("x-meshwake-lineage 60 KiB", vec![("x-meshwake-lineage", lineage(5000))], Any, &["lineage_rejected"]),
-        case("x-meshwake-lineage 8 entries (cap)", vec![("x-meshwake-lineage", lineage(8))], Any, &[]),
-        case("x-meshwake-lineage 9 entries (one past the cap)", vec![("x-meshwake-lineage", lineage(9))], Any, &["lineage_truncated"]),
+        case("x-meshwake-peer \\xff\\xfe", vec![(header::PEER, b(b"1;s=\xff\xfe;v=v1"))], Any, &[stat::note::PEER_IDENTITY_MALFORMED]),
+        case("x-meshwake-peer 60 KiB", vec![(header::PEER, peer_field(KIB60))], Any, &[stat::note::PEER_IDENTITY_MALFORMED]),
+        case("x-meshwake-peer field 63 bytes (limit)", vec![(header::PEER, peer_field(63))], Any, &[]),
+        case("x-meshwake-peer field 64 bytes (one past)", vec![(header::PEER, peer_field(64))], Any, &[stat::note::PEER_IDENTITY_MALFORMED]),
+        case("x-meshwake-peer duplicated", vec![(header::PEER, peer_field(3)), (header::PEER, b("1;s=other;v=v9"))], Any, &[]),
+        case("x-meshwake-lineage \\xff", vec![(header::LINEAGE, b(b"a@\xff"))], Any, &[stat::note::LINEAGE_REJECTED]),
+        case("x-meshwake-lineage 60 KiB", vec![(header::LINEAGE, lineage(5000))], Any, &[stat::note::LINEAGE_REJECTED]),
+        case("x-meshwake-lineage 8 entries (cap)", vec![(header::LINEAGE, lineage(8))], Any, &[]),
+        case("x-meshwake-lineage 9 entries (one past the cap)", vec![(header::LINEAGE, lineage(9))], Any, &[stat::note::LINEAGE_TRUNCATED]),
         // Everything else the filter reads.
         case("x-request-id 60 KiB and \\xff", vec![("x-request-id", [b"\xff".as_slice(), "r".repeat(KIB60).as_bytes()].concat())], Any, &[]),
         case("user-agent 60 KiB", vec![("user-agent", b("u".repeat(KIB60)))], Any, &[]),
         case("content-type grpc with junk", vec![("content-type", b(b"application/grpc\xff\xfe"))], Any, &[]),
-        case("x-meshwake-force-sample junk", vec![("x-meshwake-force-sample", b(b"\xff"))], Any, &[]),
+        case("x-meshwake-force-sample junk", vec![(header::FORCE_SAMPLE, b(b"\xff"))], Any, &[]),
     ];
-    let mut many = case("500 headers and a valid traceparent at the end", vec![], Continued, &["context_continued"]);
+    let mut many = case("500 headers and a valid traceparent at the end", vec![], Continued, &[stat::note::CONTEXT_CONTINUED]);
     many.headers = (0..500).map(|i| (format!("x-junk-{i}"), b(format!("v{i}\u{e9}")))).collect();
     many.headers.push(("traceparent".into(), b(&tp)));
     v.push(many);
@@ -276,7 +277,7 @@ fn common_checks(role: &str, r: &Request) -> Result<String, String> {
     match role {
         // The app never sees identity headers: they are the sidecars' business.
         "inbound" => {
-            for h in ["x-meshwake-peer", "x-meshwake-lineage"] {
+            for h in [header::PEER, header::LINEAGE] {
                 if r.header(h).is_some() {
                     return Err(format!("{h} leaked to the app"));
                 }
@@ -284,11 +285,11 @@ fn common_checks(role: &str, r: &Request) -> Result<String, String> {
         }
         // Upstream sees exactly our own identity and a bounded lineage.
         _ => {
-            let peer = r.header_all("x-meshwake-peer");
+            let peer = r.header_all(header::PEER);
             if peer != ["1;s=hostile;v=v1;n=shop;w=hostile-v1"] {
                 return Err(format!("x-meshwake-peer is not ours: {peer:?}"));
             }
-            let lineage = r.header_all("x-meshwake-lineage");
+            let lineage = r.header_all(header::LINEAGE);
             if lineage.len() != 1 || lineage[0].len() > 1024 {
                 return Err(format!("x-meshwake-lineage: {lineage:?}"));
             }
@@ -347,7 +348,7 @@ fn run_table(role: &str) {
             Err(e) => fail(format!("transport error {e}")),
         }
         if let Ok(r) = &r {
-            if role != "edge" && r.header("x-meshwake").is_none() {
+            if role != "edge" && r.header(header::DEBUG).is_none() {
                 fail("no x-meshwake response header: the filter did not run".into());
             }
         }
@@ -403,7 +404,7 @@ fn run_table(role: &str) {
         );
         requests += 1;
         match ok {
-            Ok(r) if r.status == 200 && (role == "edge" || r.header("x-meshwake").is_some()) => {
+            Ok(r) if r.status == 200 && (role == "edge" || r.header(header::DEBUG).is_some()) => {
                 let seen = upstream
                     .requests()
                     .into_iter()
@@ -435,13 +436,13 @@ fn run_table(role: &str) {
     // and decodes with bounded attributes.
     let c = wait_for(10, "every span exported", || {
         let c = envoy.meshwake_counters();
-        let created = c.get("spans.created").copied().unwrap_or(0);
-        let sampled_out = c.get("spans.dropped_sampled_out").copied().unwrap_or(0);
+        let created = c.get(stat::SPANS_CREATED).copied().unwrap_or(0);
+        let sampled_out = c.get(stat::SPANS_DROPPED_SAMPLED_OUT).copied().unwrap_or(0);
         (created + sampled_out == requests
-            && c.get("spans.exported").copied().unwrap_or(0) == created)
+            && c.get(stat::SPANS_EXPORTED).copied().unwrap_or(0) == created)
             .then_some(c)
     });
-    let spans = otlp.wait_spans(c["spans.created"] as usize, 5);
+    let spans = otlp.wait_spans(c[stat::SPANS_CREATED] as usize, 5);
     for s in &spans {
         check_bounded(s);
     }
@@ -542,6 +543,6 @@ fn hostile_burst_keeps_serving() {
     assert_eq!(upstream.requests().len(), statuses.len());
     envoy.assert_alive();
     let c = envoy.meshwake_counters();
-    assert!(c.get("export.queue_depth").copied().unwrap_or(0) <= 8192);
+    assert!(c.get(stat::EXPORT_QUEUE_DEPTH).copied().unwrap_or(0) <= 8192);
     eprintln!("burst: {} requests; counters {c:?}", statuses.len());
 }

@@ -1,11 +1,12 @@
 //! Deployment-version tagging and peer metadata exchange through real Envoys: one Envoy per
 //! workload, a weighted split between two versions, lineage over long chains, spoofing
 //! from outside the edge, HMAC mismatches, and identity headers never leaving the mesh.
+use meshwake_semconv::{attr, header};
 use meshwake_tests::mesh::{self, lineage, span_of, traceparent_of, Mesh, MeshSpec, WorkloadSpec};
 use meshwake_tests::otlp::ReceivedSpan;
 use serde_json::{json, Value};
 
-const OWNED: [&str; 2] = ["x-meshwake-peer", "x-meshwake-lineage"];
+const OWNED: [&str; 2] = [header::PEER, header::LINEAGE];
 
 fn one<'a>(spans: &'a [ReceivedSpan], svc: &str, role: &str) -> &'a ReceivedSpan {
     let s = span_of(spans, svc, role);
@@ -16,9 +17,9 @@ fn one<'a>(spans: &'a [ReceivedSpan], svc: &str, role: &str) -> &'a ReceivedSpan
 /// (peer.service, meshwake.peer.version, meshwake.peer.version_source) of a span.
 fn peer(s: &ReceivedSpan) -> (String, String, String) {
     (
-        s.attr_str("peer.service").unwrap_or_default(),
-        s.attr_str("meshwake.peer.version").unwrap_or_default(),
-        s.attr_str("meshwake.peer.version_source")
+        s.attr_str(attr::PEER_SERVICE).unwrap_or_default(),
+        s.attr_str(attr::MESHWAKE_PEER_VERSION).unwrap_or_default(),
+        s.attr_str(attr::MESHWAKE_PEER_VERSION_SOURCE)
             .unwrap_or_default(),
     )
 }
@@ -77,13 +78,13 @@ fn weighted_split_every_hop_names_the_version_that_served() {
         );
         let b_in = one(&spans, "b", "inbound");
         assert_eq!(
-            b_in.resource_str("service.version").as_deref(),
+            b_in.resource_str(attr::SERVICE_VERSION).as_deref(),
             Some(v.as_str())
         );
         assert_eq!(peer(b_in), p("a", "v1", "header"));
         let b_out = one(&spans, "b", "outbound");
         assert_eq!(
-            b_out.resource_str("service.version").as_deref(),
+            b_out.resource_str(attr::SERVICE_VERSION).as_deref(),
             Some(v.as_str())
         );
         assert_eq!(peer(b_out), p("c", "v1", "header"));
@@ -147,8 +148,8 @@ fn spoofed_identity_from_outside_is_ignored_and_identity_never_leaves_the_mesh()
     let r = m.get(
         "/",
         &[
-            ("x-meshwake-peer", "1;s=payments;v=v9;n=prod;w=payments-v9"),
-            ("x-meshwake-lineage", "payments@v9,admin@v1"),
+            (header::PEER, "1;s=payments;v=v9;n=prod;w=payments-v9"),
+            (header::LINEAGE, "payments@v9,admin@v1"),
         ],
     );
     assert_eq!(r.status, 200, "{}", r.body_str());

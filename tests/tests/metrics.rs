@@ -4,6 +4,7 @@
 //!
 //! The mix test also writes `docs/sample-scrape.txt` and `tests/expected/metric-names.txt`
 //! (the metric and label names a real scrape shows, for the Grafana dashboard check).
+use meshwake_semconv::header;
 use meshwake_tests::{
     http, paths, stats_tags, Envoy, EnvoyOptions, OtlpReceiver, Response, Server,
 };
@@ -108,7 +109,7 @@ fn upstream(peer: Option<&'static str>) -> Server {
                 as usize
         ]);
         if let Some(p) = peer {
-            r = r.with_header("x-meshwake-peer", p);
+            r = r.with_header(header::PEER, p);
         }
         r
     })
@@ -249,7 +250,7 @@ fn with_code(code: &str) -> Vec<(&str, &str)> {
 fn request_mix_gives_counts_histograms_and_real_labels() {
     let up = upstream(None);
     let (envoy, _otlp) = start("inbound", r#","metrics":{"size_histograms":true}"#, &up);
-    let peer = [("x-meshwake-peer", FRONTEND_PEER)];
+    let peer = [(header::PEER, FRONTEND_PEER)];
     for i in 0..7 {
         assert_eq!(
             post(&envoy, &format!("/api/items/{i}"), &peer, &[b'q'; 50]),
@@ -494,7 +495,7 @@ fn label_sets_beyond_the_cap_fall_into_overflow() {
         r#","metrics":{"max_label_sets":2},"spans":{"enabled":false}"#,
         &up,
     );
-    let peer = ("x-meshwake-peer", FRONTEND_PEER);
+    let peer = (header::PEER, FRONTEND_PEER);
     let codes = [("200", 3), ("404", 2), ("503", 4), ("502", 1)];
     for (code, n) in codes {
         for _ in 0..n {

@@ -7,6 +7,7 @@
 //! within `SOAK_VM_BUDGET_MIB` (default 16, all VMs) and flat after the first full cycle
 //! through every collector fault. The report is also written to `target/soak-report.txt`.
 //! Ignored by `cargo test`; run with `--ignored`.
+use meshwake_semconv::{header, stat};
 #[path = "support/collector.rs"]
 mod collector;
 
@@ -50,8 +51,8 @@ fn hostile(i: u64) -> Vec<(String, Vec<u8>)> {
             ("traceparent".into(), TP.into()),
             ("baggage".into(), n(5000, &|i| format!("k{i}=v"))),
         ],
-        5 => h("x-meshwake-peer", b"1;s=\xff\xfe;v=v1".to_vec()),
-        6 => h("x-meshwake-lineage", n(5000, &|i| format!("s{i}@v{i}"))),
+        5 => h(header::PEER, b"1;s=\xff\xfe;v=v1".to_vec()),
+        6 => h(header::LINEAGE, n(5000, &|i| format!("s{i}@v{i}"))),
         7 => (0..500)
             .map(|i| (format!("x-junk-{i}"), format!("v{i}").into_bytes()))
             .collect(),
@@ -130,11 +131,11 @@ fn sample(envoy: &Envoy, t0: Instant, tally: &Tally) -> Sample {
     Sample {
         t: t0.elapsed().as_secs(),
         requests: tally.requests.load(Ordering::Relaxed),
-        vm_memory: stat("vm.memory_bytes"),
+        vm_memory: stat(stat::VM_MEMORY_BYTES),
         heap_allocated: num("allocated"),
         rss: envoy_rss(envoy),
-        queue: stat("export.queue_depth"),
-        in_flight: stat("export.batches_in_flight"),
+        queue: stat(stat::EXPORT_QUEUE_DEPTH),
+        in_flight: stat(stat::EXPORT_BATCHES_IN_FLIGHT),
     }
 }
 
@@ -195,7 +196,7 @@ fn soak() {
                         tally.hostile.fetch_add(1, Ordering::Relaxed);
                     }
                     let problem = match &r {
-                        Ok(r) if r.status == 200 && r.header("x-meshwake").is_some() => None,
+                        Ok(r) if r.status == 200 && r.header(header::DEBUG).is_some() => None,
                         Ok(r) if r.status == 200 => {
                             tally.filter_absent.fetch_add(1, Ordering::Relaxed);
                             Some("200 without x-meshwake".to_string())
@@ -309,21 +310,21 @@ fn soak() {
     let _ = writeln!(
         r,
         "spans: created {}, exported {} (collector received {}), sampled out {}",
-        c("spans.created"),
-        c("spans.exported"),
+        c(stat::SPANS_CREATED),
+        c(stat::SPANS_EXPORTED),
         collector.spans_received(),
-        c("spans.dropped_sampled_out")
+        c(stat::SPANS_DROPPED_SAMPLED_OUT)
     );
     let _ = writeln!(
         r,
         "spans dropped: queue full {}, export failed after retries {}, rejected by collector {}",
-        c("spans.dropped_queue_full"),
-        c("spans.dropped_export_failed"),
-        c("spans.dropped_rejected")
+        c(stat::SPANS_DROPPED_QUEUE_FULL),
+        c(stat::SPANS_DROPPED_EXPORT_FAILED),
+        c(stat::SPANS_DROPPED_REJECTED)
     );
     let _ = writeln!(r, "export failures by cause: call_failed {}, timeout {}, status_5xx {}, status_429 {}, status_4xx {}, other {}; retries {}; batches sent {}",
-        c("export.failures_call_failed"), c("export.failures_timeout"), c("export.failures_status_5xx"), c("export.failures_status_429"), c("export.failures_status_4xx"), c("export.failures_status_other"), c("export.retries"), c("export.batches_sent"));
-    let _ = writeln!(r, "rejected input (counters): context_invalid {}, peer_identity_malformed {}, lineage_rejected {}, lineage_truncated {}", c("context_invalid"), c("peer_identity_malformed"), c("lineage_rejected"), c("lineage_truncated"));
+        c(stat::EXPORT_FAILURES_CALL_FAILED), c(stat::EXPORT_FAILURES_TIMEOUT), c(stat::EXPORT_FAILURES_STATUS_5XX), c(stat::EXPORT_FAILURES_STATUS_429), c(stat::EXPORT_FAILURES_STATUS_4XX), c(stat::EXPORT_FAILURES_STATUS_OTHER), c(stat::EXPORT_RETRIES), c(stat::EXPORT_BATCHES_SENT));
+    let _ = writeln!(r, "rejected input (counters): context_invalid {}, peer_identity_malformed {}, lineage_rejected {}, lineage_truncated {}", c(stat::note::CONTEXT_INVALID), c(stat::note::PEER_IDENTITY_MALFORMED), c(stat::note::LINEAGE_REJECTED), c(stat::note::LINEAGE_TRUNCATED));
     let _ = writeln!(r, "collector phases: {}", flaps.join(", "));
     let _ = writeln!(r, "memory (MiB) every {every} s: t, requests, VM linear memory, Envoy heap allocated, Envoy RSS, span queue");
     for s in &samples {
@@ -354,12 +355,12 @@ fn soak() {
         "VM memory grew {} MiB after warm-up",
         mib(vm_growth)
     );
-    let dropped = c("spans.dropped_queue_full")
-        + c("spans.dropped_export_failed")
-        + c("spans.dropped_rejected");
+    let dropped = c(stat::SPANS_DROPPED_QUEUE_FULL)
+        + c(stat::SPANS_DROPPED_EXPORT_FAILED)
+        + c(stat::SPANS_DROPPED_REJECTED);
     assert_eq!(
-        c("spans.created"),
-        c("spans.exported") + dropped,
+        c(stat::SPANS_CREATED),
+        c(stat::SPANS_EXPORTED) + dropped,
         "every span exported or dropped with a reason"
     );
     envoy.assert_alive();

@@ -2,6 +2,7 @@
 //! checked against what went on the wire, decoded with the OpenTelemetry protobuf schema.
 //! Also the export path itself: request shape, retries after 503, an absent collector, and
 //! one span per request.
+use meshwake_semconv::{attr, stat};
 use meshwake_tests::otlp::ReceivedSpan;
 use meshwake_tests::{
     free_port, http, stats_tags, Envoy, EnvoyOptions, OtlpReceiver, Request, Response, Server,
@@ -175,8 +176,8 @@ fn three(spans: &[ReceivedSpan], trace: &str) -> Three {
         let v: Vec<&&ReceivedSpan> = of_trace
             .iter()
             .filter(|s| {
-                s.attr_str("meshwake.role").as_deref() == Some(role)
-                    && s.resource_str("service.name").as_deref() == Some(service)
+                s.attr_str(attr::MESHWAKE_ROLE).as_deref() == Some(role)
+                    && s.resource_str(attr::SERVICE_NAME).as_deref() == Some(service)
             })
             .collect();
         assert_eq!(v.len(), 1, "{role} span of {service}: {of_trace:#?}");
@@ -264,19 +265,22 @@ fn resource_of(s: &ReceivedSpan) -> BTreeMap<String, String> {
 
 fn expect_resource(s: &ReceivedSpan, service: &str, version: &str) {
     let r = resource_of(s);
-    let sdk_version = r.get("telemetry.sdk.version").cloned().unwrap_or_default();
+    let sdk_version = r
+        .get(attr::TELEMETRY_SDK_VERSION)
+        .cloned()
+        .unwrap_or_default();
     assert!(
         !sdk_version.is_empty() && sdk_version.split('.').count() == 3,
         "sdk version {sdk_version:?}"
     );
     let want: BTreeMap<String, String> = [
-        ("service.name", service),
-        ("service.version", version),
-        ("service.namespace", "shop"),
-        ("k8s.namespace.name", "shop"),
-        ("telemetry.sdk.name", "meshwake"),
-        ("telemetry.sdk.language", "rust"),
-        ("telemetry.sdk.version", sdk_version.as_str()),
+        (attr::SERVICE_NAME, service),
+        (attr::SERVICE_VERSION, version),
+        (attr::SERVICE_NAMESPACE, "shop"),
+        (attr::K8S_NAMESPACE_NAME, "shop"),
+        (attr::TELEMETRY_SDK_NAME, "meshwake"),
+        (attr::TELEMETRY_SDK_LANGUAGE, "rust"),
+        (attr::TELEMETRY_SDK_VERSION, sdk_version.as_str()),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -420,91 +424,91 @@ fn two_hop_request_exports_three_spans_matching_the_wire() {
     expect_attrs(
         a_in,
         &[
-            ("http.request.method", st("GET")),
-            ("url.path", st("/users/12345")),
-            ("url.scheme", st("http")),
-            ("http.response.status_code", int(200)),
-            ("server.address", st("test.local")),
-            ("network.protocol.version", st("1.1")),
-            ("user_agent.original", st("curl/8")),
-            ("http.request.body.size", int(0)),
-            ("http.response.body.size", int(42)),
-            ("envoy.response_flags", st("-")),
-            ("envoy.upstream_cluster", st("app_a")),
+            (attr::HTTP_REQUEST_METHOD, st("GET")),
+            (attr::URL_PATH, st("/users/12345")),
+            (attr::URL_SCHEME, st("http")),
+            (attr::HTTP_RESPONSE_STATUS_CODE, int(200)),
+            (attr::SERVER_ADDRESS, st("test.local")),
+            (attr::NETWORK_PROTOCOL_VERSION, st("1.1")),
+            (attr::USER_AGENT_ORIGINAL, st("curl/8")),
+            (attr::HTTP_REQUEST_BODY_SIZE, int(0)),
+            (attr::HTTP_RESPONSE_BODY_SIZE, int(42)),
+            (attr::ENVOY_RESPONSE_FLAGS, st("-")),
+            (attr::ENVOY_UPSTREAM_CLUSTER, st("app_a")),
             (
-                "envoy.upstream_host",
+                attr::ENVOY_UPSTREAM_HOST,
                 st(&format!("127.0.0.1:{}", c.app_a.port())),
             ),
             (
-                "envoy.request_id",
+                attr::ENVOY_REQUEST_ID,
                 st(&header_of(&app_a_req, "x-request-id")),
             ),
-            ("meshwake.role", st("inbound")),
+            (attr::MESHWAKE_ROLE, st("inbound")),
             // The client is no meshwake workload: no peer, and we say so.
-            ("meshwake.peer.version_source", st("unknown")),
+            (attr::MESHWAKE_PEER_VERSION_SOURCE, st("unknown")),
         ],
     );
     expect_attrs(
         a_out,
         &[
-            ("http.request.method", st("POST")),
-            ("url.path", st("/users/12345")),
-            ("url.scheme", st("http")),
-            ("http.response.status_code", int(200)),
-            ("server.address", st("backend.shop")),
-            ("server.port", int(8080)),
-            ("network.protocol.version", st("1.1")),
-            ("user_agent.original", st("app-a/1.0")),
-            ("http.request.body.size", int(12)),
-            ("http.response.body.size", int(42)),
-            ("envoy.response_flags", st("-")),
-            ("envoy.upstream_cluster", st("svc_b")),
+            (attr::HTTP_REQUEST_METHOD, st("POST")),
+            (attr::URL_PATH, st("/users/12345")),
+            (attr::URL_SCHEME, st("http")),
+            (attr::HTTP_RESPONSE_STATUS_CODE, int(200)),
+            (attr::SERVER_ADDRESS, st("backend.shop")),
+            (attr::SERVER_PORT, int(8080)),
+            (attr::NETWORK_PROTOCOL_VERSION, st("1.1")),
+            (attr::USER_AGENT_ORIGINAL, st("app-a/1.0")),
+            (attr::HTTP_REQUEST_BODY_SIZE, int(12)),
+            (attr::HTTP_RESPONSE_BODY_SIZE, int(42)),
+            (attr::ENVOY_RESPONSE_FLAGS, st("-")),
+            (attr::ENVOY_UPSTREAM_CLUSTER, st("svc_b")),
             (
-                "envoy.upstream_host",
+                attr::ENVOY_UPSTREAM_HOST,
                 st(&format!("127.0.0.1:{}", c.wire.port())),
             ),
             (
-                "envoy.request_id",
+                attr::ENVOY_REQUEST_ID,
                 st(&header_of(&wire_req, "x-request-id")),
             ),
-            ("meshwake.role", st("outbound")),
-            ("peer.service", st("backend")),
-            ("meshwake.peer.version", st("v2")),
-            ("meshwake.peer.namespace", st("shop")),
-            ("meshwake.peer.version_source", st("header")),
-            ("meshwake.lineage", lineage_a.clone()),
+            (attr::MESHWAKE_ROLE, st("outbound")),
+            (attr::PEER_SERVICE, st("backend")),
+            (attr::MESHWAKE_PEER_VERSION, st("v2")),
+            (attr::MESHWAKE_PEER_NAMESPACE, st("shop")),
+            (attr::MESHWAKE_PEER_VERSION_SOURCE, st("header")),
+            (attr::MESHWAKE_LINEAGE, lineage_a.clone()),
         ],
     );
     expect_attrs(
         b_in,
         &[
-            ("http.request.method", st("POST")),
-            ("url.path", st("/users/12345")),
-            ("url.scheme", st("http")),
-            ("http.route", st("/users/{user}")),
-            ("http.response.status_code", int(200)),
-            ("server.address", st("backend.shop")),
-            ("server.port", int(8080)),
-            ("network.protocol.version", st("1.1")),
-            ("user_agent.original", st("app-a/1.0")),
-            ("http.request.body.size", int(12)),
-            ("http.response.body.size", int(42)),
-            ("envoy.response_flags", st("-")),
-            ("envoy.upstream_cluster", st("app_b")),
+            (attr::HTTP_REQUEST_METHOD, st("POST")),
+            (attr::URL_PATH, st("/users/12345")),
+            (attr::URL_SCHEME, st("http")),
+            (attr::HTTP_ROUTE, st("/users/{user}")),
+            (attr::HTTP_RESPONSE_STATUS_CODE, int(200)),
+            (attr::SERVER_ADDRESS, st("backend.shop")),
+            (attr::SERVER_PORT, int(8080)),
+            (attr::NETWORK_PROTOCOL_VERSION, st("1.1")),
+            (attr::USER_AGENT_ORIGINAL, st("app-a/1.0")),
+            (attr::HTTP_REQUEST_BODY_SIZE, int(12)),
+            (attr::HTTP_RESPONSE_BODY_SIZE, int(42)),
+            (attr::ENVOY_RESPONSE_FLAGS, st("-")),
+            (attr::ENVOY_UPSTREAM_CLUSTER, st("app_b")),
             (
-                "envoy.upstream_host",
+                attr::ENVOY_UPSTREAM_HOST,
                 st(&format!("127.0.0.1:{}", c.app_b.port())),
             ),
             (
-                "envoy.request_id",
+                attr::ENVOY_REQUEST_ID,
                 st(&header_of(&app_b_req, "x-request-id")),
             ),
-            ("meshwake.role", st("inbound")),
-            ("peer.service", st("frontend")),
-            ("meshwake.peer.version", st("v1")),
-            ("meshwake.peer.namespace", st("shop")),
-            ("meshwake.peer.version_source", st("header")),
-            ("meshwake.lineage", lineage_a),
+            (attr::MESHWAKE_ROLE, st("inbound")),
+            (attr::PEER_SERVICE, st("frontend")),
+            (attr::MESHWAKE_PEER_VERSION, st("v1")),
+            (attr::MESHWAKE_PEER_NAMESPACE, st("shop")),
+            (attr::MESHWAKE_PEER_VERSION_SOURCE, st("header")),
+            (attr::MESHWAKE_LINEAGE, lineage_a),
         ],
     );
     for s in [a_in, a_out, b_in] {
@@ -538,30 +542,30 @@ fn error_status_per_kind_and_error_type() {
     let t = with_status(&c, 503, 0);
     for s in [&t.a_in, &t.a_out, &t.b_in] {
         assert_eq!(status_code(s), StatusCode::Error, "{}", s.span.name);
-        assert_eq!(s.attr_int("http.response.status_code"), Some(503));
+        assert_eq!(s.attr_int(attr::HTTP_RESPONSE_STATUS_CODE), Some(503));
         assert_eq!(
-            s.attr_str("error.type").as_deref(),
+            s.attr_str(attr::ERROR_TYPE).as_deref(),
             Some("503"),
             "{}",
             s.span.name
         );
-        assert_eq!(s.attr_str("envoy.response_flags").as_deref(), Some("-"));
+        assert_eq!(s.attr_str(attr::ENVOY_RESPONSE_FLAGS).as_deref(), Some("-"));
         assert_eq!(s.span.name.split(' ').nth(1), Some("/orders/{id}"));
     }
     // 4xx: an error for the client only.
     let t = with_status(&c, 404, 3);
     assert_eq!(status_code(&t.a_out), StatusCode::Error);
-    assert_eq!(t.a_out.attr_str("error.type").as_deref(), Some("404"));
+    assert_eq!(t.a_out.attr_str(attr::ERROR_TYPE).as_deref(), Some("404"));
     for s in [&t.a_in, &t.b_in] {
         assert_eq!(status_code(s), StatusCode::Unset, "{}", s.span.name);
-        assert_eq!(s.attr_str("error.type"), None, "{}", s.span.name);
-        assert_eq!(s.attr_int("http.response.status_code"), Some(404));
+        assert_eq!(s.attr_str(attr::ERROR_TYPE), None, "{}", s.span.name);
+        assert_eq!(s.attr_int(attr::HTTP_RESPONSE_STATUS_CODE), Some(404));
     }
     // 2xx with a body: no error anywhere.
     let t = with_status(&c, 201, 6);
     for s in [&t.a_in, &t.a_out, &t.b_in] {
         assert_eq!(status_code(s), StatusCode::Unset);
-        assert_eq!(s.attr_str("error.type"), None);
+        assert_eq!(s.attr_str(attr::ERROR_TYPE), None);
     }
 }
 
@@ -577,19 +581,19 @@ fn upstream_connection_failure_is_reported_with_envoy_flags() {
     assert_eq!(r.status, 503);
     let t = three(&c.otlp.wait_spans(3, 10), trace);
     // b_in could not connect to app B: Envoy's own 503 with flag UF.
-    assert_eq!(t.b_in.attr_int("http.response.status_code"), Some(503));
+    assert_eq!(t.b_in.attr_int(attr::HTTP_RESPONSE_STATUS_CODE), Some(503));
     assert_eq!(
-        t.b_in.attr_str("envoy.response_flags").as_deref(),
+        t.b_in.attr_str(attr::ENVOY_RESPONSE_FLAGS).as_deref(),
         Some("UF")
     );
-    assert_eq!(t.b_in.attr_str("error.type").as_deref(), Some("UF"));
+    assert_eq!(t.b_in.attr_str(attr::ERROR_TYPE).as_deref(), Some("UF"));
     assert_eq!(status_code(&t.b_in), StatusCode::Error);
     // Upstream of a_out the 503 was an answer, not a local failure.
     assert_eq!(
-        t.a_out.attr_str("envoy.response_flags").as_deref(),
+        t.a_out.attr_str(attr::ENVOY_RESPONSE_FLAGS).as_deref(),
         Some("-")
     );
-    assert_eq!(t.a_out.attr_str("error.type").as_deref(), Some("503"));
+    assert_eq!(t.a_out.attr_str(attr::ERROR_TYPE).as_deref(), Some("503"));
     assert_eq!(status_code(&t.a_out), StatusCode::Error);
 }
 
@@ -677,16 +681,16 @@ fn collector_503_then_recovers_without_duplicates() {
     );
     let stat = |name: &str| envoy.meshwake_stat(name);
     meshwake_tests::wait_for(5, "exported counter", || {
-        (stat("spans.exported") == n as u64).then_some(())
+        (stat(stat::SPANS_EXPORTED) == n as u64).then_some(())
     });
-    assert_eq!(stat("spans.created"), n as u64);
-    assert_eq!(stat("export.failures_status_5xx"), 2);
-    assert_eq!(stat("export.retries"), 2);
-    assert_eq!(stat("export.failures_call_failed"), 0);
-    assert_eq!(stat("spans.dropped_export_failed"), 0);
+    assert_eq!(stat(stat::SPANS_CREATED), n as u64);
+    assert_eq!(stat(stat::EXPORT_FAILURES_STATUS_5XX), 2);
+    assert_eq!(stat(stat::EXPORT_RETRIES), 2);
+    assert_eq!(stat(stat::EXPORT_FAILURES_CALL_FAILED), 0);
+    assert_eq!(stat(stat::SPANS_DROPPED_EXPORT_FAILED), 0);
     assert_eq!(
         otlp.server.requests().len() as u64,
-        stat("export.batches_sent")
+        stat(stat::EXPORT_BATCHES_SENT)
     );
     // The same counters in the Prometheus exposition (wasmcustom. namespace stripped).
     let prom = envoy.prometheus();
@@ -710,22 +714,22 @@ fn collector_absent_counts_failures_and_traffic_flows() {
     assert_eq!(upstream.requests().len(), 4);
     let stat = |name: &str| envoy.meshwake_stat(name);
     let failures = meshwake_tests::wait_for(10, "export failures", || {
-        let f = stat("export.failures_call_failed") + stat("export.failures_status_5xx");
-        (f >= 2 && stat("spans.dropped_export_failed") == 4).then_some(f)
+        let f = stat(stat::EXPORT_FAILURES_CALL_FAILED) + stat(stat::EXPORT_FAILURES_STATUS_5XX);
+        (f >= 2 && stat(stat::SPANS_DROPPED_EXPORT_FAILED) == 4).then_some(f)
     });
     eprintln!(
         "dead collector: call_failed={} status_5xx={} retries={}",
-        stat("export.failures_call_failed"),
-        stat("export.failures_status_5xx"),
-        stat("export.retries")
+        stat(stat::EXPORT_FAILURES_CALL_FAILED),
+        stat(stat::EXPORT_FAILURES_STATUS_5XX),
+        stat(stat::EXPORT_RETRIES)
     );
     assert!(failures >= 2);
     // Envoy answers a call-out to an unreachable host with its own local 503; the filter
     // recognises it, so the 5xx counter only counts what a collector answered.
-    assert_eq!(stat("export.failures_status_5xx"), 0);
-    assert_eq!(stat("export.failures_call_failed"), failures);
-    assert_eq!(stat("spans.exported"), 0);
-    assert_eq!(stat("spans.created"), 4);
+    assert_eq!(stat(stat::EXPORT_FAILURES_STATUS_5XX), 0);
+    assert_eq!(stat(stat::EXPORT_FAILURES_CALL_FAILED), failures);
+    assert_eq!(stat(stat::SPANS_EXPORTED), 0);
+    assert_eq!(stat(stat::SPANS_CREATED), 4);
     let r = http::get(envoy.listen_port(), "/after", &[]);
     assert_eq!(r.status, 200);
 }
@@ -749,32 +753,32 @@ fn every_request_creates_one_span_and_all_are_delivered() {
     let paths: BTreeSet<String> = otlp
         .spans()
         .iter()
-        .map(|s| s.attr_str("url.path").unwrap())
+        .map(|s| s.attr_str(attr::URL_PATH).unwrap())
         .collect();
     assert_eq!(paths.len(), n, "one span per request");
     // Without `spans.stream_details`, no attribute that needs a property read of its own.
     for s in otlp.spans().iter() {
         for a in [
-            "network.protocol.version",
-            "http.request.body.size",
-            "http.response.body.size",
-            "envoy.upstream_cluster",
-            "envoy.upstream_host",
+            attr::NETWORK_PROTOCOL_VERSION,
+            attr::HTTP_REQUEST_BODY_SIZE,
+            attr::HTTP_RESPONSE_BODY_SIZE,
+            attr::ENVOY_UPSTREAM_CLUSTER,
+            attr::ENVOY_UPSTREAM_HOST,
         ] {
             assert_eq!(s.attr_str(a), None, "{a}");
             assert_eq!(s.attr_int(a), None, "{a}");
         }
-        assert_eq!(s.attr_str("envoy.response_flags").as_deref(), Some("-"));
-        assert_eq!(s.attr_int("http.response.status_code"), Some(200));
+        assert_eq!(s.attr_str(attr::ENVOY_RESPONSE_FLAGS).as_deref(), Some("-"));
+        assert_eq!(s.attr_int(attr::HTTP_RESPONSE_STATUS_CODE), Some(200));
     }
     let stat = |name: &str| envoy.meshwake_stat(name);
     meshwake_tests::wait_for(5, "exported counter", || {
-        (stat("spans.exported") == n as u64).then_some(())
+        (stat(stat::SPANS_EXPORTED) == n as u64).then_some(())
     });
-    assert_eq!(stat("spans.created"), n as u64);
-    assert_eq!(stat("spans.dropped_sampled_out"), 0);
-    assert_eq!(stat("spans.dropped_queue_full"), 0);
-    assert_eq!(stat("export.queue_depth"), 0);
+    assert_eq!(stat(stat::SPANS_CREATED), n as u64);
+    assert_eq!(stat(stat::SPANS_DROPPED_SAMPLED_OUT), 0);
+    assert_eq!(stat(stat::SPANS_DROPPED_QUEUE_FULL), 0);
+    assert_eq!(stat(stat::EXPORT_QUEUE_DEPTH), 0);
     assert!(otlp.bodies().iter().all(|b| !b.is_empty()));
 }
 
@@ -790,16 +794,16 @@ fn slow_collector_counts_timeouts_and_traffic_flows() {
     assert_eq!(upstream.requests().len(), 1);
     let stat = |name: &str| envoy.meshwake_stat(name);
     meshwake_tests::wait_for(8, "batch dropped after timeouts", || {
-        (stat("spans.dropped_export_failed") == 1).then_some(())
+        (stat(stat::SPANS_DROPPED_EXPORT_FAILED) == 1).then_some(())
     });
-    assert_eq!(stat("export.failures_timeout"), 2);
-    assert_eq!(stat("export.retries"), 1);
+    assert_eq!(stat(stat::EXPORT_FAILURES_TIMEOUT), 2);
+    assert_eq!(stat(stat::EXPORT_RETRIES), 1);
     assert_eq!(
-        stat("export.failures_status_5xx"),
+        stat(stat::EXPORT_FAILURES_STATUS_5XX),
         0,
         "Envoy's local 504 is not the collector's"
     );
-    assert_eq!(stat("spans.exported"), 0);
+    assert_eq!(stat(stat::SPANS_EXPORTED), 0);
     assert_eq!(slow.requests().len(), 2);
 }
 

@@ -32,10 +32,11 @@ pub enum Role {
 impl Role {
     /// The `meshwake.role` attribute value.
     pub fn as_str(self) -> &'static str {
+        use meshwake_semconv::attr::values;
         match self {
-            Role::Inbound => "inbound",
-            Role::Outbound => "outbound",
-            Role::Edge => "edge",
+            Role::Inbound => values::ROLE_INBOUND,
+            Role::Outbound => values::ROLE_OUTBOUND,
+            Role::Edge => values::ROLE_EDGE,
         }
     }
 }
@@ -86,7 +87,7 @@ impl Default for Sampling {
         Sampling {
             ratio: 1.0,
             parent_based: true,
-            force_header: Some("x-meshwake-force-sample".into()),
+            force_header: Some(meshwake_semconv::header::FORCE_SAMPLE.into()),
         }
     }
 }

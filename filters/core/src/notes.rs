@@ -1,8 +1,9 @@
-//! Per-request events the glue turns into Envoy counters (`meshwake.<name>`), declared in
-//! one place like Envoy's `tracer_stats.h`. A request carries them as a bitset: no allocation.
+//! Per-request events the glue turns into Envoy counters (`meshwake.<name>`, names in
+//! `meshwake_semconv::stat::note`), declared in one place like Envoy's `tracer_stats.h`.
+//! A request carries them as a bitset: no allocation.
 
 macro_rules! notes {
-    ($($variant:ident => $name:literal, $doc:literal;)*) => {
+    ($($variant:ident => $name:expr, $doc:literal;)*) => {
         /// Something worth counting happened while handling a request.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         #[repr(u8)]
@@ -18,21 +19,23 @@ macro_rules! notes {
     };
 }
 
+use meshwake_semconv::stat::note;
+
 notes! {
-    ContextContinued => "context_continued", "an incoming trace context was continued";
-    ContextStarted => "context_started", "a new trace was started";
-    ContextInvalid => "context_invalid", "a trace header was malformed and ignored or repaired";
-    ContextRecovered => "context_recovered", "an outbound call without context continued its inbound request's trace";
-    RecoveryMiss => "context_recovery_miss", "no remembered context for an outbound call without context";
-    SampledOut => "sampled_out", "the request was not sampled";
-    EdgeRestarted => "edge_context_restarted", "outside context at the edge was replaced by a new trace";
-    EdgeStrippedBaggage => "edge_baggage_stripped", "mesh-owned baggage from outside was dropped";
-    EdgeStrippedIdentity => "edge_identity_stripped", "identity/lineage headers from outside were removed";
-    PeerMissing => "peer_identity_missing", "the peer sent no identity header";
-    PeerMalformed => "peer_identity_malformed", "the peer identity header was malformed";
-    PeerSignatureRejected => "peer_identity_rejected", "the peer identity failed HMAC verification";
-    LineageRejected => "lineage_rejected", "the lineage header was malformed or failed verification";
-    LineageTruncated => "lineage_truncated", "the lineage was longer than its cap";
+    ContextContinued => note::CONTEXT_CONTINUED, "an incoming trace context was continued";
+    ContextStarted => note::CONTEXT_STARTED, "a new trace was started";
+    ContextInvalid => note::CONTEXT_INVALID, "a trace header was malformed and ignored or repaired";
+    ContextRecovered => note::CONTEXT_RECOVERED, "an outbound call without context continued its inbound request's trace";
+    RecoveryMiss => note::CONTEXT_RECOVERY_MISS, "no remembered context for an outbound call without context";
+    SampledOut => note::SAMPLED_OUT, "the request was not sampled";
+    EdgeRestarted => note::EDGE_CONTEXT_RESTARTED, "outside context at the edge was replaced by a new trace";
+    EdgeStrippedBaggage => note::EDGE_BAGGAGE_STRIPPED, "mesh-owned baggage from outside was dropped";
+    EdgeStrippedIdentity => note::EDGE_IDENTITY_STRIPPED, "identity/lineage headers from outside were removed";
+    PeerMissing => note::PEER_IDENTITY_MISSING, "the peer sent no identity header";
+    PeerMalformed => note::PEER_IDENTITY_MALFORMED, "the peer identity header was malformed";
+    PeerSignatureRejected => note::PEER_IDENTITY_REJECTED, "the peer identity failed HMAC verification";
+    LineageRejected => note::LINEAGE_REJECTED, "the lineage header was malformed or failed verification";
+    LineageTruncated => note::LINEAGE_TRUNCATED, "the lineage was longer than its cap";
 }
 
 /// A set of notes.

@@ -1,4 +1,4 @@
-//! Header names meshwake owns, defined once.
+//! Header names meshwake owns (named in `meshwake_semconv::header`).
 //!
 //! At the mesh edge the glue removes every owned header from requests coming from outside
 //! (a client must not be able to claim an identity or lineage) and from responses leaving
@@ -6,10 +6,10 @@
 //! removes `x-meshwake-peer` after reading it and writes its own (hop-by-hop).
 
 /// Identity of the caller (on requests) or of the answering workload (on responses).
-pub const PEER_HEADER: &str = "x-meshwake-peer";
+pub const PEER_HEADER: &str = meshwake_semconv::header::PEER;
 
 /// Deployments (`service@version`, oldest first) the request passed through.
-pub const LINEAGE_HEADER: &str = "x-meshwake-lineage";
+pub const LINEAGE_HEADER: &str = meshwake_semconv::header::LINEAGE;
 
 /// Every header meshwake owns; stripped at the edge in both directions.
 pub const OWNED_HEADERS: [&str; 2] = [PEER_HEADER, LINEAGE_HEADER];

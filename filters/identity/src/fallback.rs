@@ -31,11 +31,12 @@ pub enum VersionSource {
 impl VersionSource {
     /// The attribute value: `header`, `cluster`, `host_metadata` or `unknown`.
     pub fn as_str(self) -> &'static str {
+        use meshwake_semconv::attr::values;
         match self {
-            VersionSource::Header => "header",
-            VersionSource::Cluster => "cluster",
-            VersionSource::HostMetadata => "host_metadata",
-            VersionSource::Unknown => "unknown",
+            VersionSource::Header => values::VERSION_SOURCE_HEADER,
+            VersionSource::Cluster => values::VERSION_SOURCE_CLUSTER,
+            VersionSource::HostMetadata => values::VERSION_SOURCE_HOST_METADATA,
+            VersionSource::Unknown => values::VERSION_SOURCE_UNKNOWN,
         }
     }
 }

@@ -7,7 +7,8 @@
 //! configuration on the main thread; a counter increment is a direct call (no batching).
 use crate::abi::{self, FilterConfigEnvoyPtr, FilterEnvoyPtr, MetricsResult, ModuleBuffer};
 use meshwake_core::notes::Note;
-use meshwake_core::self_stats::{name, EXPORTER_COUNTERS};
+use meshwake_core::self_stats::{full_name, EXPORTER_COUNTERS, NATIVE_PANICS};
+use meshwake_semconv::stat;
 use meshwake_telemetry::metrics::{label, MetricKind, MetricLabels, MetricNaming};
 use meshwake_telemetry::ExporterStats;
 
@@ -56,20 +57,22 @@ fn define(cfg: FilterConfigEnvoyPtr, f: Define, name: &str, labels: &[&str]) -> 
     (r == MetricsResult::Success).then_some(id)
 }
 
+/// Define the self-stat `meshwake.<name>`.
 fn counter(cfg: FilterConfigEnvoyPtr, name: &str) -> Id {
     define(
         cfg,
         abi::envoy_dynamic_module_callback_http_filter_config_define_counter,
-        name,
+        &full_name(name),
         &[],
     )
 }
 
+/// Define the self-stat `meshwake.<name>`.
 fn gauge(cfg: FilterConfigEnvoyPtr, name: &str) -> Id {
     define(
         cfg,
         abi::envoy_dynamic_module_callback_http_filter_config_define_gauge,
-        name,
+        &full_name(name),
         &[],
     )
 }
@@ -87,18 +90,15 @@ impl StatIds {
             define(cfg, f, k.name(naming), &label::ALL)
         });
         StatIds {
-            notes: Note::ALL
-                .iter()
-                .map(|n| counter(cfg, &format!("meshwake.{}", n.name())))
-                .collect(),
+            notes: Note::ALL.iter().map(|n| counter(cfg, n.name())).collect(),
             exporter: EXPORTER_COUNTERS.map(|(n, _)| counter(cfg, n)),
-            queue_depth: gauge(cfg, name::QUEUE_DEPTH),
-            in_flight: gauge(cfg, name::IN_FLIGHT),
-            label_overflow: counter(cfg, name::LABEL_OVERFLOW),
-            config_errors: counter(cfg, name::CONFIG_ERRORS),
-            config_warnings: counter(cfg, name::CONFIG_WARNINGS),
-            recovery_stored: counter(cfg, name::RECOVERY_STORED),
-            panics: counter(cfg, name::PANICS),
+            queue_depth: gauge(cfg, stat::EXPORT_QUEUE_DEPTH),
+            in_flight: gauge(cfg, stat::EXPORT_BATCHES_IN_FLIGHT),
+            label_overflow: counter(cfg, stat::METRICS_LABEL_OVERFLOW),
+            config_errors: counter(cfg, stat::CONFIG_ERRORS),
+            config_warnings: counter(cfg, stat::CONFIG_WARNINGS),
+            recovery_stored: counter(cfg, stat::CONTEXT_RECOVERY_STORED),
+            panics: counter(cfg, NATIVE_PANICS),
             requests,
         }
     }

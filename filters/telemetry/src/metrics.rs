@@ -43,34 +43,10 @@ pub const FIELD_SEPARATOR: &str = ";.;";
 /// Namespace Envoy puts in front of every wasm-defined metric (removed by `/stats/prometheus`).
 pub const ENVOY_WASM_NAMESPACE: &str = "wasmcustom.";
 
-/// Istio label names (Prometheus label names after tag extraction).
+/// Istio label names (Prometheus label names after tag extraction), from the shared naming
+/// contract [`meshwake_semconv::metric::label`].
 pub mod label {
-    /// `source` or `destination`: which proxy reported.
-    pub const REPORTER: &str = "reporter";
-    /// Workload name of the caller.
-    pub const SOURCE_WORKLOAD: &str = "source_workload";
-    /// Namespace of the caller.
-    pub const SOURCE_WORKLOAD_NAMESPACE: &str = "source_workload_namespace";
-    /// Version of the caller.
-    pub const SOURCE_VERSION: &str = "source_version";
-    /// Service of the caller (Istio's canonical service).
-    pub const SOURCE_CANONICAL_SERVICE: &str = "source_canonical_service";
-    /// Workload name of the callee.
-    pub const DESTINATION_WORKLOAD: &str = "destination_workload";
-    /// Namespace of the callee.
-    pub const DESTINATION_WORKLOAD_NAMESPACE: &str = "destination_workload_namespace";
-    /// Version of the callee.
-    pub const DESTINATION_VERSION: &str = "destination_version";
-    /// Service host of the callee, e.g. `reviews.default.svc.cluster.local`.
-    pub const DESTINATION_SERVICE: &str = "destination_service";
-    /// `http`, `grpc`, ...
-    pub const REQUEST_PROTOCOL: &str = "request_protocol";
-    /// HTTP status code (`0` if there was no response).
-    pub const RESPONSE_CODE: &str = "response_code";
-    /// gRPC status code, empty for plain HTTP.
-    pub const GRPC_RESPONSE_STATUS: &str = "grpc_response_status";
-    /// Envoy response flags, `-` if none.
-    pub const RESPONSE_FLAGS: &str = "response_flags";
+    pub use meshwake_semconv::metric::label::*;
 
     /// All labels, in the order they appear in stat names (Istio's order).
     pub const ALL: [&str; 13] = [
@@ -234,19 +210,20 @@ impl MetricKind {
 
     /// The bare metric name (what Prometheus shows) under `naming`.
     pub fn name(self, naming: MetricNaming) -> &'static str {
+        use meshwake_semconv::metric;
         match (naming.prefix, self) {
-            (MetricPrefix::Meshwake, MetricKind::RequestsTotal) => "meshwake_requests_total",
+            (MetricPrefix::Meshwake, MetricKind::RequestsTotal) => metric::MESHWAKE_REQUESTS_TOTAL,
             (MetricPrefix::Meshwake, MetricKind::RequestDurationMilliseconds) => {
-                "meshwake_request_duration_milliseconds"
+                metric::MESHWAKE_REQUEST_DURATION_MILLISECONDS
             }
-            (MetricPrefix::Meshwake, MetricKind::RequestBytes) => "meshwake_request_bytes",
-            (MetricPrefix::Meshwake, MetricKind::ResponseBytes) => "meshwake_response_bytes",
-            (MetricPrefix::Istio, MetricKind::RequestsTotal) => "istio_requests_total",
+            (MetricPrefix::Meshwake, MetricKind::RequestBytes) => metric::MESHWAKE_REQUEST_BYTES,
+            (MetricPrefix::Meshwake, MetricKind::ResponseBytes) => metric::MESHWAKE_RESPONSE_BYTES,
+            (MetricPrefix::Istio, MetricKind::RequestsTotal) => metric::ISTIO_REQUESTS_TOTAL,
             (MetricPrefix::Istio, MetricKind::RequestDurationMilliseconds) => {
-                "istio_request_duration_milliseconds"
+                metric::ISTIO_REQUEST_DURATION_MILLISECONDS
             }
-            (MetricPrefix::Istio, MetricKind::RequestBytes) => "istio_request_bytes",
-            (MetricPrefix::Istio, MetricKind::ResponseBytes) => "istio_response_bytes",
+            (MetricPrefix::Istio, MetricKind::RequestBytes) => metric::ISTIO_REQUEST_BYTES,
+            (MetricPrefix::Istio, MetricKind::ResponseBytes) => metric::ISTIO_RESPONSE_BYTES,
         }
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::b3::B3Sampling;
 use crate::propagator::Extracted;
-use crate::types::{SpanContext, TraceId};
+use crate::types::{SpanContext, SpanId, TraceFlags, TraceId};
 
 /// A sampler: the parent's decision when there is one, else a ratio on the trace id.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -82,6 +82,36 @@ impl Sampler {
             },
         }
     }
+
+    /// The decision for one proxy hop, whose parent is one of: the extracted context, a
+    /// context recovered for an app that dropped its trace headers (`recovered`, its flags),
+    /// or none. `forced` (an operator's force header) always samples.
+    ///
+    /// Without any parent, a B3 sampling-only header (`b3: 0`/`1`/`d`) decides as the
+    /// caller asked, for both samplers: the caller's decision is all this hop knows.
+    pub fn decide_hop(
+        &self,
+        extracted: &Extracted,
+        recovered: Option<TraceFlags>,
+        trace_id: &TraceId,
+        forced: bool,
+    ) -> bool {
+        if forced {
+            return true;
+        }
+        if extracted.context.is_some() {
+            return self.decide(extracted, trace_id);
+        }
+        if let Some(flags) = recovered {
+            // Only the flags matter to the parent-based decision; the span id is a stand-in.
+            let parent = SpanContext::new(*trace_id, SpanId([1; 8]), flags);
+            return self.should_sample(Some(&parent), trace_id, false);
+        }
+        match extracted.sampling_hint {
+            Some(hint) => hint.is_sampled(),
+            None => self.should_sample(None, trace_id, false),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -89,7 +119,6 @@ impl Sampler {
 mod tests {
     use super::*;
     use crate::propagator::{extract, PropagationConfig};
-    use crate::types::{SpanId, TraceFlags};
 
     fn tid(low: u64) -> TraceId {
         let mut t = TraceId::from_u64(low);
@@ -198,5 +227,38 @@ mod tests {
         let s: Sampler =
             serde_json::from_str(r#"{"type":"parent_based_ratio","ratio":0.25}"#).unwrap();
         assert_eq!(s, Sampler::ParentBasedRatio { ratio: 0.25 });
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn decide_hop_table() {
+        let cfg = PropagationConfig::default();
+        let never = Sampler::ParentBasedRatio { ratio: 0.0 };
+        let always = Sampler::ParentBasedRatio { ratio: 1.0 };
+        let flat_always = Sampler::TraceIdRatio { ratio: 1.0 };
+        let sampled = Some(TraceFlags::default().with_sampled(true));
+        let unsampled = Some(TraceFlags::default());
+        let tp = "00-80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-01";
+        #[rustfmt::skip]
+        let cases: Vec<(Sampler, Vec<(&str, &str)>, Option<TraceFlags>, bool, bool)> = vec![
+            // sampler, headers, recovered flags, forced -> sampled
+            (never,       vec![],                    None,      true,  true),
+            (never,       vec![("traceparent", tp)], None,      false, true),
+            (never,       vec![],                    sampled,   false, true),
+            (always,      vec![],                    unsampled, false, false),
+            (flat_always, vec![],                    unsampled, false, true),
+            (never,       vec![("b3", "1")],         None,      false, true),
+            (flat_always, vec![("b3", "0")],         None,      false, false),
+            (always,      vec![],                    None,      false, true),
+            (never,       vec![],                    None,      false, false),
+        ];
+        for (s, h, recovered, forced, expected) in cases {
+            let ex = extract(&cfg, &h);
+            assert_eq!(
+                s.decide_hop(&ex, recovered, &tid(5), forced),
+                expected,
+                "{s:?} {h:?} {recovered:?} {forced}"
+            );
+        }
     }
 }

@@ -1,14 +1,16 @@
-//! The filter's own counters and gauges (Envoy stats `meshwake.*`), defined once per VM.
+//! The filter's own counters and gauges (Envoy stats `meshwake.*`, names in
+//! `meshwake_semconv::stat`), defined once per VM.
 //! Counters bumped per request are summed in the VM and published on the root context's
 //! tick: a host call per counter per request would cost more than the counting is worth.
 use meshwake_core::notes::Note;
+use meshwake_semconv::stat;
 use meshwake_telemetry::ExporterStats;
 use proxy_wasm::hostcalls::{define_metric, increment_metric};
 use proxy_wasm::types::MetricType;
 use std::collections::HashMap;
 
-/// Self-telemetry stat names and the exporter's counters, shared with the native glue.
-use meshwake_core::self_stats::{name, EXPORTER_COUNTERS};
+/// The exporter's counters, shared with the native glue.
+use meshwake_core::self_stats::{full_name, EXPORTER_COUNTERS};
 
 /// Metric ids; 0 when the host refused to define one (then updates are no-ops).
 #[derive(Default)]
@@ -34,27 +36,28 @@ pub struct Stats {
     last_gauges: Option<(u64, u64)>,
 }
 
-fn counter(n: &str) -> u32 {
-    define_metric(MetricType::Counter, n).unwrap_or(0)
+/// Define `meshwake.<name>`; 0 when the host refuses.
+fn define(kind: MetricType, name: &str) -> u32 {
+    define_metric(kind, &full_name(name)).unwrap_or(0)
+}
+
+fn counter(name: &str) -> u32 {
+    define(MetricType::Counter, name)
 }
 
 impl Stats {
     pub fn define() -> Stats {
-        use name::*;
         let exporter = EXPORTER_COUNTERS.map(|(stat, _)| counter(stat));
         Stats {
-            notes: Note::ALL
-                .iter()
-                .map(|n| counter(&format!("meshwake.{}", n.name())))
-                .collect(),
+            notes: Note::ALL.iter().map(|n| counter(n.name())).collect(),
             exporter,
-            queue_depth: define_metric(MetricType::Gauge, QUEUE_DEPTH).unwrap_or(0),
-            in_flight: define_metric(MetricType::Gauge, IN_FLIGHT).unwrap_or(0),
-            label_overflow: counter(LABEL_OVERFLOW),
-            config_errors: counter(CONFIG_ERRORS),
-            config_warnings: counter(CONFIG_WARNINGS),
-            recovery_stored: counter(RECOVERY_STORED),
-            vm_memory: define_metric(MetricType::Gauge, VM_MEMORY).unwrap_or(0),
+            queue_depth: define(MetricType::Gauge, stat::EXPORT_QUEUE_DEPTH),
+            in_flight: define(MetricType::Gauge, stat::EXPORT_BATCHES_IN_FLIGHT),
+            label_overflow: counter(stat::METRICS_LABEL_OVERFLOW),
+            config_errors: counter(stat::CONFIG_ERRORS),
+            config_warnings: counter(stat::CONFIG_WARNINGS),
+            recovery_stored: counter(stat::CONTEXT_RECOVERY_STORED),
+            vm_memory: define(MetricType::Gauge, stat::VM_MEMORY_BYTES),
             ..Default::default()
         }
     }

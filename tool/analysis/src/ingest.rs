@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::model::{Kind, SpanRecord, UNKNOWN_SERVICE, UNKNOWN_VERSION};
+use meshwake_semconv::attr;
 
 /// Length of a trace id in bytes (OTLP `Span.trace_id`).
 pub const TRACE_ID_BYTES: usize = 16;
@@ -26,16 +27,16 @@ const SPAN_KIND_SERVER: i64 = 2;
 const SPAN_KIND_CLIENT: i64 = 3;
 const STATUS_CODE_ERROR: i64 = 2;
 
-// Attribute keys, see docs/CONVENTIONS.md.
-const ATTR_SERVICE_NAME: &str = "service.name";
-const ATTR_SERVICE_VERSION: &str = "service.version";
-const ATTR_ROLE: &str = "meshwake.role";
-const ATTR_STATUS_CODE: &str = "http.response.status_code";
+// Attribute keys: the filter's naming contract (meshwake-semconv, docs/CONVENTIONS.md).
+const ATTR_SERVICE_NAME: &str = attr::SERVICE_NAME;
+const ATTR_SERVICE_VERSION: &str = attr::SERVICE_VERSION;
+const ATTR_ROLE: &str = attr::MESHWAKE_ROLE;
+const ATTR_STATUS_CODE: &str = attr::HTTP_RESPONSE_STATUS_CODE;
 /// Pre-1.0 semantic conventions name, still emitted by many SDKs.
-const ATTR_STATUS_CODE_OLD: &str = "http.status_code";
-const ATTR_ROUTE: &str = "http.route";
-const ATTR_PEER_SERVICE: &str = "peer.service";
-const ATTR_PEER_VERSION: &str = "meshwake.peer.version";
+const ATTR_STATUS_CODE_OLD: &str = attr::HTTP_STATUS_CODE_OLD;
+const ATTR_ROUTE: &str = attr::HTTP_ROUTE;
+const ATTR_PEER_SERVICE: &str = attr::PEER_SERVICE;
+const ATTR_PEER_VERSION: &str = attr::MESHWAKE_PEER_VERSION;
 
 /// Why an export could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,11 +11,11 @@ pub const UNKNOWN_VERSION: &str = "unknown";
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
 
 /// `meshwake.role` value of the span a sidecar opens for a request entering the mesh.
-pub const ROLE_EDGE: &str = "edge";
+pub const ROLE_EDGE: &str = meshwake_semconv::attr::values::ROLE_EDGE;
 /// `meshwake.role` value of a sidecar's inbound (server) span.
-pub const ROLE_INBOUND: &str = "inbound";
+pub const ROLE_INBOUND: &str = meshwake_semconv::attr::values::ROLE_INBOUND;
 /// `meshwake.role` value of a sidecar's outbound (client) span.
-pub const ROLE_OUTBOUND: &str = "outbound";
+pub const ROLE_OUTBOUND: &str = meshwake_semconv::attr::values::ROLE_OUTBOUND;
 
 /// Span kind, reduced to what the analysis needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

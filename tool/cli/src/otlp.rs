@@ -47,6 +47,7 @@ pub fn rows_from_json(body: &[u8]) -> Result<Vec<SpanRow>, DecodeError> {
 mod tests {
     use super::*;
     use crate::analysis_bridge::Kind;
+    use meshwake_semconv::attr;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
     use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -79,12 +80,15 @@ mod tests {
             }),
             attributes: vec![
                 kv(
-                    "meshwake.role",
+                    attr::MESHWAKE_ROLE,
                     any_value::Value::StringValue("outbound".into()),
                 ),
-                kv("http.response.status_code", any_value::Value::IntValue(503)),
                 kv(
-                    "meshwake.peer.version",
+                    attr::HTTP_RESPONSE_STATUS_CODE,
+                    any_value::Value::IntValue(503),
+                ),
+                kv(
+                    attr::MESHWAKE_PEER_VERSION,
                     any_value::Value::StringValue("v7".into()),
                 ),
                 kv("flag", any_value::Value::BoolValue(true)),
@@ -95,7 +99,7 @@ mod tests {
             resource_spans: vec![ResourceSpans {
                 resource: Some(Resource {
                     attributes: vec![kv(
-                        "service.name",
+                        attr::SERVICE_NAME,
                         any_value::Value::StringValue("checkout".into()),
                     )],
                     ..Default::default()

@@ -4,16 +4,19 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use meshwake_semconv::metric::label;
 use serde::Serialize;
 use serde_json::Value;
 
 /// Label naming the deployment version a request went to.
-pub const DESTINATION_VERSION: &str = "destination_version";
-/// Labels holding the response code (or its class) in the supported metric sets.
-pub const RESPONSE_CODE_LABELS: [&str; 2] = ["response_code", "response_code_class"];
+pub const DESTINATION_VERSION: &str = label::DESTINATION_VERSION;
+/// Labels holding the response code (or its class) in the supported metric sets: the
+/// filter's, and `response_code_class` of metric sets that bucket codes.
+pub const RESPONSE_CODE_LABELS: [&str; 2] = [label::RESPONSE_CODE, "response_code_class"];
 /// Largest answer read.
 pub const MAX_RESPONSE_BYTES: u64 = 64 << 20;
-/// Default PromQL: every `*requests_total` counter, by version and response code.
+/// Default PromQL: every `*requests_total` counter, by version and response code (label
+/// names as in [`label`]; a test holds the two together).
 pub const DEFAULT_QUERY: &str =
     "sum by (destination_version, response_code) ({__name__=~\".*requests_total\", destination_version!=\"\"})";
 
@@ -199,6 +202,18 @@ pub fn render_text(ev: &Evidence) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_query_uses_the_filters_metric_and_label_names() {
+        let by = format!(
+            "sum by ({}, {})",
+            label::DESTINATION_VERSION,
+            label::RESPONSE_CODE
+        );
+        assert!(DEFAULT_QUERY.starts_with(&by), "{DEFAULT_QUERY}");
+        let total = meshwake_semconv::metric::MESHWAKE_REQUESTS_TOTAL;
+        assert!(total.ends_with("requests_total") && DEFAULT_QUERY.contains(".*requests_total"));
+    }
 
     #[test]
     fn sums_exposition_by_version() {
