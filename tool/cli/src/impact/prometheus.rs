@@ -13,9 +13,11 @@ pub const DESTINATION_VERSION: &str = "destination_version";
 pub const RESPONSE_CODE_LABELS: [&str; 2] = ["response_code", "response_code_class"];
 /// Largest answer read.
 pub const MAX_RESPONSE_BYTES: u64 = 64 << 20;
-/// Default PromQL: every `*requests_total` counter, by version and response code.
+/// Default PromQL: every `*requests_total` counter (`meshwake_` and Istio's names), by version
+/// and response code, as reported by the destination: each request between two sidecars is
+/// counted by both (`reporter="source"` and `"destination"`), and summing both doubled it.
 pub const DEFAULT_QUERY: &str =
-    "sum by (destination_version, response_code) ({__name__=~\".*requests_total\", destination_version!=\"\"})";
+    "sum by (destination_version, response_code) ({__name__=~\".*requests_total\", reporter=\"destination\", destination_version!=\"\"})";
 
 /// Requests seen for one version.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
