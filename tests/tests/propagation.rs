@@ -242,6 +242,58 @@ fn b3_single_and_multi_are_continued_and_written_back_next_to_w3c() {
     assert_eq!(m.otlp.spans().len(), before, "b3: 0 was exported");
 }
 
+/// B3 debug (`b3: …-d`, `X-B3-Flags: 1`) survives the W3C hops between sidecars, which have no
+/// debug flag in `traceparent`: each meshwake hop carries it in its `tracestate` entry
+/// (`meshwake=d`), so the apps of all three hops a → b → c get B3 debug back, and every hop
+/// records its span although the sampling ratio is 0 everywhere.
+#[test]
+fn b3_debug_is_carried_across_three_w3c_hops() {
+    let never = json!({"sampling": {"ratio": 0.0}});
+    let workloads = mesh::chain(&["a", "b", "c"])
+        .into_iter()
+        .map(|w| w.config(never.clone()))
+        .collect();
+    let edge = json!({"sampling": {"ratio": 0.0}, "edge": {"trust_incoming_context": true}});
+    let m = Mesh::start(MeshSpec::new("prop-b3-debug", workloads).edge("a", edge));
+    #[rustfmt::skip]
+    let cases: [(&[(&str, &str)], &str, (&str, &str)); 2] = [
+        (&[("b3", "a3ce929d0e0e4736-00f067aa0ba902b7-d")], "0000000000000000a3ce929d0e0e4736", ("b3", "d")),
+        (&[("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7"), ("x-b3-spanid", "e457b5a2e4d86bd1"), ("x-b3-flags", "1")],
+            "80f198ee56343ba864fe8b2a57d3eff7", ("x-b3-flags", "1")),
+    ];
+    for (headers, trace, (b3_header, b3_debug)) in cases {
+        let r = m.get("/", headers);
+        assert_eq!(r.status, 200, "{}", r.body_str());
+        for svc in ["a", "b", "c"] {
+            let got = m.workload(svc, "v1").app.last();
+            let t = traceparent_of(&got);
+            assert_eq!(t.trace_id, trace, "{svc}");
+            assert!(t.sampled(), "{svc}");
+            let ts = got.header("tracestate").unwrap_or_default();
+            assert_eq!(ts.split(',').next(), Some("meshwake=d"), "{svc}: {ts}");
+            // b3: trace-span-SAMPLING[-parent]; x-b3-flags: 1.
+            let b3 = got.header(b3_header).unwrap_or_default();
+            let sampling = b3.split('-').nth(2).unwrap_or(&b3);
+            assert_eq!(
+                sampling, b3_debug,
+                "{svc}: {b3_header}: {b3:?} is not debug"
+            );
+        }
+        // Edge, a and b in and out, c in: six spans, none sampled by the ratio.
+        m.wait_trace(trace, 6, 30);
+    }
+    // Control: plain sampled B3 is not turned into debug.
+    let r = m.get("/", &[("b3", "b3ce929d0e0e4736-00f067aa0ba902b7-1")]);
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    for svc in ["a", "b", "c"] {
+        let got = m.workload(svc, "v1").app.last();
+        let ts = got.header("tracestate").unwrap_or_default();
+        assert!(!ts.contains("meshwake=d"), "{svc}: {ts}");
+        let b3 = got.header("b3").unwrap_or_default();
+        assert_eq!(b3.split('-').nth(2), Some("1"), "{svc}: {b3}");
+    }
+}
+
 /// An app that drops trace headers but forwards `x-request-id`: its outbound sidecar
 /// continues the trace of the inbound request it is serving.
 #[test]

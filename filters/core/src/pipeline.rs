@@ -379,7 +379,10 @@ impl Engine {
                 &self.cfg.edge.tracestate_key,
             );
         }
-        let sampled = if forced {
+        // B3 debug as received, or as an earlier meshwake hop carried it in its tracestate entry.
+        let debug = ex.context.as_ref().is_some_and(|c| c.debug)
+            || meshwake_trace_context::mesh_debug(&trace_state, &self.cfg.edge.tracestate_key);
+        let sampled = if forced || debug {
             true
         } else if ex.context.is_some() {
             self.sampler.decide(&ex, &trace_id)
@@ -399,6 +402,12 @@ impl Engine {
         if parent_flags.is_none() {
             flags = flags.with_random(true);
         }
+        if debug {
+            meshwake_trace_context::mark_mesh_debug(
+                &mut trace_state,
+                &self.cfg.edge.tracestate_key,
+            );
+        }
         let mut ctx = SpanContext::new(trace_id, span_id, flags);
         ctx.trace_state = trace_state;
 
@@ -416,7 +425,6 @@ impl Engine {
             joined = [self.inject.as_slice(), extra.as_slice()].concat();
             &joined
         };
-        let debug = ex.context.as_ref().is_some_and(|c| c.debug);
         let inj = propagator::inject_with(
             &ctx,
             &InjectOptions {
