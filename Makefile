@@ -54,7 +54,8 @@ deploy-gen:
 bench:
 	@scripts/bench.sh
 
-## Fuzz every parser that sees outside bytes (cargo-fuzz/libFuzzer), FUZZ_SECONDS per target.
+## Fuzz every parser that sees outside bytes (cargo-fuzz/libFuzzer), FUZZ_SECONDS per target;
+## AddressSanitizer with rustup's nightly when present (FUZZ_ASAN=0: without).
 FUZZ_SECONDS ?= 60
 fuzz:
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh

@@ -7,7 +7,8 @@
 Generated: the ready-to-use Envoy configs in envoy-config/ (sidecar, edge, wasm-remote,
 bootstrap-stats-tags), the test templates tests/envoy/{sidecar,edge}.yaml.tmpl, the docker-compose stack in
 deploy/compose/ (compose file, one Envoy config per proxy, collector, Prometheus, Grafana),
-and the Istio kustomize base in deploy/istio/base/.
+and the Istio kustomize bases: deploy/istio/{base,gateway}/ (WasmPlugin) and
+deploy/istio/trafficextension/{base,gateway}/ (TrafficExtension, Istio 1.30+).
 
 The demo topology comes from demo/topologies/default.yaml when it exists and has the shape
 documented in `load_topology`; otherwise from BUILTIN_TOPOLOGY below.
@@ -815,12 +816,27 @@ def wasm_plugin(name, role, mode, priority, pins, selector=None):
             "spec": spec}
 
 
+def traffic_extension(name, role, mode, priority, pins, selector=None):
+    """Istio 1.30+: the same plugin as `wasm_plugin`, as a TrafficExtension (the Wasm fields
+    move under `spec.wasm`; targeting, phase and priority stay at the top)."""
+    wp = wasm_plugin(name, role, mode, priority, pins, selector)
+    top = {k: wp["spec"][k] for k in ("selector", "phase", "priority", "match") if k in wp["spec"]}
+    wasm = {k: wp["spec"][k] for k in ("url", "sha256", "imagePullPolicy", "pluginName",
+                                       "failStrategy", "type", "pluginConfig")}
+    return {"apiVersion": "extensions.istio.io/v1alpha1", "kind": "TrafficExtension",
+            "metadata": wp["metadata"], "spec": {**top, "wasm": wasm}}
+
+
 def read_pins():
     """The digests scripts/oci.sh pinned last (kept across regeneration)."""
-    pins = {"manifest": ZERO_SHA, "module": ZERO_SHA, "url": f"oci://{OCI_IMAGE}:{OCI_TAG}"}
     path = os.path.join(ROOT, "deploy/istio/base/wasmplugin-inbound.yaml")
-    if os.path.exists(path):
-        text = open(path).read()
+    return read_pins_of(open(path).read() if os.path.exists(path) else "")
+
+
+def read_pins_of(text):
+    """url, manifest digest and module digest of a generated plugin file (zeros if absent)."""
+    pins = {"manifest": ZERO_SHA, "module": ZERO_SHA, "url": f"oci://{OCI_IMAGE}:{OCI_TAG}"}
+    if text:
         m = re.search(r"^\s+sha256: \"?([0-9a-f]{64})\"?$", text, re.M)
         if m:
             pins["manifest"] = m.group(1)
@@ -872,8 +888,12 @@ def istio_files():
     out["deploy/istio/gateway/kustomization.yaml"] = HEADER + to_yaml({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "resources": ["wasmplugin-gateway.yaml"]})
+    out.update(traffic_extension_files(pins, files["serviceentry-otel-collector.yaml"]))
     prev = os.path.join(ROOT, PREVIOUS_MODULE)
     out[PREVIOUS_MODULE] = open(prev).read() if os.path.exists(prev) else previous_module_patch(pins)
+    # The TrafficExtension rollback pins the same previous release as the WasmPlugin one.
+    prev_pins = read_pins_of(out[PREVIOUS_MODULE])
+    out[PREVIOUS_MODULE_TE] = previous_module_patch_te(prev_pins, prev_pins["url"])
     return out
 
 
@@ -904,6 +924,27 @@ def istio_native_files():
             "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
             # The collector's ServiceEntry comes with deploy/istio/base (or the mesh's Service).
             "resources": ["envoyfilter-native.yaml"]}),
+
+
+TE = "deploy/istio/trafficextension"
+
+
+def traffic_extension_files(pins, service_entry):
+    """deploy/istio/trafficextension/{base,gateway}: the same stages for Istio 1.30+."""
+    kust = lambda res: HEADER + to_yaml({  # noqa: E731
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": res})
+    return {
+        f"{TE}/base/serviceentry-otel-collector.yaml": service_entry,
+        f"{TE}/base/trafficextension-inbound.yaml": HEADER + "# Server side of every selected sidecar (Istio 1.30+).\n"
+        + to_yaml(traffic_extension("meshwake-inbound", "inbound", "SERVER", 1000, pins)),
+        f"{TE}/base/trafficextension-outbound.yaml": HEADER + "# Client side of every selected proxy, gateways included (Istio 1.30+).\n"
+        + to_yaml(traffic_extension("meshwake-outbound", "outbound", "CLIENT", 1000, pins)),
+        f"{TE}/base/kustomization.yaml": kust(["serviceentry-otel-collector.yaml", "trafficextension-inbound.yaml",
+                                              "trafficextension-outbound.yaml"]),
+        f"{TE}/gateway/trafficextension-gateway.yaml": HEADER + "# Ingress gateways: the edge role (Istio 1.30+); runs before meshwake-outbound.\n"
+        + to_yaml(traffic_extension("meshwake-gateway", "edge", "CLIENT", 1100, pins,
+                                    selector={"istio": "ingressgateway"})),
+        f"{TE}/gateway/kustomization.yaml": kust(["trafficextension-gateway.yaml"]),
     }
 
 
@@ -920,6 +961,25 @@ def previous_module_patch(pins, url=None):
                                 "sha256": pins["manifest"]}}))
 
 
+PREVIOUS_MODULE_TE = f"{TE}/overlays/rollback/previous-module.yaml"
+
+
+def previous_module_patch_te(pins, url=None):
+    """The TrafficExtension rollback overlay's patch (same release as `previous_module_patch`)."""
+    return (HEADER + "# The previous module release, recorded by scripts/oci.sh when it pinned a new one.\n"
+            + to_yaml({"apiVersion": "extensions.istio.io/v1alpha1", "kind": "TrafficExtension",
+                       "metadata": {"name": "any",
+                                    "annotations": {"meshwake.io/module-sha256": pins["module"]}},
+                       "spec": {"wasm": {"url": url or f"oci://{OCI_IMAGE}:{OCI_TAG}",
+                                         "sha256": pins["manifest"]}}}))
+
+
+PINNED = ("deploy/istio/base/wasmplugin-inbound.yaml", "deploy/istio/base/wasmplugin-outbound.yaml",
+          "deploy/istio/gateway/wasmplugin-gateway.yaml",
+          f"{TE}/base/trafficextension-inbound.yaml", f"{TE}/base/trafficextension-outbound.yaml",
+          f"{TE}/gateway/trafficextension-gateway.yaml")
+
+
 def pin(manifest, module, url):
     """Pin a new build everywhere (called by scripts/oci.sh): the WasmPlugins' sha256 (the OCI
     manifest digest) and module annotation, wasm-remote.yaml's sha256 (the .wasm digest).
@@ -927,8 +987,7 @@ def pin(manifest, module, url):
     old = read_pins()
     old_url = old["url"]
     changed = old["manifest"] != manifest and old["manifest"] != ZERO_SHA
-    for rel in ("deploy/istio/base/wasmplugin-inbound.yaml", "deploy/istio/base/wasmplugin-outbound.yaml",
-                "deploy/istio/gateway/wasmplugin-gateway.yaml"):
+    for rel in PINNED:
         path = os.path.join(ROOT, rel)
         text = open(path).read()
         text = re.sub(r"^(\s+sha256: )\"?[0-9a-f]{64}\"?$", lambda m: m.group(1) + _scalar(manifest), text, flags=re.M)
@@ -942,6 +1001,8 @@ def pin(manifest, module, url):
     if changed or not os.path.exists(prev) or ZERO_SHA in open(prev).read():
         open(prev, "w").write(previous_module_patch(old if changed else {"manifest": manifest, "module": module},
                                                     old_url if changed else url))
+    prev_pins = read_pins_of(open(prev).read())
+    open(os.path.join(ROOT, PREVIOUS_MODULE_TE), "w").write(previous_module_patch_te(prev_pins, prev_pins["url"]))
     return changed
 
 

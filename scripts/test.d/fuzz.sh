@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Test stage `fuzz` (run by make test): every cargo-fuzz target in fuzz/ for a few seconds
+# Test stage `fuzz` (run by make test): every cargo-fuzz target in fuzz/ for a few seconds,
+# under AddressSanitizer when rustup's nightly is present (scripts/fuzz.sh; else without),
 # from its seed corpus (spec examples plus past crashes), as a regression and smoke run.
 # `make fuzz` runs them longer. Output: cargo-like `test result:` lines.
 # A fixed seed keeps `make test` repeatable: a fresh clone explores the same inputs every

@@ -14,6 +14,7 @@ pub mod http;
 pub mod mesh;
 pub mod otlp;
 pub mod paths;
+pub mod prometheus;
 pub mod stats_tags;
 
 pub use envoy::{Build, Envoy, EnvoyOptions};

@@ -48,6 +48,9 @@ pub struct WorkloadSpec {
     /// Instead of a mesh service, the app calls this server outside the mesh:
     /// (cluster name, port). Used to see exactly what leaves an outbound sidecar.
     pub external: Option<(String, u16)>,
+    /// Istio's endpoint metadata `filter_metadata.istio.workload` on the external server's
+    /// endpoint, as istiod writes it (`workload;namespace;service;revision;cluster`).
+    pub external_istio_workload: Option<String>,
 }
 
 impl WorkloadSpec {
@@ -59,12 +62,18 @@ impl WorkloadSpec {
             forwards_trace: true,
             config: json!({}),
             external: None,
+            external_istio_workload: None,
         }
     }
     /// The app calls `port` (a test server, cluster `cluster`) through its outbound sidecar.
     pub fn calls_external(mut self, cluster: &str, port: u16) -> Self {
         self.calls = Some(cluster.into());
         self.external = Some((cluster.into(), port));
+        self
+    }
+    /// The external server's endpoint carries Istio's `istio.workload` metadata.
+    pub fn external_istio_workload(mut self, value: &str) -> Self {
+        self.external_istio_workload = Some(value.into());
         self
     }
     pub fn calls(mut self, service: &str) -> Self {
@@ -230,10 +239,18 @@ fn route_to(targets: &[(String, u16)]) -> Value {
     }
 }
 
-fn clusters(targets: &[(String, u16)]) -> Vec<Value> {
+fn clusters(targets: &[(String, u16)], istio_workload: Option<&str>) -> Vec<Value> {
     targets
         .iter()
-        .map(|(n, p)| loopback_cluster(n, *p))
+        .map(|(n, p)| {
+            let mut c = loopback_cluster(n, *p);
+            if let Some(w) = istio_workload {
+                // Istio's endpoint metadata, as istiod writes it on every endpoint.
+                c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["metadata"] =
+                    json!({ "filter_metadata": { "istio": { "workload": w } } });
+            }
+            c
+        })
         .collect()
 }
 
@@ -270,7 +287,7 @@ fn sidecar(w: &WorkloadSpec, ports: &SidecarPorts, targets: &[(String, u16)]) ->
         inbound_config: plugin_config("inbound", &w.service, &w.version, &w.config),
         outbound_config: plugin_config("outbound", &w.service, &w.version, &w.config),
         outbound_virtual_hosts: json!([{ "name": "upstream", "domains": ["*"], "routes": [route_to(targets)] }]),
-        upstream_clusters: clusters(targets),
+        upstream_clusters: clusters(targets, w.external_istio_workload.as_deref()),
         layered_runtime: None,
     }
     .render()
@@ -278,6 +295,11 @@ fn sidecar(w: &WorkloadSpec, ports: &SidecarPorts, targets: &[(String, u16)]) ->
     if crate::Build::from_env() == crate::Build::Native {
         meshwake_envoy_bootstrap::use_native_filter(&mut bootstrap);
     }
+    // Prometheus labels from the filter's stat names, so a scrape of /stats/prometheus has
+    // meshwake_requests_total{...} as in production; histograms flushed on admin reads.
+    let tags: Value = serde_json::from_str(&crate::stats_tags::flow_yaml()).unwrap();
+    bootstrap["stats_config"] = json!({ "stats_tags": tags });
+    bootstrap["stats_flush_on_admin"] = json!(true);
     // Multi-line, so that EnvoyOptions takes it as the configuration itself (JSON is YAML).
     serde_json::to_string_pretty(&bootstrap).unwrap()
 }
@@ -397,14 +419,14 @@ impl Mesh {
                 "edge routes to unknown service {entry}"
             );
             opts.push(
-                EnvoyOptions::default()
+                crate::stats_tags::with_stats_tags(EnvoyOptions::default())
                     .name(format!("{}-edge", spec.name))
                     .template("mesh-edge.yaml.tmpl")
                     .var("ADMIN_PORT", mesh_port())
                     .var("LISTEN_PORT", mesh_port())
                     .var("OTLP_PORT", otlp.port())
                     .var("EDGE_ROUTE", route_to(&targets))
-                    .var("UPSTREAM_CLUSTERS", block_items(&clusters(&targets)))
+                    .var("UPSTREAM_CLUSTERS", block_items(&clusters(&targets, None)))
                     .var(
                         "EDGE_CONFIG",
                         json_string(&plugin_config("edge", EDGE_SERVICE, EDGE_VERSION, extra)),

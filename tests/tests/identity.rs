@@ -217,3 +217,73 @@ fn lineage_survives_with_context_recovery_disabled() {
         ["edge@v1", "a@v1", "b@v1"]
     );
 }
+
+/// Without `x-meshwake-peer` in the answer (a server outside meshwake) and with a cluster name
+/// no pattern matches, the outbound sidecar names the peer from Istio's endpoint metadata
+/// `istio.workload`, as istiod puts it on every endpoint: a real Envoy cluster carries it.
+#[test]
+fn peer_identity_falls_back_to_istio_workload_endpoint_metadata() {
+    let legacy = meshwake_tests::Server::start(|_| meshwake_tests::Response::new(200));
+    let workloads = vec![
+        WorkloadSpec::new("a", "v1")
+            .calls_external("legacy", legacy.port())
+            .external_istio_workload("reviews-v2;bookinfo;reviews;v2;Kubernetes"),
+        // Same call, no metadata: the peer stays unknown (the fallback has nothing else).
+        WorkloadSpec::new("x", "v1").calls_external("legacy", legacy.port()),
+    ];
+    let m = Mesh::start(MeshSpec::new("id-host-meta", workloads));
+    for svc in ["a", "x"] {
+        let w = m.workload(svc, "v1");
+        let r = meshwake_tests::http::get(w.inbound_port(), "/", &[]);
+        assert_eq!(r.status, 200, "{}", r.body_str());
+        let trace = traceparent_of(&legacy.last()).trace_id;
+        let spans = m.wait_trace(&trace, 2, 30);
+        let out = one(&spans, svc, "outbound");
+        if svc == "x" {
+            assert_ne!(peer(out).0, "reviews", "a peer named without metadata");
+            continue;
+        }
+        assert_eq!(peer(out), p("reviews", "v2", "host_metadata"));
+        assert_eq!(
+            out.attr_str("meshwake.peer.namespace").as_deref(),
+            Some("bookinfo")
+        );
+        let want = [
+            ("reporter", "source"),
+            ("destination_workload", "reviews-v2"),
+            ("destination_workload_namespace", "bookinfo"),
+            ("destination_service", "reviews"),
+            ("destination_version", "v2"),
+        ];
+        let matches = |l: &&str| {
+            l.starts_with("meshwake_requests_total{")
+                && want
+                    .iter()
+                    .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        };
+        let found = (0..250).find_map(|_| {
+            let line = w
+                .envoy
+                .prometheus()
+                .lines()
+                .find(matches)
+                .map(str::to_string);
+            if line.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(40));
+            }
+            line
+        });
+        let line = found.unwrap_or_else(|| {
+            let scrape = w.envoy.prometheus();
+            let ours: Vec<&str> = scrape
+                .lines()
+                .filter(|l| l.starts_with("meshwake_requests_total"))
+                .collect();
+            panic!(
+                "no meshwake_requests_total with {want:?} in\n{}",
+                ours.join("\n")
+            )
+        });
+        assert!(line.ends_with(" 1"), "{line}");
+    }
+}

@@ -36,12 +36,10 @@ pub enum TraceStateError {
     TooManyMembers,
     /// A list-member without `=`.
     MissingEquals,
-    /// A key not matching the simple or multi-tenant key grammar.
+    /// A key not matching the key grammar.
     InvalidKey,
     /// A value not matching the value grammar (length 1..=256, printable ASCII, no `,` or `=`).
     InvalidValue,
-    /// The same key appears twice.
-    DuplicateKey,
 }
 
 /// Why one baggage list-member was dropped.

@@ -51,7 +51,7 @@ pub mod types;
 
 pub use b3::{B3Context, B3Sampling, B3};
 pub use baggage::{Baggage, BaggageMember, BaggageReport};
-pub use edge::{drop_own_baggage, drop_own_tracestate};
+pub use edge::{drop_own_baggage, drop_own_tracestate, mark_mesh_debug, mesh_debug};
 pub use error::{B3Error, BaggageError, ExtractError, TraceStateError, TraceparentError};
 pub use ids::{IdGenerator, RandomSource};
 pub use propagator::{

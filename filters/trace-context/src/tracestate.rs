@@ -14,12 +14,9 @@ pub const MAX_MEMBERS: usize = 32;
 pub const MAX_HEADER_LEN: usize = 512;
 /// On truncation, members longer than this are removed first.
 pub const LARGE_MEMBER_LEN: usize = 128;
-/// `simple-key = lcalpha 0*255( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )`
-pub const MAX_SIMPLE_KEY_LEN: usize = 256;
-/// `tenant-id = ( lcalpha / DIGIT ) 0*240( ... )`
-pub const MAX_TENANT_ID_LEN: usize = 241;
-/// `system-id = lcalpha 0*13( ... )`
-pub const MAX_SYSTEM_ID_LEN: usize = 14;
+/// Level 2 `key = ( lcalpha / DIGIT ) 0*255 ( keychar )`: at most 256 characters.
+/// (Level 1's `tenant@system` split with its 241/14 limits is gone: `@` is a key character.)
+pub const MAX_KEY_LEN: usize = 256;
 /// `value = 0*255(chr) nblk-chr`
 pub const MAX_VALUE_LEN: usize = 256;
 
@@ -29,32 +26,22 @@ pub struct TraceState {
     entries: Vec<(String, String)>,
 }
 
+/// `keychar = lcalpha / DIGIT / "_" / "-"/ "*" / "/" / "@"`
 fn is_key_char(c: u8) -> bool {
-    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'*' | b'/')
+    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'*' | b'/' | b'@')
 }
 
-fn is_id(s: &[u8], max: usize, first_ok: fn(u8) -> bool) -> bool {
-    match s.split_first() {
-        Some((first, rest)) => {
-            s.len() <= max && first_ok(*first) && rest.iter().all(|&c| is_key_char(c))
-        }
-        None => false,
-    }
-}
-
-/// Whether `key` is a valid simple or multi-tenant (`tenant@system`) key.
+/// Whether `key` matches the Level 2 key grammar: a lowercase letter or digit first, then up
+/// to 255 key characters, `@` anywhere but first (`foo@`, `foo@@bar`, `a@b@c` are valid).
 /// <https://www.w3.org/TR/trace-context-2/#key>
 pub fn is_valid_key(key: &[u8]) -> bool {
-    let lc = |c: u8| c.is_ascii_lowercase();
-    match key.iter().position(|&c| c == b'@') {
-        None => is_id(key, MAX_SIMPLE_KEY_LEN, lc),
-        Some(at) => {
-            let (tenant, system) = key.split_at(at);
-            let system = system.get(1..).unwrap_or_default();
-            is_id(tenant, MAX_TENANT_ID_LEN, |c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit()
-            }) && is_id(system, MAX_SYSTEM_ID_LEN, lc)
+    match key.split_first() {
+        Some((first, rest)) => {
+            key.len() <= MAX_KEY_LEN
+                && (first.is_ascii_lowercase() || first.is_ascii_digit())
+                && rest.iter().all(|&c| is_key_char(c))
         }
+        None => false,
     }
 }
 
@@ -76,16 +63,21 @@ impl TraceState {
     }
 
     /// Parses all `tracestate` header values, combined as if joined with `,`.
-    /// Empty members are skipped; any invalid member, a duplicate key or more than
-    /// [`MAX_MEMBERS`] members invalidates the whole header (as the W3C test suite expects).
+    /// Empty members are skipped; any invalid member or more than [`MAX_MEMBERS`] members
+    /// (counted as received) invalidates the whole header. A repeated key keeps its first
+    /// (leftmost, most recent) member and drops the later ones: the spec lets a receiver
+    /// pass duplicates on or drop one, and the W3C suite expects the list to survive.
+    /// <https://www.w3.org/TR/trace-context-2/#tracestate-header-field-values>
     pub fn parse_values(values: &[&[u8]]) -> Result<Self, TraceStateError> {
         let mut entries: Vec<(String, String)> = Vec::new();
+        let mut received = 0usize;
         for member in values.iter().flat_map(|v| v.split(|&c| c == b',')) {
             let member = crate::trim_ows(member);
             if member.is_empty() {
                 continue;
             }
-            if entries.len() == MAX_MEMBERS {
+            received += 1;
+            if received > MAX_MEMBERS {
                 return Err(TraceStateError::TooManyMembers);
             }
             let eq = member
@@ -102,10 +94,9 @@ impl TraceState {
             }
             // Both validated as ASCII above.
             let key = String::from_utf8_lossy(key).into_owned();
-            if entries.iter().any(|(k, _)| *k == key) {
-                return Err(TraceStateError::DuplicateKey);
+            if !entries.iter().any(|(k, _)| *k == key) {
+                entries.push((key, String::from_utf8_lossy(value).into_owned()));
             }
-            entries.push((key, String::from_utf8_lossy(value).into_owned()));
         }
         Ok(Self { entries })
     }
@@ -256,24 +247,26 @@ mod tests {
             // OWS handling
             (vec!["foo=1 \t , \t bar=2, \t baz=3".into()], Ok("foo=1,bar=2,baz=3".into())),
             (vec!["\t foo=1 \t".into()], Ok("foo=1".into())),
-            // duplicates drop the header
-            (vec!["foo=1,foo=1".into()], Err(E::DuplicateKey)),
-            (vec!["foo=1".into(), "foo=2".into()], Err(E::DuplicateKey)),
-            // key grammar
+            // a repeated key keeps its first member; the rest of the list survives
+            (vec!["foo=1,foo=1".into()], Ok("foo=1".into())),
+            (vec!["foo=1,bar=2,foo=3".into()], Ok("foo=1,bar=2".into())),
+            (vec!["foo=1".into(), "foo=2".into()], Ok("foo=1".into())),
+            // key grammar (Level 2: `@` is a key character, not a tenant/system separator)
             (vec!["foo =1".into()], Err(E::InvalidKey)),
             (vec!["FOO=1".into()], Err(E::InvalidKey)),
             (vec!["foo.bar=1".into()], Err(E::InvalidKey)),
-            (vec!["1foo=1".into()], Err(E::InvalidKey)),
+            (vec!["1foo=1".into()], Ok("1foo=1".into())),
             (vec!["1foo@bar=1".into()], Ok("1foo@bar=1".into())),
-            (vec!["foo@=1,bar=2".into()], Err(E::InvalidKey)),
+            (vec!["foo@=1,bar=2".into()], Ok("foo@=1,bar=2".into())),
             (vec!["@foo=1,bar=2".into()], Err(E::InvalidKey)),
-            (vec!["foo@@bar=1,bar=2".into()], Err(E::InvalidKey)),
-            (vec!["foo@bar@baz=1,bar=2".into()], Err(E::InvalidKey)),
-            (vec!["foo@1bar=1".into()], Err(E::InvalidKey)),
-            (vec!["t@abcdefghijklmn=1".into()], Ok("t@abcdefghijklmn=1".into())),
-            (vec!["t@abcdefghijklmno=1".into()], Err(E::InvalidKey)),
-            (vec![kv(&format!("{}@s", "t".repeat(241)), "1")], Ok(kv(&format!("{}@s", "t".repeat(241)), "1"))),
-            (vec![kv(&format!("{}@s", "t".repeat(242)), "1")], Err(E::InvalidKey)),
+            (vec!["_foo=1".into()], Err(E::InvalidKey)),
+            (vec!["foo@@bar=1,bar=2".into()], Ok("foo@@bar=1,bar=2".into())),
+            (vec!["foo@bar@baz=1,bar=2".into()], Ok("foo@bar@baz=1,bar=2".into())),
+            (vec!["foo@1bar=1".into()], Ok("foo@1bar=1".into())),
+            (vec!["t@abcdefghijklmno=1".into()], Ok("t@abcdefghijklmno=1".into())),
+            (vec![kv(&format!("{}@{}", "t".repeat(241), "v".repeat(14)), "1")], Ok(kv(&format!("{}@{}", "t".repeat(241), "v".repeat(14)), "1"))),
+            (vec![kv(&format!("{}@v", "t".repeat(242)), "1")], Ok(kv(&format!("{}@v", "t".repeat(242)), "1"))),
+            (vec![kv(&format!("{}@v", "t".repeat(255)), "1")], Err(E::InvalidKey)),
             (vec![kv(&long_key, "1")], Ok(kv(&long_key, "1"))),
             (vec![kv(&too_long_key, "1")], Err(E::InvalidKey)),
             (vec![kv(all_key, &all_value)], Ok(kv(all_key, &all_value))),
@@ -288,7 +281,9 @@ mod tests {
             // member count
             (vec![m32.clone()], Ok(m32.clone())),
             (vec![m33], Err(E::TooManyMembers)),
-            (vec![m32, "x=1".into()], Err(E::TooManyMembers)),
+            (vec![m32.clone(), "x=1".into()], Err(E::TooManyMembers)),
+            // duplicates count as received members
+            (vec![m32, "k0=1".into()], Err(E::TooManyMembers)),
         ];
         for (values, expected) in cases {
             let refs: Vec<&str> = values.iter().map(String::as_str).collect();

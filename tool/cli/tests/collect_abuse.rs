@@ -1,6 +1,7 @@
 //! `meshwake collect` under abuse: slow clients (headers or body trickled, then stalled),
 //! clients vanishing mid-body, and hundreds of open connections. Ordinary exports keep being
-//! answered quickly and stored throughout.
+//! answered quickly and stored throughout. Silent, idle and stalled connections are closed by
+//! the header/body read timeouts, and connections past the cap are closed on accept.
 
 // Helpers outside #[test] fns are not covered by clippy.toml's test allowances.
 #![allow(
@@ -12,7 +13,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -141,4 +142,88 @@ fn hundreds_of_connections_at_once() {
     let rows = stored(&c.addr);
     assert_eq!(rows, 160, "spans stored");
     eprintln!("400 idle + 16 concurrent clients: slowest export {slowest:?}, {rows} spans stored");
+}
+
+/// Everything the server sends until it closes the connection; panics if it is still open
+/// after `limit` (a liveness bound, far above the timeouts under test).
+fn read_until_closed(s: &mut TcpStream, limit: Duration) -> Vec<u8> {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!(
+                "connection still open after {limit:?} ({e}); got {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+}
+
+/// A counter from `/metrics`.
+fn counter(addr: &str, name: &str) -> u64 {
+    let m = request(addr, "GET", "/metrics", &[], b"").text();
+    m.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {m}"))
+}
+
+#[test]
+fn silent_idle_and_stalled_connections_are_closed_and_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("spans.db");
+    let c = start_collector(&[
+        "--db",
+        db.to_str().unwrap(),
+        "--header-read-timeout-secs",
+        "3",
+        "--body-read-timeout-secs",
+        "2",
+        "--max-connections",
+        "8",
+    ]);
+    let limit = Duration::from_secs(30);
+    // Eight clients that connect and send nothing take every slot.
+    let mut silent: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(&c.addr).unwrap())
+        .collect();
+    // The ninth is closed on accept, without an answer.
+    let mut ninth = TcpStream::connect(&c.addr).unwrap();
+    let _ = ninth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let answer = read_until_closed(&mut ninth, limit);
+    assert!(answer.is_empty(), "served past the cap: {answer:?}");
+    // The header-read timeout frees the slots: each silent client is disconnected.
+    for s in &mut silent {
+        let sent = read_until_closed(s, limit);
+        assert!(!sent.starts_with(b"HTTP/1.1 200"), "{sent:?}");
+    }
+    // A keep-alive connection left idle after its request is closed too.
+    let mut idle = TcpStream::connect(&c.addr).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let sent = read_until_closed(&mut idle, limit);
+    assert!(sent.starts_with(b"HTTP/1.1 200"), "{sent:?}");
+    // A body that stops arriving: 408, then the connection is closed.
+    let mut stalled = TcpStream::connect(&c.addr).unwrap();
+    stalled
+        .write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"resourceSpans\":[")
+        .unwrap();
+    let sent = read_until_closed(&mut stalled, limit);
+    assert!(
+        sent.starts_with(b"HTTP/1.1 408"),
+        "{:?}",
+        String::from_utf8_lossy(&sent)
+    );
+    // The collector still serves, and counted what it refused.
+    ordinary_exports(&c.addr, 1, 3, limit);
+    assert!(counter(&c.addr, "meshwake_collector_rejected_connections_total") >= 1);
+    assert_eq!(
+        counter(&c.addr, "meshwake_collector_rejected_body_timeout_total"),
+        1
+    );
+    assert_eq!(stored(&c.addr), 3);
 }

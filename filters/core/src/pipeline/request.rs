@@ -93,17 +93,23 @@ impl Engine {
         // The span id is drawn before a root's trace id: the id sequence stays as it was.
         let span_id = ids.new_span_id();
         let parent = choose_parent(&extracted, recovered.as_ref(), ids, &mut notes);
+        let debug = self.is_debug(&extracted, &parent.trace_state);
         let sampled = self.sampler.decide_hop(
             &extracted,
             recovered.as_ref().map(|r| r.flags),
             &parent.trace_id,
-            self.forced_by_header(headers),
+            debug || self.forced_by_header(headers),
         );
         if !sampled {
             notes.add(Note::SampledOut);
         }
         let mut ctx = SpanContext::new(parent.trace_id, span_id, parent.child_flags(sampled));
         ctx.trace_state = parent.trace_state;
+        if debug {
+            // Carried to later hops, which may only speak W3C.
+            let key = &self.cfg.edge.tracestate_key;
+            meshwake_trace_context::mark_mesh_debug(&mut ctx.trace_state, key);
+        }
 
         self.write_context(role, headers, &ctx, parent.span_id, &extracted, &mut edits);
         let lineage =
@@ -226,6 +232,13 @@ impl Engine {
     }
 
     /// Whether the operator's force-sampling header says `1` or `true`.
+    /// B3 debug as received, or as an earlier meshwake hop carried it in its tracestate
+    /// entry: forces sampling and is passed on.
+    fn is_debug(&self, extracted: &Extracted, trace_state: &TraceState) -> bool {
+        extracted.context.as_ref().is_some_and(|c| c.debug)
+            || meshwake_trace_context::mesh_debug(trace_state, &self.cfg.edge.tracestate_key)
+    }
+
     fn forced_by_header(&self, headers: &dyn HeaderSource) -> bool {
         self.cfg
             .sampling
@@ -264,7 +277,7 @@ impl Engine {
             joined = [self.inject.as_slice(), extra.as_slice()].concat();
             &joined
         };
-        let debug = extracted.context.as_ref().is_some_and(|c| c.debug);
+        let debug = self.is_debug(extracted, &ctx.trace_state);
         let injection = propagator::inject_with(
             ctx,
             &InjectOptions {

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+    HeaderValue, ALLOW, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
@@ -49,6 +49,8 @@ pub struct Shared {
     pub writer: mpsc::Sender<Batch>,
     /// Largest accepted body, before and after decompression.
     pub max_body_bytes: usize,
+    /// Longest time a request body may take to arrive; then 408 and the connection closes.
+    pub body_read_timeout: std::time::Duration,
 }
 
 /// `google.rpc.Status`, the error body OTLP/HTTP asks for.
@@ -122,10 +124,21 @@ async fn export(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     if announced.is_some_and(|n| n > shared.max_body_bytes as u64) {
         return too_large(stats);
     }
-    let body = match Limited::new(req.into_body(), shared.max_body_bytes)
-        .collect()
-        .await
-    {
+    // A deadline for the whole body: a client trickling bytes must not hold a handler forever.
+    let collected = tokio::time::timeout(
+        shared.body_read_timeout,
+        Limited::new(req.into_body(), shared.max_body_bytes).collect(),
+    )
+    .await;
+    let Ok(collected) = collected else {
+        inc(&stats.body_timeouts);
+        return close(text(
+            StatusCode::REQUEST_TIMEOUT,
+            CT_TEXT,
+            "request body not received in time\n".into(),
+        ));
+    };
+    let body = match collected {
         Ok(b) => b.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(stats),
         Err(e) => {
@@ -260,6 +273,13 @@ fn too_large(stats: &Stats) -> Response<Full<Bytes>> {
         CT_TEXT,
         "request body too large\n".into(),
     )
+}
+
+/// The response with `Connection: close`: the rest of the request is never read.
+fn close(mut resp: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    resp.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {

@@ -18,6 +18,10 @@ pub const UNSUPPORTED_MEDIA_TOTAL: &str =
 pub const BUSY_TOTAL: &str = "meshwake_collector_rejected_busy_total";
 /// Counter: batches the store failed to write.
 pub const STORE_ERRORS_TOTAL: &str = "meshwake_collector_store_errors_total";
+/// Counter: requests answered 408 because their body did not arrive in time.
+pub const BODY_TIMEOUTS_TOTAL: &str = "meshwake_collector_rejected_body_timeout_total";
+/// Counter: connections closed on accept because `--max-connections` were open.
+pub const CONNECTIONS_REJECTED_TOTAL: &str = "meshwake_collector_rejected_connections_total";
 
 /// Why a body was rejected as bad (the `reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +68,8 @@ pub struct Stats {
     pub unsupported_media: AtomicU64,
     pub busy: AtomicU64,
     pub store_errors: AtomicU64,
+    pub body_timeouts: AtomicU64,
+    pub connections_rejected: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -113,6 +119,16 @@ impl Stats {
                 STORE_ERRORS_TOTAL,
                 "Batches the span store failed to write.",
                 &self.store_errors,
+            ),
+            (
+                BODY_TIMEOUTS_TOTAL,
+                "Requests answered 408: the body did not arrive in time.",
+                &self.body_timeouts,
+            ),
+            (
+                CONNECTIONS_REJECTED_TOTAL,
+                "Connections closed on accept: the connection cap was reached.",
+                &self.connections_rejected,
             ),
         ];
         for (name, help, c) in simple {

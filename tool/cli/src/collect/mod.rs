@@ -8,11 +8,13 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use crate::store::StoreError;
 
@@ -39,6 +41,23 @@ pub struct CollectArgs {
     /// Also print each stored span as one JSON line on stdout.
     #[arg(long, default_value_t = false)]
     pub stdout_json: bool,
+    /// Seconds a connection may take to send a request's headers (also how long an idle
+    /// keep-alive connection stays open); then it is closed.
+    #[arg(long, default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request body may take to arrive; then 408 and the connection closes.
+    #[arg(long, default_value_t = 30)]
+    pub body_read_timeout_secs: u64,
+    /// Connections open at once; one more is closed as soon as it is accepted.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+}
+
+/// What bounds one connection.
+#[derive(Debug, Clone, Copy)]
+struct ConnLimits {
+    header_read_timeout: Duration,
+    max_connections: usize,
 }
 
 /// Why the collector stopped.
@@ -102,20 +121,30 @@ pub fn run(args: CollectArgs) -> Result<(), CollectError> {
         stats,
         writer: tx,
         max_body_bytes: args.max_body_bytes,
+        body_read_timeout: Duration::from_secs(args.body_read_timeout_secs),
     });
-    let result = runtime.block_on(serve(args.listen, shared));
+    let limits = ConnLimits {
+        header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
+        max_connections: args.max_connections,
+    };
+    let result = runtime.block_on(serve(args.listen, shared, limits));
     // Dropping the runtime drops every handler and so every queue sender: the writer drains and ends.
     drop(runtime);
     let _ = writer_thread.join();
     result
 }
 
-async fn serve(listen: SocketAddr, shared: Arc<http::Shared>) -> Result<(), CollectError> {
+async fn serve(
+    listen: SocketAddr,
+    shared: Arc<http::Shared>,
+    limits: ConnLimits,
+) -> Result<(), CollectError> {
     let listener = TcpListener::bind(listen)
         .await
         .map_err(CollectError::Bind)?;
     let local = listener.local_addr().map_err(CollectError::Bind)?;
     eprintln!("meshwake collect: listening on http://{local}");
+    let open = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -124,15 +153,21 @@ async fn serve(listen: SocketAddr, shared: Arc<http::Shared>) -> Result<(), Coll
                     Err(e) => {
                         // Usually EMFILE: back off instead of spinning.
                         eprintln!("meshwake collect: accept failed: {e}");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
                 };
+                // Over the cap: close at once (the client sees a reset or EOF and retries),
+                // rather than leave it in the backlog where it cannot tell why nothing answers.
+                let Ok(permit) = open.clone().try_acquire_owned() else {
+                    metrics::inc(&shared.stats.connections_rejected);
+                    drop(stream);
+                    continue;
+                };
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| http::handle(shared.clone(), req));
-                    // Connection errors (client reset, bad HTTP) concern only that client.
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    serve_connection(stream, shared, limits.header_read_timeout).await;
+                    drop(permit);
                 });
             }
             _ = tokio::signal::ctrl_c() => {
@@ -141,6 +176,22 @@ async fn serve(listen: SocketAddr, shared: Arc<http::Shared>) -> Result<(), Coll
             }
         }
     }
+}
+
+/// One HTTP/1.1 connection. Headers must arrive within `header_read_timeout` (hyper closes
+/// the connection otherwise, also when idle between keep-alive requests).
+async fn serve_connection(
+    stream: TcpStream,
+    shared: Arc<http::Shared>,
+    header_read_timeout: Duration,
+) {
+    let svc = service_fn(move |req| http::handle(shared.clone(), req));
+    // Connection errors (client reset, bad HTTP, header timeout) concern only that client.
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .serve_connection(TokioIo::new(stream), svc)
+        .await;
 }
 
 #[cfg(test)]

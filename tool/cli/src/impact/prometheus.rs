@@ -15,10 +15,12 @@ pub const DESTINATION_VERSION: &str = label::DESTINATION_VERSION;
 pub const RESPONSE_CODE_LABELS: [&str; 2] = [label::RESPONSE_CODE, "response_code_class"];
 /// Largest answer read.
 pub const MAX_RESPONSE_BYTES: u64 = 64 << 20;
-/// Default PromQL: every `*requests_total` counter, by version and response code (label
-/// names as in [`label`]; a test holds the two together).
+/// Default PromQL: every `*requests_total` counter (`meshwake_` and Istio's names), by version
+/// and response code, as reported by the destination: each request between two sidecars is
+/// counted by both (`reporter="source"` and `"destination"`), and summing both doubled it.
+/// (Label names as in [`label`]; a test holds the two together.)
 pub const DEFAULT_QUERY: &str =
-    "sum by (destination_version, response_code) ({__name__=~\".*requests_total\", destination_version!=\"\"})";
+    "sum by (destination_version, response_code) ({__name__=~\".*requests_total\", reporter=\"destination\", destination_version!=\"\"})";
 
 /// Requests seen for one version.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
