@@ -332,6 +332,7 @@ pub fn power_cells(full: bool) -> Vec<Cell> {
             Effect::LatencyRatio(1.5),
             Effect::LatencyRatio(2.0),
             Effect::LatencyRatio(3.0),
+            Effect::LatencyRatio(10.0),
             Effect::WireMs(5.0),
             Effect::WireMs(20.0),
         ]
@@ -343,7 +344,11 @@ pub fn power_cells(full: bool) -> Vec<Cell> {
         ]
     };
     let shares: &[f64] = if full { &[0.1, 0.3, 0.5, 1.0] } else { &[0.3] };
-    let rates: &[f64] = if full { &[2.0, 10.0, 40.0] } else { &[40.0] };
+    let rates: &[f64] = if full {
+        &[0.2, 2.0, 10.0, 40.0]
+    } else {
+        &[40.0]
+    };
     let mut cells = Vec::new();
     for &effect in &effects {
         for &share in shares {

@@ -232,6 +232,49 @@ pub fn holm(p: &[f64]) -> Vec<f64> {
     out
 }
 
+/// Pairs of values above which [`shift_ratio`] thins both samples (evenly, in sorted
+/// order): the bound then gets a little wider, never narrower.
+const MAX_PAIRS: usize = 40_000;
+
+/// How much larger `cand` is than `base`, as a ratio: the Hodges-Lehmann estimate (the
+/// median of the pairwise ratios, the shift the Mann-Whitney test measures, on logs) and
+/// its one-sided lower confidence bound (the rank given by the normal approximation of
+/// the U distribution at `z`, e.g. 1.645 for 95%). Values are floored at `floor` (> 0) to
+/// take logs. `None` when a sample is empty.
+pub fn shift_ratio(cand: &[f64], base: &[f64], z: f64, floor: f64) -> Option<(f64, f64)> {
+    let thin = |v: &[f64], keep: usize| -> Vec<f64> {
+        let mut s: Vec<f64> = v.iter().map(|x| x.max(floor).ln()).collect();
+        s.sort_by(f64::total_cmp);
+        if s.len() <= keep {
+            return s;
+        }
+        let step = s.len() as f64 / keep as f64;
+        (0..keep)
+            .filter_map(|i| s.get((i as f64 * step) as usize).copied())
+            .collect()
+    };
+    if cand.is_empty() || base.is_empty() {
+        return None;
+    }
+    let keep = (MAX_PAIRS as f64).sqrt() as usize;
+    let (c, b) = if cand.len() * base.len() > MAX_PAIRS {
+        (thin(cand, keep), thin(base, keep))
+    } else {
+        (thin(cand, cand.len()), thin(base, base.len()))
+    };
+    let mut diffs: Vec<f64> = c
+        .iter()
+        .flat_map(|x| b.iter().map(move |y| x - y))
+        .collect();
+    let m = diffs.len();
+    let (n1, n2) = (c.len() as f64, b.len() as f64);
+    let k = (m as f64 / 2.0 - z * (n1 * n2 * (n1 + n2 + 1.0) / 12.0).sqrt()).floor();
+    let k = (k.max(0.0) as usize).min(m - 1);
+    let lower = *diffs.select_nth_unstable_by(k, f64::total_cmp).1;
+    let mid = *diffs.select_nth_unstable_by(m / 2, f64::total_cmp).1;
+    Some((mid.exp(), lower.exp()))
+}
+
 /// Upper tail of the standard normal, P(Z > z).
 pub fn normal_sf(z: f64) -> f64 {
     0.5 * erfc(z / std::f64::consts::SQRT_2)
@@ -373,6 +416,24 @@ mod tests {
         let exact = mann_whitney_greater(&a, &b);
         let approx = normal_rank_sum_tail(&ranks(&a, &b), 30.0, 30.0);
         assert!((exact - approx).abs() < 1e-3, "{exact} vs {approx}");
+    }
+
+    #[test]
+    fn shift_ratio_estimates_a_multiplicative_shift_with_a_lower_bound() {
+        let base: Vec<f64> = (1..=40).map(|i| f64::from(i) * 0.5).collect();
+        let cand: Vec<f64> = base.iter().map(|x| x * 3.0).collect();
+        let (est, lower) = shift_ratio(&cand, &base, 1.645, 1e-3).unwrap();
+        assert!((est - 3.0).abs() < 1e-9, "{est}");
+        assert!(lower < est && lower > 1.5, "{lower}");
+        // Identical samples: estimate 1, lower bound below 1.
+        let (est, lower) = shift_ratio(&base, &base, 1.645, 1e-3).unwrap();
+        assert!((est - 1.0).abs() < 1e-9 && lower < 1.0, "{est} {lower}");
+        // Large samples are thinned, not refused.
+        let big: Vec<f64> = (1..=2000).map(f64::from).collect();
+        let big2: Vec<f64> = big.iter().map(|x| x * 2.0).collect();
+        let (est, lower) = shift_ratio(&big2, &big, 1.645, 1e-3).unwrap();
+        assert!((est - 2.0).abs() < 0.05 && lower > 1.8, "{est} {lower}");
+        assert_eq!(shift_ratio(&[], &base, 1.645, 1e-3), None);
     }
 
     #[test]

@@ -284,6 +284,22 @@ impl Mesh {
                 version: "none",
             };
         };
+        self.serve_version(svc, s, v, parent, start, trace, rng, out)
+    }
+
+    /// Simulates one request to version `v` of service `s` (index `svc`).
+    #[allow(clippy::too_many_arguments)]
+    fn serve_version(
+        &self,
+        svc: usize,
+        s: &Service,
+        v: Version,
+        parent: Option<String>,
+        start: u64,
+        trace: &str,
+        rng: &mut Rng,
+        out: &mut Vec<SpanRecord>,
+    ) -> CallResult {
         let active = start >= self.fault_start_ns;
         let mut self_ms = self.self_time_ms(s.self_ms, rng);
         if active {
@@ -402,31 +418,38 @@ impl Mesh {
         rng: &mut Rng,
         out: &mut Vec<SpanRecord>,
     ) -> CallResult {
-        let active = arrive >= self.fault_start_ns;
-        // Faults of the version the load balancer picks: peek with a cloned generator so the
-        // served request draws the same version.
-        let picked = self
+        let Some((s, v)) = self
             .services
             .get(callee)
-            .and_then(|s| self.pick(s, arrive, &mut Rng(rng.0)));
-        let (delay_ms, crash) = match &picked {
-            Some(v) if active => (v.wire_ms, v.crash_prob),
-            _ => (0.0, 0.0),
+            .and_then(|s| Some((s, self.pick(s, arrive, rng)?)))
+        else {
+            return CallResult {
+                end: arrive,
+                failed: true,
+                version: "none",
+            };
+        };
+        let active = arrive >= self.fault_start_ns;
+        let (delay_ms, crash) = if active {
+            (v.wire_ms, v.crash_prob)
+        } else {
+            (0.0, 0.0)
         };
         if crash > 0.0 && rng.chance(crash) {
             // Connection refused: the proxy answers 503 after a connect attempt, no span.
-            let _ = self.services.get(callee).map(|s| self.pick(s, arrive, rng));
-            let name = picked.map_or("unknown", |v| v.name);
             return CallResult {
                 end: arrive + (0.5 * MS) as u64,
                 failed: true,
-                version: name,
+                version: v.name,
             };
         }
-        self.serve(
+        let start = arrive + (delay_ms * MS) as u64;
+        self.serve_version(
             callee,
+            s,
+            v,
             Some(client_id.to_owned()),
-            arrive + (delay_ms * MS) as u64,
+            start,
             trace,
             rng,
             out,

@@ -202,12 +202,13 @@ impl<'a> Facts<'a> {
             .filter(same_service)
             .collect();
         let own_before: Vec<&Req> = before.iter().copied().filter(|r| r.dep == dep).collect();
-        if !own_before.is_empty() {
-            return enough(&own_before).then(|| {
-                let deployments = vec![me.clone()];
-                (Baseline::BaselineWindow { deployments }, own_before)
-            });
+        if enough(&own_before) {
+            let deployments = vec![me.clone()];
+            return Some((Baseline::BaselineWindow { deployments }, own_before));
         }
+        // A newcomer (or one that barely served before: a few refused calls ahead of its
+        // first span, requests straddling a hand-set split).
+        let before: Vec<&Req> = before.into_iter().filter(|r| r.dep != dep).collect();
         let replaced: BTreeSet<usize> = before.iter().map(|r| r.dep).collect();
         let replaced_now: Vec<&Req> = self
             .reqs

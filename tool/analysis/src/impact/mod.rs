@@ -38,6 +38,8 @@ mod report;
 mod suspects;
 
 #[cfg(test)]
+mod scenario_tests;
+#[cfg(test)]
 mod tests;
 
 pub use report::*;
@@ -89,8 +91,7 @@ fn compare<'f>(
             opts.min_wire_delta_ms,
             opts,
         ),
-        total_errors: rate_test(ce.errors, ce.requests, be.errors, be.requests, opts)
-            .map(|t| t.0),
+        total_errors: rate_test(ce.errors, ce.requests, be.errors, be.requests, opts).map(|t| t.0),
         total_latency: shift_test(
             &durations(&cand),
             &durations(&base),
@@ -180,7 +181,8 @@ pub fn analyze(spans: &[SpanRecord], opts: &AnalysisOptions) -> Report {
             comparisons.push(compare(dep, baseline, cand, base, opts));
         }
     }
-    let (suspects, tests) = suspects_of(&facts, &comparisons, opts, baseline_health.effective_alpha);
+    let (suspects, tests) =
+        suspects_of(&facts, &comparisons, opts, baseline_health.effective_alpha);
     let total_regressions = total_regressions(&comparisons, opts, baseline_health.effective_alpha);
     let affected = affected(&facts, &suspects, &total_regressions, &summaries);
     for sum in &mut summaries {
@@ -197,7 +199,11 @@ pub fn analyze(spans: &[SpanRecord], opts: &AnalysisOptions) -> Report {
         error_test: FISHER_TEST.to_owned(),
         latency_test: MANN_WHITNEY_TEST.to_owned(),
         time_into_test: MANN_WHITNEY_TEST.to_owned(),
-        correction: format!("{} (alpha {})", opts.correction.describe(), baseline_health.effective_alpha),
+        correction: format!(
+            "{} (alpha {})",
+            opts.correction.describe(),
+            baseline_health.effective_alpha
+        ),
         tests,
         baseline_health,
         rollouts,
@@ -315,17 +321,20 @@ fn suspect(
         }
     });
     let (cw, bw) = (wire_times(&c.cand), wire_times(&c.base));
-    let time_into = c.time_into.filter(|_| wire_ok).map(|(t, sh)| TimeIntoFinding {
-        test: MANN_WHITNEY_TEST.to_owned(),
-        p_value: t.p,
-        q_value: wire_q,
-        candidate: wire_side(&cw),
-        baseline: wire_side(&bw),
-        p50_ratio: sh.p50_ratio,
-        p95_ratio: sh.p95_ratio,
-        p50_delta_ms: sh.p50_delta_ms,
-        p95_delta_ms: sh.p95_delta_ms,
-    });
+    let time_into = c
+        .time_into
+        .filter(|_| wire_ok)
+        .map(|(t, sh)| TimeIntoFinding {
+            test: MANN_WHITNEY_TEST.to_owned(),
+            p_value: t.p,
+            q_value: wire_q,
+            candidate: wire_side(&cw),
+            baseline: wire_side(&bw),
+            p50_ratio: sh.p50_ratio,
+            p95_ratio: sh.p95_ratio,
+            p50_delta_ms: sh.p50_delta_ms,
+            p95_delta_ms: sh.p95_delta_ms,
+        });
     let kind = match (&errors, latency.is_some() || time_into.is_some()) {
         (Some(_), true) => SuspectKind::ErrorsAndLatency,
         (Some(_), false) => SuspectKind::Errors,

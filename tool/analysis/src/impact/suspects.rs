@@ -9,8 +9,17 @@ use super::facts::Req;
 use super::report::{ErrorSide, LatencySide, Suspect, WireSide};
 use crate::options::{AnalysisOptions, Correction};
 use crate::stats::{
-    benjamini_hochberg, fisher_exact_greater, holm, mann_whitney_greater, percentile, Percentiles,
+    benjamini_hochberg, fisher_exact_greater, holm, mann_whitney_greater, percentile, shift_ratio,
+    Percentiles,
 };
+
+/// One-sided confidence of the lower bound a latency ratio must clear (z of 95%).
+const EFFECT_Z: f64 = 1.645;
+/// Requests per side needed before p95 alone can make an effect big enough: below, p95 is
+/// little more than the maximum.
+const TAIL_MIN_SAMPLES: usize = 100;
+/// Floor of latency values before taking logs, ms.
+const LOG_FLOOR_MS: f64 = 1e-3;
 
 pub(super) fn error_side(reqs: &[&Req]) -> ErrorSide {
     let n = reqs.len() as u64;
@@ -90,13 +99,18 @@ pub(super) fn rate_test(
     Some((Tested { p, big_enough }, delta, ratio))
 }
 
-/// The size of a latency shift, at the median and at p95.
+/// The size of a latency shift: the typical ratio (Hodges-Lehmann) with its lower bound,
+/// and the medians and p95s.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Shift {
     pub(super) p50_ratio: f64,
     pub(super) p95_ratio: f64,
     pub(super) p95_delta_ms: f64,
     pub(super) p50_delta_ms: f64,
+    /// Hodges-Lehmann ratio (median of pairwise ratios).
+    pub(super) typical_ratio: f64,
+    /// Its one-sided 95% lower confidence bound.
+    pub(super) typical_ratio_low: f64,
 }
 
 fn ratio(c: f64, b: f64) -> f64 {
@@ -110,9 +124,11 @@ fn ratio(c: f64, b: f64) -> f64 {
     }
 }
 
-/// Distribution test shared by self time, duration and time into a deployment: the
-/// shift is big enough when, at the median or at p95, the candidate is `min_ratio` times
-/// the baseline *and* `min_delta_ms` slower. `None` when a side is too small.
+/// Distribution test shared by self time, duration and time into a deployment. The shift
+/// is big enough when the typical request is at least `min_ratio` times slower with 95%
+/// confidence and the median `min_delta_ms` slower; or, with enough requests to estimate
+/// a tail, when p95 is `min_ratio` times and `min_delta_ms` higher. `None` when a side is
+/// too small.
 pub(super) fn shift_test(
     cand: &[f64],
     base: &[f64],
@@ -126,14 +142,18 @@ pub(super) fn shift_test(
     }
     let (c, b) = (sorted(cand), sorted(base));
     let q = |v: &[f64], x: f64| percentile(v, x).unwrap_or(0.0);
+    let (typical, low) = shift_ratio(cand, base, EFFECT_Z, LOG_FLOOR_MS)?;
     let shift = Shift {
         p50_ratio: ratio(q(&c, 0.5), q(&b, 0.5)),
         p95_ratio: ratio(q(&c, 0.95), q(&b, 0.95)),
         p50_delta_ms: q(&c, 0.5) - q(&b, 0.5),
         p95_delta_ms: q(&c, 0.95) - q(&b, 0.95),
+        typical_ratio: typical,
+        typical_ratio_low: low,
     };
-    let big_enough = (shift.p50_ratio >= min_ratio && shift.p50_delta_ms >= min_delta_ms)
-        || (shift.p95_ratio >= min_ratio && shift.p95_delta_ms >= min_delta_ms);
+    let tail_ok = c.len().min(b.len()) >= TAIL_MIN_SAMPLES;
+    let big_enough = (shift.typical_ratio_low >= min_ratio && shift.p50_delta_ms >= min_delta_ms)
+        || (tail_ok && shift.p95_ratio >= min_ratio && shift.p95_delta_ms >= min_delta_ms);
     let p = mann_whitney_greater(cand, base);
     Some((Tested { p, big_enough }, shift))
 }
