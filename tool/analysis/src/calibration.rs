@@ -88,7 +88,7 @@ fn random_tree(n: usize, rng: &mut Rng) -> Mesh {
 /// of several rollouts (canaries of 10–50% or full rollouts) of versions identical to
 /// the ones they replace. Some services run two stable versions throughout.
 pub fn noise_scenario(seed: u64) -> Scenario {
-    let mut rng = Rng::new(seed ^ 0x5eed_0f_ca11_b7a7);
+    let mut rng = Rng::new(seed ^ 0x005e_ed0f_ca11_b7a7);
     let n = rng.int(8, 30);
     let mut mesh = random_tree(n, &mut rng);
     let rate = rng.range(10.0, 50.0);

@@ -313,6 +313,8 @@ fn suspect(
             self_p95_delta_ms: sh.p95_delta_ms,
             self_p50_ratio: sh.p50_ratio,
             self_p50_delta_ms: sh.p50_delta_ms,
+            typical_ratio: sh.typical_ratio,
+            typical_ratio_low: sh.typical_ratio_low,
             own_share: if total_delta > 0.0 {
                 (sh.p95_delta_ms.max(sh.p50_delta_ms) / total_delta).clamp(0.0, 1.0)
             } else {
@@ -334,6 +336,8 @@ fn suspect(
             p95_ratio: sh.p95_ratio,
             p50_delta_ms: sh.p50_delta_ms,
             p95_delta_ms: sh.p95_delta_ms,
+            typical_ratio: sh.typical_ratio,
+            typical_ratio_low: sh.typical_ratio_low,
         });
     let kind = match (&errors, latency.is_some() || time_into.is_some()) {
         (Some(_), true) => SuspectKind::ErrorsAndLatency,

@@ -206,6 +206,11 @@ pub struct LatencyFinding {
     pub self_p50_ratio: f64,
     /// Self-time median increase, ms.
     pub self_p50_delta_ms: f64,
+    /// Typical self-time ratio: the median of pairwise ratios (Hodges-Lehmann), the shift
+    /// the test measures.
+    pub typical_ratio: f64,
+    /// Its one-sided 95% lower confidence bound (the effect threshold applies to it).
+    pub typical_ratio_low: f64,
     /// Share of the duration p95 increase that is self time (1 = all of it).
     pub own_share: f64,
 }
@@ -241,6 +246,10 @@ pub struct TimeIntoFinding {
     pub p50_delta_ms: f64,
     /// p95 increase, ms.
     pub p95_delta_ms: f64,
+    /// Typical ratio (Hodges-Lehmann) and its 95% lower bound.
+    pub typical_ratio: f64,
+    /// Lower bound of `typical_ratio`.
+    pub typical_ratio_low: f64,
 }
 
 /// How far a suspect's damage spread.

@@ -218,10 +218,11 @@ fn suspect_text(out: &mut String, s: &Suspect, color: bool) {
     if let Some(l) = &s.latency {
         let _ = writeln!(
             out,
-            "   self time p50 {} -> {} (x{:.1}), p95 {} -> {} (x{:.1}, {:+.1} ms), {}, p = {}, corrected q = {}",
+            "   self time p50 {} -> {} (typical request x{:.1}, at least x{:.1} at 95% confidence), p95 {} -> {} (x{:.1}, {:+.1} ms), {}, p = {}, corrected q = {}",
             ms(l.baseline.self_time_ms.p50),
             ms(l.candidate.self_time_ms.p50),
-            l.self_p50_ratio,
+            l.typical_ratio,
+            l.typical_ratio_low,
             ms(l.baseline.self_time_ms.p95),
             ms(l.candidate.self_time_ms.p95),
             l.self_p95_ratio,
