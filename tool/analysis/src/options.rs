@@ -92,7 +92,7 @@ impl Default for AnalysisOptions {
             min_latency_ratio: 1.3,
             min_latency_delta_ms: 2.0,
             min_wire_ratio: 1.5,
-            min_wire_delta_ms: 2.0,
+            min_wire_delta_ms: 5.0,
             unhealthy_error_rate: 0.10,
             slow_percentile: 0.95,
         }
