@@ -3,19 +3,23 @@
 //! Pipeline: [`ingest`] (OTLP JSON / protobuf → [`SpanRecord`]) → [`analyze`] (→ [`Report`])
 //! → [`render`] (terminal text or a self-contained HTML page with a [`ServiceGraph`]).
 
+pub mod calibration;
+pub mod external_baseline;
 pub mod graph;
+pub mod health;
 pub mod impact;
 pub mod ingest;
 pub mod model;
 pub mod options;
 pub mod render;
+pub mod rollout;
 pub mod stats;
+pub mod synth;
 pub mod timeline;
 mod traces;
+pub mod wallclock;
 
-#[cfg(test)]
-mod synth;
-
+pub use external_baseline::analyze_with_baseline;
 pub use graph::ServiceGraph;
 pub use impact::{analyze, Report};
 pub use ingest::{

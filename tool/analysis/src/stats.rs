@@ -7,7 +7,7 @@
 pub const FISHER_TEST: &str = "Fisher's exact test (one-sided)";
 /// Name of the latency test, as printed in reports.
 pub const MANN_WHITNEY_TEST: &str =
-    "Mann-Whitney U (one-sided, normal approx. with tie correction)";
+    "Mann-Whitney U (one-sided; exact up to 60 requests in all, else normal approx. with tie correction)";
 
 /// Fisher's exact test on a 2x2 table: P(candidate has at least `cand_err` errors
 /// out of `cand_n`) under the null hypothesis that both samples share one error rate
@@ -77,50 +77,202 @@ fn ln_gamma(x: f64) -> f64 {
     0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
 }
 
-/// Mann-Whitney U test that `cand` tends to be larger than `base`.
-/// Returns the one-sided p-value from the normal approximation with tie correction and
-/// continuity correction; 1.0 when either sample is empty or all values tie.
+/// Largest total sample (both sides) for which the Mann-Whitney p-value is exact.
+/// Above it the normal approximation is within ~1e-3 of the exact tail at the levels we
+/// use, and the exact count would cost O(n^3) work per test.
+pub const MANN_WHITNEY_EXACT_MAX: usize = 60;
+
+/// Mann-Whitney U test that `cand` tends to be larger than `base`: one-sided p-value.
+///
+/// With at most [`MANN_WHITNEY_EXACT_MAX`] values in all, the p-value is exact: the
+/// permutation distribution of the candidate's rank sum (mid-ranks for ties, so the
+/// conditional distribution given the ties). Above, the normal approximation with tie and
+/// continuity correction. 1.0 when either sample is empty or all values tie.
 pub fn mann_whitney_greater(cand: &[f64], base: &[f64]) -> f64 {
-    let (n1, n2) = (cand.len() as f64, base.len() as f64);
     if cand.is_empty() || base.is_empty() {
         return 1.0;
     }
+    let ranked = ranks(cand, base);
+    if cand.len() + base.len() <= MANN_WHITNEY_EXACT_MAX {
+        exact_rank_sum_tail(&ranked, cand.len())
+    } else {
+        normal_rank_sum_tail(&ranked, cand.len() as f64, base.len() as f64)
+    }
+}
+
+/// Doubled mid-ranks (integers: ranks are 1-based, ties share the mean of their ranks),
+/// each flagged with whether the value is the candidate's, plus the tie term sum(t^3 - t).
+struct Ranked {
+    doubled: Vec<(u64, bool)>,
+    tie_term: f64,
+}
+
+fn ranks(cand: &[f64], base: &[f64]) -> Ranked {
     let mut all: Vec<(f64, bool)> = cand
         .iter()
         .map(|&v| (v, true))
         .chain(base.iter().map(|&v| (v, false)))
         .collect();
     all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    // Average ranks over ties; accumulate the tie correction sum(t^3 - t).
-    let mut rank_sum_cand = 0.0;
+    let mut doubled = Vec::with_capacity(all.len());
     let mut tie_term = 0.0;
     let mut i = 0;
     while i < all.len() {
+        let value = all.get(i).map(|x| x.0);
         let mut j = i + 1;
-        while all
-            .get(j)
-            .is_some_and(|x| Some(x.0) == all.get(i).map(|y| y.0))
-        {
+        while all.get(j).is_some_and(|x| Some(x.0) == value) {
             j += 1;
         }
+        // Ranks i+1 ..= j share their mean (i + 1 + j) / 2, doubled to stay an integer.
+        let twice_rank = (i + 1 + j) as u64;
+        doubled.extend(
+            all.get(i..j)
+                .unwrap_or_default()
+                .iter()
+                .map(|x| (twice_rank, x.1)),
+        );
         let t = (j - i) as f64;
-        let avg_rank = (i + j + 1) as f64 / 2.0; // ranks are 1-based: (i+1 + j) / 2
-        let in_cand = all
-            .get(i..j)
-            .map_or(0, |g| g.iter().filter(|x| x.1).count());
-        rank_sum_cand += avg_rank * in_cand as f64;
         tie_term += t * t * t - t;
         i = j;
     }
+    Ranked { doubled, tie_term }
+}
+
+/// P(rank sum of a random `n1`-subset >= the candidate's), by counting subsets per
+/// (size, doubled rank sum) in one pass over the values (a knapsack count, in f64 so that
+/// C(60, 30) ~ 1e17 fits; relative rounding error ~1e-15).
+fn exact_rank_sum_tail(r: &Ranked, n1: usize) -> f64 {
+    let observed: u64 = r.doubled.iter().filter(|x| x.1).map(|x| x.0).sum();
+    let max_sum: u64 = r.doubled.iter().map(|x| x.0).sum();
+    let width = max_sum as usize + 1;
+    // ways[k * width + s]: subsets of size k with doubled rank sum s.
+    let mut ways = vec![0.0f64; (n1 + 1) * width];
+    if let Some(w) = ways.get_mut(0) {
+        *w = 1.0;
+    }
+    for (seen, &(rank, _)) in r.doubled.iter().enumerate() {
+        let rank = rank as usize;
+        for k in (1..=n1.min(seen + 1)).rev() {
+            for s in (rank..width).rev() {
+                let from = ways.get((k - 1) * width + s - rank).copied().unwrap_or(0.0);
+                if from != 0.0 {
+                    if let Some(to) = ways.get_mut(k * width + s) {
+                        *to += from;
+                    }
+                }
+            }
+        }
+    }
+    let row = ways.get(n1 * width..).unwrap_or_default();
+    let total: f64 = row.iter().sum();
+    let tail: f64 = row.iter().skip(observed as usize).sum();
+    if total > 0.0 {
+        (tail / total).clamp(0.0, 1.0)
+    } else {
+        1.0
+    }
+}
+
+fn normal_rank_sum_tail(r: &Ranked, n1: f64, n2: f64) -> f64 {
+    let rank_sum_cand: f64 = r
+        .doubled
+        .iter()
+        .filter(|x| x.1)
+        .map(|x| x.0 as f64 / 2.0)
+        .sum();
     let n = n1 + n2;
     let u1 = rank_sum_cand - n1 * (n1 + 1.0) / 2.0;
     let mean = n1 * n2 / 2.0;
-    let var = n1 * n2 / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)));
+    let var = n1 * n2 / 12.0 * ((n + 1.0) - r.tie_term / (n * (n - 1.0)));
     if var <= 0.0 {
         return 1.0;
     }
     let z = (u1 - mean - 0.5) / var.sqrt();
     normal_sf(z)
+}
+
+/// Benjamini-Hochberg adjusted p-values ("q-values"), in the input order: a test is a
+/// discovery at false discovery rate `q` when its adjusted value is below `q`. When every
+/// null hypothesis is true (a noise-only run) the chance of any discovery is at most `q`
+/// (for independent or positively dependent tests, PRDS), so `q` bounds false-alarm runs.
+pub fn benjamini_hochberg(p: &[f64]) -> Vec<f64> {
+    let m = p.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p.get(b).unwrap_or(&1.0).total_cmp(p.get(a).unwrap_or(&1.0)));
+    let mut out = vec![1.0; m];
+    let mut running = 1.0f64;
+    // Largest p first: q(i) = min over j >= i of p(j) * m / j.
+    for (pos, &i) in order.iter().enumerate() {
+        let rank = (m - pos) as f64;
+        let pi = p.get(i).copied().unwrap_or(1.0);
+        running = running.min(pi * m as f64 / rank);
+        if let Some(o) = out.get_mut(i) {
+            *o = running.clamp(0.0, 1.0);
+        }
+    }
+    out
+}
+
+/// Holm's step-down adjusted p-values, in the input order: controls the family-wise error
+/// rate (the chance of any false discovery) under any dependence; less powerful than
+/// Benjamini-Hochberg when several deployments really regressed.
+pub fn holm(p: &[f64]) -> Vec<f64> {
+    let m = p.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p.get(a).unwrap_or(&1.0).total_cmp(p.get(b).unwrap_or(&1.0)));
+    let mut out = vec![1.0; m];
+    let mut running = 0.0f64;
+    for (pos, &i) in order.iter().enumerate() {
+        let pi = p.get(i).copied().unwrap_or(1.0);
+        running = running.max(pi * (m - pos) as f64);
+        if let Some(o) = out.get_mut(i) {
+            *o = running.clamp(0.0, 1.0);
+        }
+    }
+    out
+}
+
+/// Pairs of values above which [`shift_ratio`] thins both samples (evenly, in sorted
+/// order): the bound then gets a little wider, never narrower.
+const MAX_PAIRS: usize = 40_000;
+
+/// How much larger `cand` is than `base`, as a ratio: the Hodges-Lehmann estimate (the
+/// median of the pairwise ratios, the shift the Mann-Whitney test measures, on logs) and
+/// its one-sided lower confidence bound (the rank given by the normal approximation of
+/// the U distribution at `z`, e.g. 1.645 for 95%). Values are floored at `floor` (> 0) to
+/// take logs. `None` when a sample is empty.
+pub fn shift_ratio(cand: &[f64], base: &[f64], z: f64, floor: f64) -> Option<(f64, f64)> {
+    let thin = |v: &[f64], keep: usize| -> Vec<f64> {
+        let mut s: Vec<f64> = v.iter().map(|x| x.max(floor).ln()).collect();
+        s.sort_by(f64::total_cmp);
+        if s.len() <= keep {
+            return s;
+        }
+        let step = s.len() as f64 / keep as f64;
+        (0..keep)
+            .filter_map(|i| s.get((i as f64 * step) as usize).copied())
+            .collect()
+    };
+    if cand.is_empty() || base.is_empty() {
+        return None;
+    }
+    let keep = (MAX_PAIRS as f64).sqrt() as usize;
+    let (c, b) = if cand.len() * base.len() > MAX_PAIRS {
+        (thin(cand, keep), thin(base, keep))
+    } else {
+        (thin(cand, cand.len()), thin(base, base.len()))
+    };
+    let mut diffs: Vec<f64> = c
+        .iter()
+        .flat_map(|x| b.iter().map(move |y| x - y))
+        .collect();
+    let m = diffs.len();
+    let (n1, n2) = (c.len() as f64, b.len() as f64);
+    let k = (m as f64 / 2.0 - z * (n1 * n2 * (n1 + n2 + 1.0) / 12.0).sqrt()).floor();
+    let k = (k.max(0.0) as usize).min(m - 1);
+    let lower = *diffs.select_nth_unstable_by(k, f64::total_cmp).1;
+    let mid = *diffs.select_nth_unstable_by(m / 2, f64::total_cmp).1;
+    Some((mid.exp(), lower.exp()))
 }
 
 /// Upper tail of the standard normal, P(Z > z).
@@ -234,11 +386,72 @@ mod tests {
     }
 
     #[test]
-    fn mann_whitney_matches_reference() {
-        // U = 20.5, tie-corrected var = 22.5 (hand-computed, as scipy.stats.mannwhitneyu with
-        // alternative="greater", method="asymptotic") -> z = 1.5811, p = 0.05692.
+    fn mann_whitney_small_samples_are_exact() {
+        // 5 vs 5 with ties: brute force over the C(10,5) = 252 subsets (mid-ranks) gives
+        // 16 subsets with a rank sum >= the observed 35.5 -> p = 16/252. (The normal
+        // approximation said 0.0569.)
         let p = mann_whitney_greater(&[3.0, 4.0, 5.0, 6.0, 7.0], &[1.0, 2.0, 3.0, 4.0, 5.0]);
-        assert!(close(p, 0.056_923, 1e-4), "{p}");
+        assert!(close(p, 16.0 / 252.0, 1e-9), "{p}");
+        // Complete separation, 10 vs 10: 1 / C(20,10).
+        let base: Vec<f64> = (0..10).map(f64::from).collect();
+        let cand: Vec<f64> = (0..10).map(|i| 100.0 + f64::from(i)).collect();
+        let p = mann_whitney_greater(&cand, &base);
+        assert!(close(p, 1.0 / 184_756.0, 1e-9), "{p}");
+        // Opposite direction: everything is at least as extreme.
+        assert!(close(mann_whitney_greater(&base, &cand), 1.0, 1e-12));
+        // One versus one.
+        assert!(close(mann_whitney_greater(&[2.0], &[1.0]), 0.5, 1e-12));
+    }
+
+    #[test]
+    fn mann_whitney_large_samples_use_the_normal_approximation() {
+        // 31 vs 31 (just above the exact limit): U = 31*31 - 0 when separated; the
+        // approximation's tail must still be astronomically small and agree in direction.
+        let base: Vec<f64> = (0..31).map(f64::from).collect();
+        let p = mann_whitney_greater(&base.iter().map(|x| x + 0.5).collect::<Vec<_>>(), &base);
+        assert!(p > 0.3 && p < 0.5, "{p}");
+        // Continuity with the exact branch: 30 vs 30 exact and normal agree within 1e-3.
+        let a: Vec<f64> = (0..30).map(|i| f64::from(i) * 1.1).collect();
+        let b: Vec<f64> = (0..30).map(f64::from).collect();
+        let exact = mann_whitney_greater(&a, &b);
+        let approx = normal_rank_sum_tail(&ranks(&a, &b), 30.0, 30.0);
+        assert!((exact - approx).abs() < 1e-3, "{exact} vs {approx}");
+    }
+
+    #[test]
+    fn shift_ratio_estimates_a_multiplicative_shift_with_a_lower_bound() {
+        let base: Vec<f64> = (1..=40).map(|i| f64::from(i) * 0.5).collect();
+        let cand: Vec<f64> = base.iter().map(|x| x * 3.0).collect();
+        let (est, lower) = shift_ratio(&cand, &base, 1.645, 1e-3).unwrap();
+        assert!((est - 3.0).abs() < 1e-9, "{est}");
+        assert!(lower < est && lower > 1.5, "{lower}");
+        // Identical samples: estimate 1, lower bound below 1.
+        let (est, lower) = shift_ratio(&base, &base, 1.645, 1e-3).unwrap();
+        assert!((est - 1.0).abs() < 1e-9 && lower < 1.0, "{est} {lower}");
+        // Large samples are thinned, not refused.
+        let big: Vec<f64> = (1..=2000).map(f64::from).collect();
+        let big2: Vec<f64> = big.iter().map(|x| x * 2.0).collect();
+        let (est, lower) = shift_ratio(&big2, &big, 1.645, 1e-3).unwrap();
+        assert!((est - 2.0).abs() < 0.05 && lower > 1.8, "{est} {lower}");
+        assert_eq!(shift_ratio(&[], &base, 1.645, 1e-3), None);
+    }
+
+    #[test]
+    fn fdr_adjustments_match_hand_computation() {
+        // p = [0.01, 0.04, 0.03, 0.5]; BH: sorted 0.01,0.03,0.04,0.5 -> 0.04,0.0533,0.0533,0.5.
+        let q = benjamini_hochberg(&[0.01, 0.04, 0.03, 0.5]);
+        let want = [0.04, 0.04 * 4.0 / 3.0, 0.04 * 4.0 / 3.0, 0.5];
+        for (a, b) in q.iter().zip(want) {
+            assert!(close(*a, b, 1e-12), "{q:?}");
+        }
+        // Holm: 0.01*4, max(0.03*3, .04), max(0.04*2, .09), max(0.5, .09).
+        let h = holm(&[0.01, 0.04, 0.03, 0.5]);
+        let want = [0.04, 0.09, 0.09, 0.5];
+        for (a, b) in h.iter().zip(want) {
+            assert!(close(*a, b, 1e-12), "{h:?}");
+        }
+        assert!(benjamini_hochberg(&[]).is_empty());
+        assert_eq!(holm(&[0.9, 0.9]), vec![1.0, 1.0]);
     }
 
     #[test]

@@ -392,7 +392,12 @@ mod tests {
         mesh.fault_start_ns = fault;
         mesh.services[2].versions = vec![
             Version::new("v1", 1.0),
-            Version::new("v2", 1.0).erroring(0.4).slower(40.0),
+            // Rolled out at the fault: an unchanged version is compared with its own past,
+            // a newcomer with the versions it replaced.
+            Version::new("v2", 1.0)
+                .erroring(0.4)
+                .slower(40.0)
+                .live(fault, u64::MAX),
         ];
         let spans = mesh.generate(3000, 60_000.0, 3);
         let opts = AnalysisOptions {

@@ -120,6 +120,21 @@ impl<'a> TraceIndex<'a> {
         out
     }
 
+    /// Time spent on the way into and back from the deployment answering CLIENT span
+    /// `client` (network, both proxies, queues before the app): the call's duration minus
+    /// its callee's SERVER span, with that span. `None` unless exactly one SERVER span
+    /// answers it: a retried call's gaps include back-off, and a refused one has no callee.
+    pub fn wire_gap_ns(&self, client: usize) -> Option<(usize, u64)> {
+        let c = self.span(client).filter(|c| c.kind == Kind::Client)?;
+        let [callee] = self.callees_of(client)[..] else {
+            return None;
+        };
+        let s = self.span(callee)?;
+        let before = s.start_ns.saturating_sub(c.start_ns);
+        let after = c.end_ns.saturating_sub(s.end_ns);
+        Some((callee, before + after))
+    }
+
     /// The nearest SERVER ancestor of span `i` (the request on whose behalf it ran).
     pub fn server_ancestor(&self, i: usize) -> Option<usize> {
         let mut cur = self.parent(i);
@@ -201,6 +216,26 @@ mod tests {
         assert_eq!(idx.calls_of(1), [2], "web's call is its CLIENT span");
         assert_eq!(idx.callees_of(2), [3]);
         assert_eq!(idx.server_ancestor(1), Some(0));
+    }
+
+    #[test]
+    fn wire_gap_is_the_call_minus_its_single_callee() {
+        let mut spans = vec![
+            span("w", None, "web", Kind::Server),
+            span("wc", Some("w"), "web", Kind::Client),
+            span("d", Some("wc"), "db", Kind::Server),
+            span("wc2", Some("w"), "web", Kind::Client),
+            span("d2", Some("wc2"), "db", Kind::Server),
+            span("d3", Some("wc2"), "db", Kind::Server),
+            span("wc3", Some("w"), "web", Kind::Client),
+        ];
+        (spans[1].start_ns, spans[1].end_ns) = (100, 200);
+        (spans[2].start_ns, spans[2].end_ns) = (130, 190);
+        let idx = TraceIndex::new(&spans);
+        assert_eq!(idx.wire_gap_ns(1), Some((2, 40)));
+        assert_eq!(idx.wire_gap_ns(3), None, "retried: two SERVER spans");
+        assert_eq!(idx.wire_gap_ns(6), None, "refused: no SERVER span");
+        assert_eq!(idx.wire_gap_ns(0), None, "not a CLIENT span");
     }
 
     #[rustfmt::skip]

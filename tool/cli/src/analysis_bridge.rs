@@ -3,8 +3,9 @@
 
 pub use meshwake_analysis::impact::Baseline;
 pub use meshwake_analysis::{
-    analyze, decode_otlp_json, decode_otlp_proto, from_otlp_json, AnalysisOptions, DecodedSpan,
-    Deployment, IngestError, Kind, Marker, Report, SpanRecord, Timeline,
+    analyze, analyze_with_baseline, decode_otlp_json, decode_otlp_proto, from_otlp_json, wallclock,
+    AnalysisOptions, DecodedSpan, Deployment, IngestError, Kind, Marker, Report, SpanRecord,
+    Timeline,
 };
 
 use meshwake_analysis::ServiceGraph;

@@ -88,6 +88,64 @@ fn otlp_json_file_to_json_and_html_reports() {
 }
 
 #[test]
+fn baseline_from_another_file_and_baseline_end_as_wall_clock_time() {
+    let dir = tempfile::tempdir().unwrap();
+    // Yesterday: payments@v1 only, healthy. Today: half the calls go to a failing v2.
+    let base = dir.path().join("yesterday.jsonl");
+    let lines: Vec<String> = (0..40).map(|i| export_line(i, "v1", 200)).collect();
+    std::fs::write(&base, lines.join("\n") + "\n").unwrap();
+    let today = dir.path().join("today.jsonl");
+    let lines: Vec<String> = (1000..1040)
+        .map(|i| {
+            export_line(
+                i,
+                if i % 2 == 0 { "v1" } else { "v2" },
+                200 + 303 * (i % 2) as u16,
+            )
+        })
+        .collect();
+    std::fs::write(&today, lines.join("\n") + "\n").unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["impact", "--json", "--otlp-json", today.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_meshwake"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--baseline-otlp-json", base.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The refused calls have no callee span: payments@v2 is named by its callers' spans.
+    assert_eq!(
+        report["suspects"][0]["deployment"], "payments@v2",
+        "{report}"
+    );
+    assert_eq!(report["suspects"][0]["baseline"]["kind"], "other_versions");
+
+    // 1_700_000_001_020_000_000 ns = the 20th request of today's file.
+    let out = run(&["--baseline-end", "2023-11-14T22:13:21.020Z"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["window"]["baseline_end_ns"],
+        1_700_000_001_020_000_000u64
+    );
+    assert_eq!(report["window"]["baseline_end_inferred"], false);
+    let out = run(&["--baseline-end", "last tuesday"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
+}
+
+#[test]
 fn bad_inputs_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.jsonl");

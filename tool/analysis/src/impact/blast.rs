@@ -37,12 +37,14 @@ pub(super) fn blast_radius(
                 hops += 1;
                 prev_dep = req.dep;
             }
-            if req.dep != suspect && hops > 0 {
+            // Counted among the current window's requests only, as the totals are: a
+            // caller that started before the split is not one of them (`403/399`).
+            if req.dep != suspect && hops > 0 && req.current {
                 let e = up.entry(req.dep).or_insert((hops, BTreeSet::new()));
                 e.0 = e.0.min(hops);
                 e.1.insert(a);
             }
-            if facts.is_edge(a) {
+            if facts.is_edge(a) && req.current {
                 edges.insert(a);
             }
             cur = a;
@@ -132,8 +134,7 @@ pub(super) fn blast_radius(
                 .unwrap_or_default();
             normal.sort_by(f64::total_cmp);
             let limit = percentile(&normal, opts.slow_percentile).unwrap_or(f64::INFINITY);
-            let current = all.map_or(0, |a| a.iter().filter(|r| r.current).count() as u64);
-            let total = current.max(reqs.len() as u64);
+            let total = all.map_or(0, |a| a.iter().filter(|r| r.current).count() as u64);
             EdgeRouteImpact {
                 service,
                 route,

@@ -6,11 +6,16 @@
 //!    one of its outgoing calls failed because of the callee (callee's SERVER span failed,
 //!    or the call failed without an HTTP 4xx: 5xx, timeout, connection failure). Its *self
 //!    time* is its duration minus the union of its outgoing calls.
-//! 2. Each deployment's current requests are compared with the other versions of the same
-//!    service in the same window (canary vs stable) or, when there are none, with the
-//!    service's requests before `baseline_end_ns`. Own-error rate: Fisher's exact test;
-//!    self time: Mann-Whitney U. A finding needs enough samples, p < alpha and a large
-//!    enough effect (see [`AnalysisOptions`]).
+//!    A call that reached no span of its callee (refused, crashed, uninstrumented) is a
+//!    request of the callee its CLIENT span names. The *time into* a request is its
+//!    caller's CLIENT span minus it (network, proxies, queues), for single-attempt calls.
+//! 2. The baseline ends at `baseline_end_ns`, or else at the first rollout seen in the
+//!    spans ([`crate::rollout`]). A deployment that served before it is compared with its
+//!    own baseline window; a newcomer with the versions it replaced. Own-error rate:
+//!    Fisher's exact test; self time and time into it: Mann-Whitney U (exact for small
+//!    samples). Every p-value of the run is corrected together (Benjamini-Hochberg by
+//!    default); a finding needs a corrected p below alpha and a large enough effect (see
+//!    [`AnalysisOptions`]). A failing or drifting baseline lowers alpha ([`crate::health`]).
 //! 3. For each suspect, its bad requests are walked up the trace (caller requests, hop by
 //!    hop) to the edge, giving the callers and edge routes it hurt.
 //!
@@ -20,8 +25,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use crate::health;
 use crate::model::SpanRecord;
 use crate::options::AnalysisOptions;
+use crate::rollout;
 use crate::stats::{Percentiles, FISHER_TEST, MANN_WHITNEY_TEST};
 
 mod affected;
@@ -31,18 +38,107 @@ mod report;
 mod suspects;
 
 #[cfg(test)]
+mod scenario_tests;
+#[cfg(test)]
 mod tests;
 
 pub use report::*;
 
 use affected::affected;
 use blast::blast_radius;
-use facts::Facts;
-use suspects::{error_side, latency_regressed, latency_side, rate_regressed, score};
+use facts::{Facts, Req};
+use suspects::{
+    correct, durations, error_side, latency_side, rate_test, score, self_times, shift_test,
+    wire_side, wire_times, Shift, Tested,
+};
+
+/// One deployment's comparison with its baseline, before the correction.
+struct Comparison<'f> {
+    dep: usize,
+    baseline: Baseline,
+    cand: Vec<&'f Req>,
+    base: Vec<&'f Req>,
+    errors: Option<(Tested, f64, Option<f64>)>,
+    latency: Option<(Tested, Shift)>,
+    time_into: Option<(Tested, Shift)>,
+    total_errors: Option<Tested>,
+    total_latency: Option<Tested>,
+}
+
+fn compare<'f>(
+    dep: usize,
+    baseline: Baseline,
+    cand: Vec<&'f Req>,
+    base: Vec<&'f Req>,
+    opts: &AnalysisOptions,
+) -> Comparison<'f> {
+    let (ce, be) = (error_side(&cand), error_side(&base));
+    Comparison {
+        dep,
+        baseline,
+        errors: rate_test(ce.own_errors, ce.requests, be.own_errors, be.requests, opts),
+        latency: shift_test(
+            &self_times(&cand),
+            &self_times(&base),
+            opts.min_latency_ratio,
+            opts.min_latency_delta_ms,
+            opts,
+        ),
+        time_into: shift_test(
+            &wire_times(&cand),
+            &wire_times(&base),
+            opts.min_wire_ratio,
+            opts.min_wire_delta_ms,
+            opts,
+        ),
+        total_errors: rate_test(ce.errors, ce.requests, be.errors, be.requests, opts).map(|t| t.0),
+        total_latency: shift_test(
+            &durations(&cand),
+            &durations(&base),
+            opts.min_latency_ratio,
+            opts.min_latency_delta_ms,
+            opts,
+        )
+        .map(|t| t.0),
+        cand,
+        base,
+    }
+}
+
+/// Applies the correction to one family of tests; true where a finding stands.
+fn decide(tests: &[Option<Tested>], opts: &AnalysisOptions, alpha: f64) -> Vec<(bool, f64)> {
+    let raw: Vec<f64> = tests.iter().flatten().map(|t| t.p).collect();
+    let mut q = correct(&raw, opts.correction).into_iter();
+    tests
+        .iter()
+        .map(|t| match t {
+            Some(t) => {
+                let q = q.next().unwrap_or(1.0);
+                (t.big_enough && q < alpha, q)
+            }
+            None => (false, 1.0),
+        })
+        .collect()
+}
+
+/// Where the baseline ends: given, else the first rollout seen (when allowed).
+fn split_of(opts: &AnalysisOptions, rollouts: &[rollout::Rollout]) -> (Option<u64>, bool) {
+    match opts.baseline_end_ns {
+        Some(t) => (Some(t), false),
+        None if opts.infer_baseline_end => {
+            let t = rollout::baseline_end(rollouts);
+            (t, t.is_some())
+        }
+        None => (None, false),
+    }
+}
 
 /// Analyses `spans`; never fails (an empty or unusable input gives an empty report).
 pub fn analyze(spans: &[SpanRecord], opts: &AnalysisOptions) -> Report {
-    let facts = Facts::new(spans, opts);
+    let rollouts = rollout::infer(spans);
+    let (split, inferred) = split_of(opts, &rollouts);
+    let baseline_health = health::assess(spans, split, opts);
+    let facts = Facts::new(spans, split);
     let window = Window {
         start_ns: facts
             .idx
@@ -52,7 +148,8 @@ pub fn analyze(spans: &[SpanRecord], opts: &AnalysisOptions) -> Report {
             .min()
             .unwrap_or(0),
         end_ns: facts.idx.spans.iter().map(|s| s.end_ns).max().unwrap_or(0),
-        baseline_end_ns: opts.baseline_end_ns,
+        baseline_end_ns: split,
+        baseline_end_inferred: inferred,
     };
     let traces: HashSet<&str> = facts
         .idx
@@ -61,109 +158,32 @@ pub fn analyze(spans: &[SpanRecord], opts: &AnalysisOptions) -> Report {
         .map(|s| s.trace_id.as_str())
         .collect();
 
-    let mut suspects = Vec::new();
     let mut summaries = Vec::new();
-    let mut total_regressions: BTreeMap<usize, (bool, bool)> = BTreeMap::new();
+    let mut comparisons = Vec::new();
     for (dep, deployment) in facts.deps.iter().enumerate() {
         let cand = facts.current_of(dep);
         if cand.is_empty() {
             continue;
         }
         let base = facts.baseline_of(dep, opts);
+        let lat = latency_side(&cand);
         summaries.push(DeploymentSummary {
             deployment: deployment.clone(),
             requests: cand.len() as u64,
             errors: cand.iter().filter(|r| r.failed).count() as u64,
             own_errors: cand.iter().filter(|r| r.own_error).count() as u64,
-            latency_ms: latency_side(&cand).latency_ms,
-            self_time_ms: latency_side(&cand).self_time_ms,
+            latency_ms: lat.latency_ms,
+            self_time_ms: lat.self_time_ms,
             baseline: base.as_ref().map(|b| b.0.clone()),
             verdict: Verdict::Healthy,
         });
-        let Some((baseline, base)) = base else {
-            continue;
-        };
-        let (ce, be) = (error_side(&cand), error_side(&base));
-        let errors = rate_regressed(ce.own_errors, ce.requests, be.own_errors, be.requests, opts)
-            .map(|(p, delta, ratio)| ErrorFinding {
-                test: FISHER_TEST.to_owned(),
-                p_value: p,
-                candidate: ce,
-                baseline: be,
-                own_rate_delta: delta,
-                own_rate_ratio: ratio,
-                own_share: if ce.errors == 0 {
-                    1.0
-                } else {
-                    ce.own_errors as f64 / ce.errors as f64
-                },
-            });
-        let self_c: Vec<f64> = cand.iter().map(|r| r.self_ms).collect();
-        let self_b: Vec<f64> = base.iter().map(|r| r.self_ms).collect();
-        let (cl, bl) = (latency_side(&cand), latency_side(&base));
-        let latency = latency_regressed(&self_c, &self_b, opts).map(|(p, ratio, delta)| {
-            let total_delta = cl.latency_ms.p95 - bl.latency_ms.p95;
-            LatencyFinding {
-                test: MANN_WHITNEY_TEST.to_owned(),
-                p_value: p,
-                candidate: cl,
-                baseline: bl,
-                self_p95_ratio: ratio,
-                self_p95_delta_ms: delta,
-                own_share: if total_delta > 0.0 {
-                    (delta / total_delta).clamp(0.0, 1.0)
-                } else {
-                    1.0
-                },
-            }
-        });
-        // Total (not own) regressions, to list victims that would otherwise look guilty.
-        let dur_c: Vec<f64> = cand.iter().map(|r| r.dur_ms).collect();
-        let dur_b: Vec<f64> = base.iter().map(|r| r.dur_ms).collect();
-        total_regressions.insert(
-            dep,
-            (
-                rate_regressed(ce.errors, ce.requests, be.errors, be.requests, opts).is_some(),
-                latency_regressed(&dur_c, &dur_b, opts).is_some(),
-            ),
-        );
-        let kind = match (&errors, &latency) {
-            (Some(_), Some(_)) => SuspectKind::ErrorsAndLatency,
-            (Some(_), None) => SuspectKind::Errors,
-            (None, Some(_)) => SuspectKind::Latency,
-            (None, None) => continue,
-        };
-        let slow_self = Percentiles::of(&self_b).p95;
-        let bad: Vec<usize> = cand
-            .iter()
-            .filter(|r| {
-                (errors.is_some() && r.own_error) || (latency.is_some() && r.self_ms > slow_self)
-            })
-            .map(|r| r.span)
-            .collect();
-        let blast_radius = blast_radius(&facts, dep, &bad, opts);
-        let mut s = Suspect {
-            rank: 0,
-            deployment: deployment.clone(),
-            kind,
-            score: 0.0,
-            baseline,
-            errors,
-            latency,
-            blast_radius,
-        };
-        s.score = score(&s);
-        suspects.push(s);
+        if let Some((baseline, base)) = base {
+            comparisons.push(compare(dep, baseline, cand, base, opts));
+        }
     }
-    suspects.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then_with(|| a.deployment.cmp(&b.deployment))
-    });
-    for (i, s) in suspects.iter_mut().enumerate() {
-        s.rank = i + 1;
-    }
-
+    let (suspects, tests) =
+        suspects_of(&facts, &comparisons, opts, baseline_health.effective_alpha);
+    let total_regressions = total_regressions(&comparisons, opts, baseline_health.effective_alpha);
     let affected = affected(&facts, &suspects, &total_regressions, &summaries);
     for sum in &mut summaries {
         if suspects.iter().any(|s| s.deployment == sum.deployment) {
@@ -178,9 +198,176 @@ pub fn analyze(spans: &[SpanRecord], opts: &AnalysisOptions) -> Report {
         traces: traces.len(),
         error_test: FISHER_TEST.to_owned(),
         latency_test: MANN_WHITNEY_TEST.to_owned(),
+        time_into_test: MANN_WHITNEY_TEST.to_owned(),
+        correction: format!(
+            "{} (alpha {})",
+            opts.correction.describe(),
+            baseline_health.effective_alpha
+        ),
+        tests,
+        baseline_health,
+        rollouts,
         options: opts.clone(),
         suspects,
         affected,
         deployments: summaries,
     }
+}
+
+/// Total (not own) regressions, to list victims that would otherwise look guilty: a
+/// family of its own, corrected the same way.
+fn total_regressions(
+    comparisons: &[Comparison<'_>],
+    opts: &AnalysisOptions,
+    alpha: f64,
+) -> BTreeMap<usize, (bool, bool)> {
+    let family: Vec<Option<Tested>> = comparisons
+        .iter()
+        .flat_map(|c| [c.total_errors, c.total_latency])
+        .collect();
+    let decided = decide(&family, opts, alpha);
+    comparisons
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let at = |k: usize| decided.get(2 * i + k).is_some_and(|d| d.0);
+            (c.dep, (at(0), at(1)))
+        })
+        .collect()
+}
+
+/// The suspects, ranked, and the number of tests in their family.
+fn suspects_of(
+    facts: &Facts<'_>,
+    comparisons: &[Comparison<'_>],
+    opts: &AnalysisOptions,
+    alpha: f64,
+) -> (Vec<Suspect>, usize) {
+    let family: Vec<Option<Tested>> = comparisons
+        .iter()
+        .flat_map(|c| {
+            [
+                c.errors.map(|e| e.0),
+                c.latency.map(|l| l.0),
+                c.time_into.map(|w| w.0),
+            ]
+        })
+        .collect();
+    let tests = family.iter().flatten().count();
+    let decided = decide(&family, opts, alpha);
+    let mut suspects = Vec::new();
+    for (i, c) in comparisons.iter().enumerate() {
+        let at = |k: usize| decided.get(3 * i + k).copied().unwrap_or((false, 1.0));
+        if let Some(s) = suspect(facts, c, [at(0), at(1), at(2)], opts) {
+            suspects.push(s);
+        }
+    }
+    suspects.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.deployment.cmp(&b.deployment))
+    });
+    for (i, s) in suspects.iter_mut().enumerate() {
+        s.rank = i + 1;
+    }
+    (suspects, tests)
+}
+
+/// The suspect of a comparison, if any of its three tests stands (`decided`: finding,
+/// corrected p-value, for errors, self time and time into).
+fn suspect(
+    facts: &Facts<'_>,
+    c: &Comparison<'_>,
+    decided: [(bool, f64); 3],
+    opts: &AnalysisOptions,
+) -> Option<Suspect> {
+    let [(err_ok, err_q), (lat_ok, lat_q), (wire_ok, wire_q)] = decided;
+    let (ce, be) = (error_side(&c.cand), error_side(&c.base));
+    let errors = c
+        .errors
+        .filter(|_| err_ok)
+        .map(|(t, delta, ratio)| ErrorFinding {
+            test: FISHER_TEST.to_owned(),
+            p_value: t.p,
+            q_value: err_q,
+            candidate: ce,
+            baseline: be,
+            own_rate_delta: delta,
+            own_rate_ratio: ratio,
+            own_share: if ce.errors == 0 {
+                1.0
+            } else {
+                ce.own_errors as f64 / ce.errors as f64
+            },
+        });
+    let (cl, bl) = (latency_side(&c.cand), latency_side(&c.base));
+    let latency = c.latency.filter(|_| lat_ok).map(|(t, sh)| {
+        let total_delta = cl.latency_ms.p95 - bl.latency_ms.p95;
+        LatencyFinding {
+            test: MANN_WHITNEY_TEST.to_owned(),
+            p_value: t.p,
+            q_value: lat_q,
+            candidate: cl,
+            baseline: bl,
+            self_p95_ratio: sh.p95_ratio,
+            self_p95_delta_ms: sh.p95_delta_ms,
+            self_p50_ratio: sh.p50_ratio,
+            self_p50_delta_ms: sh.p50_delta_ms,
+            typical_ratio: sh.typical_ratio,
+            typical_ratio_low: sh.typical_ratio_low,
+            own_share: if total_delta > 0.0 {
+                (sh.p95_delta_ms.max(sh.p50_delta_ms) / total_delta).clamp(0.0, 1.0)
+            } else {
+                1.0
+            },
+        }
+    });
+    let (cw, bw) = (wire_times(&c.cand), wire_times(&c.base));
+    let time_into = c
+        .time_into
+        .filter(|_| wire_ok)
+        .map(|(t, sh)| TimeIntoFinding {
+            test: MANN_WHITNEY_TEST.to_owned(),
+            p_value: t.p,
+            q_value: wire_q,
+            candidate: wire_side(&cw),
+            baseline: wire_side(&bw),
+            p50_ratio: sh.p50_ratio,
+            p95_ratio: sh.p95_ratio,
+            p50_delta_ms: sh.p50_delta_ms,
+            p95_delta_ms: sh.p95_delta_ms,
+            typical_ratio: sh.typical_ratio,
+            typical_ratio_low: sh.typical_ratio_low,
+        });
+    let kind = match (&errors, latency.is_some() || time_into.is_some()) {
+        (Some(_), true) => SuspectKind::ErrorsAndLatency,
+        (Some(_), false) => SuspectKind::Errors,
+        (None, true) => SuspectKind::Latency,
+        (None, false) => return None,
+    };
+    let slow_self = Percentiles::of(&self_times(&c.base)).p95;
+    let slow_wire = Percentiles::of(&bw).p95;
+    let bad: Vec<usize> = c
+        .cand
+        .iter()
+        .filter(|r| {
+            (errors.is_some() && r.own_error)
+                || (latency.is_some() && r.timed && r.self_ms > slow_self)
+                || (time_into.is_some() && r.wire_ms.is_some_and(|w| w > slow_wire))
+        })
+        .map(|r| r.span)
+        .collect();
+    let mut s = Suspect {
+        rank: 0,
+        deployment: facts.deps.get(c.dep)?.clone(),
+        kind,
+        score: 0.0,
+        baseline: c.baseline.clone(),
+        errors,
+        latency,
+        time_into,
+        blast_radius: blast_radius(facts, c.dep, &bad, opts),
+    };
+    s.score = score(&s);
+    Some(s)
 }

@@ -2,8 +2,10 @@
 
 use serde::Serialize;
 
+use crate::health::BaselineHealth;
 use crate::model::Deployment;
 use crate::options::AnalysisOptions;
+use crate::rollout::Rollout;
 use crate::stats::Percentiles;
 
 /// Result of [`analyze`](super::analyze); printed by `meshwake impact` (text, `--json`, `--html`).
@@ -19,6 +21,16 @@ pub struct Report {
     pub error_test: String,
     /// Test used on self-time distributions.
     pub latency_test: String,
+    /// Test used on the time into a deployment (CLIENT span minus its SERVER span).
+    pub time_into_test: String,
+    /// Correction for multiple comparisons, over every test of the run.
+    pub correction: String,
+    /// Tests in the corrected family (errors, self time and time into, per deployment).
+    pub tests: usize,
+    /// Is the baseline itself healthy? Printed first; lowers the confidence when not.
+    pub baseline_health: BaselineHealth,
+    /// Rollouts seen in the spans (first appearance or traffic-share jump), earliest first.
+    pub rollouts: Vec<Rollout>,
     /// Options the report was computed with.
     pub options: AnalysisOptions,
     /// Blamed deployments, most likely culprit first.
@@ -38,6 +50,8 @@ pub struct Window {
     pub end_ns: u64,
     /// Split between the baseline and the current window, if any.
     pub baseline_end_ns: Option<u64>,
+    /// The split was inferred from the spans (the first rollout), not given.
+    pub baseline_end_inferred: bool,
 }
 
 /// What a deployment was compared with.
@@ -118,6 +132,8 @@ pub struct Suspect {
     pub errors: Option<ErrorFinding>,
     /// Self-time evidence, when latency regressed.
     pub latency: Option<LatencyFinding>,
+    /// Time-into evidence (network, proxies, queues before it), when that regressed.
+    pub time_into: Option<TimeIntoFinding>,
     /// Who upstream suffered.
     pub blast_radius: BlastRadius,
 }
@@ -144,6 +160,8 @@ pub struct ErrorFinding {
     pub test: String,
     /// One-sided p-value on own errors.
     pub p_value: f64,
+    /// The p-value corrected for every test of the run (compared with alpha).
+    pub q_value: f64,
     /// The suspect deployment, current window.
     pub candidate: ErrorSide,
     /// The baseline.
@@ -174,6 +192,8 @@ pub struct LatencyFinding {
     pub test: String,
     /// One-sided p-value on self times.
     pub p_value: f64,
+    /// The p-value corrected for every test of the run (compared with alpha).
+    pub q_value: f64,
     /// The suspect deployment, current window.
     pub candidate: LatencySide,
     /// The baseline.
@@ -182,8 +202,54 @@ pub struct LatencyFinding {
     pub self_p95_ratio: f64,
     /// Self-time p95 increase, ms.
     pub self_p95_delta_ms: f64,
+    /// Self-time median ratio (candidate / baseline).
+    pub self_p50_ratio: f64,
+    /// Self-time median increase, ms.
+    pub self_p50_delta_ms: f64,
+    /// Typical self-time ratio: the median of pairwise ratios (Hodges-Lehmann), the shift
+    /// the test measures.
+    pub typical_ratio: f64,
+    /// Its one-sided 95% lower confidence bound (the effect threshold applies to it).
+    pub typical_ratio_low: f64,
     /// Share of the duration p95 increase that is self time (1 = all of it).
     pub own_share: f64,
+}
+
+/// Time into a deployment, one side of a comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct WireSide {
+    /// Calls answered by a single SERVER span of it.
+    pub calls: u64,
+    /// CLIENT span duration minus the SERVER span's, percentiles, ms.
+    pub wire_ms: Percentiles,
+}
+
+/// Evidence that the time into a deployment went up: between its callers' CLIENT spans and
+/// its SERVER spans (network, both proxies, a queue or a fault filter before the app).
+#[derive(Debug, Clone, Serialize)]
+pub struct TimeIntoFinding {
+    /// Test name.
+    pub test: String,
+    /// One-sided p-value.
+    pub p_value: f64,
+    /// The p-value corrected for every test of the run.
+    pub q_value: f64,
+    /// The suspect deployment, current window.
+    pub candidate: WireSide,
+    /// The baseline.
+    pub baseline: WireSide,
+    /// Median ratio.
+    pub p50_ratio: f64,
+    /// p95 ratio.
+    pub p95_ratio: f64,
+    /// Median increase, ms.
+    pub p50_delta_ms: f64,
+    /// p95 increase, ms.
+    pub p95_delta_ms: f64,
+    /// Typical ratio (Hodges-Lehmann) and its 95% lower bound.
+    pub typical_ratio: f64,
+    /// Lower bound of `typical_ratio`.
+    pub typical_ratio_low: f64,
 }
 
 /// How far a suspect's damage spread.

@@ -3,7 +3,10 @@
 use std::fmt::Write as _;
 
 use super::svg::svg_graph;
-use super::{affected_cells, baseline_label, esc, kind_label, ms, p_value, pct};
+use super::{
+    affected_cells, baseline_label, esc, health_warning, kind_label, method_line, ms, p_value, pct,
+    time_into_line, window_lines,
+};
 use crate::graph::ServiceGraph;
 use crate::impact::{Report, Suspect, Verdict};
 use crate::timeline::Timeline;
@@ -33,21 +36,28 @@ pub fn render_html(report: &Report, graph: &ServiceGraph, timeline: &Timeline) -
     let mut h = String::new();
     let _ = write!(
         h,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>meshwake impact report</title><style>{CSS}</style></head><body>\n<h1>meshwake impact report</h1>\n<p class=\"muted\">{} spans, {} traces. Own errors: {}; self time: {}; p &lt; {}, at least {} requests per side.</p>\n",
-        report.spans,
-        report.traces,
-        esc(&report.error_test),
-        esc(&report.latency_test),
-        report.options.alpha,
-        report.options.min_samples
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>meshwake impact report</title><style>{CSS}</style></head><body>\n<h1>meshwake impact report</h1>\n",
     );
+    if let Some(w) = health_warning(report) {
+        let _ = writeln!(
+            h,
+            "<p class=\"verdict-suspect\"><strong>{}</strong></p>",
+            esc(&w)
+        );
+    }
+    let mut facts = vec![format!("{} spans, {} traces", report.spans, report.traces)];
+    facts.extend(window_lines(report));
+    facts.push(method_line(report));
+    for line in facts {
+        let _ = writeln!(h, "<p class=\"muted\">{}</p>", esc(&line));
+    }
     let verdict = match report.suspects.first() {
         Some(s) => format!(
             "Most likely culprit: <strong class=\"verdict-suspect\">{}</strong> ({}).",
             esc(&s.deployment.to_string()),
             kind_label(s.kind)
         ),
-        None => "No suspect deployment: no significant regression of own errors or self time."
+        None => "No suspect deployment: no significant regression of own errors, self time or time into a deployment."
             .to_owned(),
     };
     let _ = writeln!(h, "<p>{verdict}</p>");
@@ -126,13 +136,14 @@ fn suspect_html(h: &mut String, s: &Suspect) {
     if let Some(e) = &s.errors {
         let _ = writeln!(
             h,
-            "<table><tr><th>errors</th><th>requests</th><th>errors</th><th>own errors</th><th>error rate</th><th>own error rate</th></tr>\n<tr><td>suspect</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n<tr><td>baseline</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr></table>\n<p>Own error rate {:+.1} percentage points{}; {}: p = {}. {} of its errors are its own.</p>",
+            "<table><tr><th>errors</th><th>requests</th><th>errors</th><th>own errors</th><th>error rate</th><th>own error rate</th></tr>\n<tr><td>suspect</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n<tr><td>baseline</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr></table>\n<p>Own error rate {:+.1} percentage points{}; {}: p = {}, corrected q = {}. {} of its errors are its own.</p>",
             e.candidate.requests, e.candidate.errors, e.candidate.own_errors, pct(e.candidate.error_rate), pct(e.candidate.own_error_rate),
             e.baseline.requests, e.baseline.errors, e.baseline.own_errors, pct(e.baseline.error_rate), pct(e.baseline.own_error_rate),
             100.0 * e.own_rate_delta,
             e.own_rate_ratio.map(|r| format!(" (x{r:.1})")).unwrap_or_default(),
             esc(&e.test),
             p_value(e.p_value),
+            p_value(e.q_value),
             pct(e.own_share)
         );
     }
@@ -145,14 +156,19 @@ fn suspect_html(h: &mut String, s: &Suspect) {
         };
         let _ = writeln!(
             h,
-            "<table><tr><th>latency</th><th>requests</th><th>p50</th><th>p95</th><th>p99</th><th>self p50</th><th>self p95</th></tr>\n{}\n{}</table>\n<p>Self-time p95 x{:.1} ({:+.1} ms); {}: p = {}.</p>",
+            "<table><tr><th>latency</th><th>requests</th><th>p50</th><th>p95</th><th>p99</th><th>self p50</th><th>self p95</th></tr>\n{}\n{}</table>\n<p>Self-time p50 x{:.1}, p95 x{:.1} ({:+.1} ms); {}: p = {}, corrected q = {}.</p>",
             row("suspect", &l.candidate),
             row("baseline", &l.baseline),
+            l.self_p50_ratio,
             l.self_p95_ratio,
             l.self_p95_delta_ms,
             esc(&l.test),
-            p_value(l.p_value)
+            p_value(l.p_value),
+            p_value(l.q_value)
         );
+    }
+    if let Some(line) = time_into_line(s) {
+        let _ = writeln!(h, "<p>{}.</p>", esc(&line));
     }
     let br = &s.blast_radius;
     let _ = writeln!(h, "<p>Blast radius: {} bad requests.</p>", br.bad_requests);

@@ -2,8 +2,11 @@
 //! HTML page ([`render_html`], `html.rs`) with the service graph as inline SVG (`svg.rs`).
 //! This file holds what both outputs format the same way.
 
-use crate::impact::{Affected, Baseline, SuspectKind};
+use crate::health::Confidence;
+use crate::impact::{Affected, Baseline, Report, Suspect, SuspectKind};
 use crate::model::Deployment;
+use crate::rollout::Signal;
+use crate::wallclock::{format_rfc3339, format_time_of_day};
 
 mod html;
 mod svg;
@@ -54,6 +57,101 @@ fn baseline_label(b: &Baseline) -> String {
             format!("baseline window ({})", list(deployments))
         }
     }
+}
+
+/// The time range, in wall-clock time (UTC), and where the baseline ends and why.
+fn window_lines(report: &Report) -> Vec<String> {
+    let w = &report.window;
+    if w.end_ns == 0 {
+        return Vec::new();
+    }
+    let secs = w.end_ns.saturating_sub(w.start_ns) as f64 / 1e9;
+    let mut lines = vec![format!(
+        "traffic {} to {} UTC ({secs:.0} s)",
+        format_rfc3339(w.start_ns),
+        format_time_of_day(w.end_ns)
+    )];
+    lines.push(match w.baseline_end_ns {
+        Some(b) if w.baseline_end_inferred => format!(
+            "baseline: before {} UTC (inferred: the first rollout seen)",
+            format_time_of_day(b)
+        ),
+        Some(b) => format!("baseline: before {} (given)", format_rfc3339(b)),
+        None => "baseline: none (no rollout seen); versions compared within the window".to_owned(),
+    });
+    if !report.rollouts.is_empty() {
+        let list: Vec<String> = report
+            .rollouts
+            .iter()
+            .map(|r| match r.signal {
+                Signal::FirstSeen => format!(
+                    "{} at {} (new, {} of its service's traffic)",
+                    r.deployment,
+                    format_time_of_day(r.at_ns),
+                    pct(r.share_after)
+                ),
+                Signal::ShareJump => format!(
+                    "{} at {} (share {} -> {})",
+                    r.deployment,
+                    format_time_of_day(r.at_ns),
+                    pct(r.share_before),
+                    pct(r.share_after)
+                ),
+            })
+            .collect();
+        lines.push(format!("rollouts seen: {}", list.join("; ")));
+    }
+    lines
+}
+
+/// The statistics, stated: tests, correction, thresholds.
+fn method_line(report: &Report) -> String {
+    let o = &report.options;
+    format!(
+        "tests: own errors: {}; self time and time into a deployment: {}; {} tests corrected together: {}; a finding also needs an effect of at least x{} and +{} ms (latency), +{} pt and x{} or +{} pt (own errors); at least {} requests per side",
+        report.error_test,
+        report.latency_test,
+        report.tests,
+        report.correction,
+        o.min_latency_ratio,
+        o.min_latency_delta_ms,
+        100.0 * o.min_error_rate_delta_floor,
+        o.min_error_rate_ratio,
+        100.0 * o.min_error_rate_delta,
+        o.min_samples
+    )
+}
+
+/// The warning printed before anything else when the baseline itself was unhealthy.
+fn health_warning(report: &Report) -> Option<String> {
+    let h = &report.baseline_health;
+    (h.confidence == Confidence::Low).then(|| {
+        format!(
+            "LOW CONFIDENCE: the baseline itself was unhealthy: {}. Findings need alpha {} instead of {}; fix the baseline (lower the load, a fault-free run with --baseline-db) before trusting names.",
+            h.reasons.join("; "),
+            h.effective_alpha,
+            report.options.alpha
+        )
+    })
+}
+
+/// The time-into evidence of a suspect, one sentence.
+fn time_into_line(s: &Suspect) -> Option<String> {
+    let w = s.time_into.as_ref()?;
+    Some(format!(
+        "time into {} (its callers' CLIENT span minus its SERVER span: network, proxies, queues before it) p50 {} -> {}, p95 {} -> {} ({:+.1} ms), over {} calls vs {}; {}, p = {}, corrected q = {}",
+        s.deployment,
+        ms(w.baseline.wire_ms.p50),
+        ms(w.candidate.wire_ms.p50),
+        ms(w.baseline.wire_ms.p95),
+        ms(w.candidate.wire_ms.p95),
+        w.p95_delta_ms.max(w.p50_delta_ms),
+        w.candidate.calls,
+        w.baseline.calls,
+        w.test,
+        p_value(w.p_value),
+        p_value(w.q_value)
+    ))
 }
 
 fn affected_cells(a: &Affected) -> Vec<String> {

@@ -2,7 +2,10 @@
 
 use std::fmt::Write as _;
 
-use super::{affected_cells, baseline_label, kind_label, ms, p_value, pct};
+use super::{
+    affected_cells, baseline_label, health_warning, kind_label, method_line, ms, p_value, pct,
+    time_into_line, window_lines,
+};
 use crate::impact::{Report, Suspect, Verdict};
 use crate::stats::Percentiles;
 
@@ -68,24 +71,20 @@ pub fn render_text(report: &Report, color: bool) -> String {
             s.to_owned()
         }
     };
-    let secs = report.window.end_ns.saturating_sub(report.window.start_ns) as f64 / 1e9;
     let _ = writeln!(
         out,
-        "{} {} spans, {} traces, {secs:.0} s of traffic{}",
+        "{} {} spans, {} traces",
         paint(BOLD, "meshwake impact:"),
         report.spans,
         report.traces,
-        report
-            .window
-            .baseline_end_ns
-            .map(|b| format!(", baseline before {b} ns"))
-            .unwrap_or_default()
     );
-    let _ = writeln!(
-        out,
-        "tests: own errors: {}; self time: {}; p < {}, >= {} requests per side\n",
-        report.error_test, report.latency_test, report.options.alpha, report.options.min_samples
-    );
+    if let Some(w) = health_warning(report) {
+        let _ = writeln!(out, "{}", paint(RED, &w));
+    }
+    for line in window_lines(report) {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(out, "{}\n", method_line(report));
 
     if report.suspects.is_empty() {
         let _ = writeln!(
@@ -93,7 +92,7 @@ pub fn render_text(report: &Report, color: bool) -> String {
             "{}\n",
             paint(
                 BOLD,
-                "No suspect deployment: no significant regression of own errors or self time."
+                "No suspect deployment: no significant regression of own errors, self time or time into a deployment."
             )
         );
     } else {
@@ -195,13 +194,14 @@ fn suspect_text(out: &mut String, s: &Suspect, color: bool) {
         let _ =
             writeln!(
             out,
-            "   own error rate {} -> {} ({:+.1} pp{}), {}, p = {}; {} of its errors are its own",
+            "   own error rate {} -> {} ({:+.1} pp{}), {}, p = {}, corrected q = {}; {} of its errors are its own",
             pct(e.baseline.own_error_rate),
             pct(e.candidate.own_error_rate),
             100.0 * e.own_rate_delta,
             e.own_rate_ratio.map(|r| format!(", x{r:.1}")).unwrap_or_default(),
             e.test,
             p_value(e.p_value),
+            p_value(e.q_value),
             pct(e.own_share)
         );
         let _ = writeln!(
@@ -218,13 +218,18 @@ fn suspect_text(out: &mut String, s: &Suspect, color: bool) {
     if let Some(l) = &s.latency {
         let _ = writeln!(
             out,
-            "   self time p95 {} -> {} (x{:.1}, {:+.1} ms), {}, p = {}",
+            "   self time p50 {} -> {} (typical request x{:.1}, at least x{:.1} at 95% confidence), p95 {} -> {} (x{:.1}, {:+.1} ms), {}, p = {}, corrected q = {}",
+            ms(l.baseline.self_time_ms.p50),
+            ms(l.candidate.self_time_ms.p50),
+            l.typical_ratio,
+            l.typical_ratio_low,
             ms(l.baseline.self_time_ms.p95),
             ms(l.candidate.self_time_ms.p95),
             l.self_p95_ratio,
             l.self_p95_delta_ms,
             l.test,
-            p_value(l.p_value)
+            p_value(l.p_value),
+            p_value(l.q_value)
         );
         let _ = writeln!(
             out,
@@ -234,6 +239,9 @@ fn suspect_text(out: &mut String, s: &Suspect, color: bool) {
             trio(&l.baseline.latency_ms),
             l.baseline.requests
         );
+    }
+    if let Some(line) = time_into_line(s) {
+        let _ = writeln!(out, "   {line}");
     }
     let br = &s.blast_radius;
     let _ = writeln!(out, "   blast radius: {} bad requests", br.bad_requests);

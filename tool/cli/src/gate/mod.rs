@@ -56,6 +56,11 @@ The window ends at the newest span of the source (live: now; a recorded spans.db
 the recording); the canary is compared with the other versions of its service in the window,
 or with --baseline before it.";
 
+/// Requests a deployment must serve before the gate judges it. A promotion decision wants
+/// more than the analysis's statistical minimum (5, enough for an exact test to say
+/// anything): twenty requests per side, as before the analysis went exact.
+pub const GATE_MIN_REQUESTS: u64 = 20;
+
 /// Options of `meshwake gate`.
 #[derive(Debug, clap::Args)]
 #[command(
@@ -94,7 +99,7 @@ pub struct GateArgs {
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub interval: Duration,
     /// Requests a deployment must serve in the window before it is judged.
-    #[arg(long, default_value_t = AnalysisOptions::default().min_samples)]
+    #[arg(long, default_value_t = GATE_MIN_REQUESTS)]
     pub min_requests: u64,
     /// Deployments to report in /metrics from the start (SERVICE@VERSION, repeatable).
     #[arg(long, value_parser = verdict::parse_deployment)]
@@ -184,6 +189,9 @@ pub fn evaluate(cfg: &EvalConfig) -> Evaluation {
             let options = AnalysisOptions {
                 baseline_end_ns: w.baseline_end_ns,
                 min_samples: cfg.min_requests,
+                // The gate judges its window as a whole (canary against stable in the same
+                // window) unless a baseline is configured: no inferred rollout split.
+                infer_baseline_end: false,
                 ..AnalysisOptions::default()
             };
             let report = analysis_bridge::analyze(&w.spans, &options);

@@ -3,6 +3,7 @@
 pub mod jaeger;
 pub mod prometheus;
 mod watch;
+mod when;
 
 use std::fmt;
 use std::io::{IsTerminal, Write};
@@ -40,6 +41,17 @@ pub struct ImpactArgs {
     /// Spans ending before this Unix time (ns) are the baseline; later ones the window under test.
     #[arg(long, conflicts_with = "watch")]
     pub baseline_end_ns: Option<u64>,
+    /// End of the baseline as an RFC 3339 time (2026-11-30T06:00:00Z) or a duration ago (15m).
+    /// Without it (or --baseline-end-ns), the first rollout seen in the spans.
+    #[arg(long, value_parser = when::parse_baseline_end, conflicts_with = "baseline_end_ns")]
+    pub baseline_end: Option<u64>,
+    /// Baseline from a `meshwake collect` database (yesterday's traffic, a fault-free run)
+    /// instead of the spans before the rollout.
+    #[arg(long, conflicts_with_all = ["baseline_end_ns", "baseline_end"])]
+    pub baseline_db: Option<PathBuf>,
+    /// Baseline from OTLP JSON files (as --otlp-json) instead of the spans before the rollout.
+    #[arg(long, num_args = 1.., conflicts_with_all = ["baseline_end_ns", "baseline_end", "baseline_db"])]
+    pub baseline_otlp_json: Vec<PathBuf>,
     /// Print the report as JSON instead of text.
     #[arg(long, default_value_t = false, conflicts_with = "watch")]
     pub json: bool,
@@ -89,10 +101,13 @@ pub fn run(args: &ImpactArgs) -> Result<(), ImpactError> {
     }
     let spans = load(args)?;
     let options = AnalysisOptions {
-        baseline_end_ns: args.baseline_end_ns,
+        baseline_end_ns: args.baseline_end_ns.or(args.baseline_end),
         ..AnalysisOptions::default()
     };
-    let report = analysis_bridge::analyze(&spans, &options);
+    let report = match load_baseline(args)? {
+        Some(base) => analysis_bridge::analyze_with_baseline(&spans, &base, &options),
+        None => analysis_bridge::analyze(&spans, &options),
+    };
     // Metrics are only supporting evidence: their absence must not hide the trace analysis.
     let evidence = args.prometheus.as_deref().and_then(|url| {
         prometheus::fetch(url, &args.prometheus_query)
@@ -142,6 +157,24 @@ fn load(args: &ImpactArgs) -> Result<Vec<SpanRecord>, ImpactError> {
         spans.extend(load_otlp_json(path)?);
     }
     Ok(spans)
+}
+
+/// Spans of `--baseline-db` / `--baseline-otlp-json`, when given.
+fn load_baseline(args: &ImpactArgs) -> Result<Option<Vec<SpanRecord>>, ImpactError> {
+    if let Some(db) = &args.baseline_db {
+        return Store::open(db)
+            .and_then(|s| s.load_records())
+            .map(Some)
+            .map_err(ImpactError::Store);
+    }
+    if args.baseline_otlp_json.is_empty() {
+        return Ok(None);
+    }
+    let mut spans = Vec::new();
+    for path in &args.baseline_otlp_json {
+        spans.extend(load_otlp_json(path)?);
+    }
+    Ok(Some(spans))
 }
 
 /// Reads a file of OTLP JSON objects (one per line as the Collector file exporter writes them,

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use super::{ImpactArgs, ImpactError};
-use crate::analysis_bridge::{AnalysisOptions, Deployment};
+use crate::analysis_bridge::Deployment;
 use crate::gate::verdict::{judge, Verdict};
 use crate::gate::{evaluate, EvalConfig, Evaluation};
 use crate::impact::jaeger::rfc3339;
@@ -22,7 +22,7 @@ type Verdicts = BTreeMap<Deployment, (Verdict, String)>;
 
 /// Runs the watch loop until interrupted.
 pub fn run(args: &ImpactArgs, every: Duration) -> Result<(), ImpactError> {
-    let min_requests = AnalysisOptions::default().min_samples;
+    let min_requests = crate::gate::GATE_MIN_REQUESTS;
     let cfg = EvalConfig {
         source: Source::from_options(
             args.db.as_ref(),
