@@ -111,7 +111,31 @@ fn requests_by_deployment(spans: &[SpanRecord]) -> HashMap<Deployment, Vec<Req>>
             self_ms: s.duration_ns().saturating_sub(covered) as f64 / NS_PER_MS,
         });
     }
+    add_calls_without_server_span(spans, &mut out);
     out
+}
+
+/// A callee that left no SERVER span (not instrumented, crashed, refused) is seen only in its
+/// callers' CLIENT spans: those stand for its requests, as the analysis blames it from them.
+fn add_calls_without_server_span(spans: &[SpanRecord], out: &mut HashMap<Deployment, Vec<Req>>) {
+    let answered: std::collections::HashSet<&str> = spans
+        .iter()
+        .filter(|s| s.kind == Kind::Server)
+        .filter_map(|s| s.parent_span_id.as_deref())
+        .collect();
+    for s in spans.iter().filter(|s| s.kind == Kind::Client) {
+        if answered.contains(s.span_id.as_str()) {
+            continue;
+        }
+        let Some(callee) = s.peer_deployment() else {
+            continue;
+        };
+        out.entry(callee).or_default().push(Req {
+            start_ns: s.start_ns,
+            failed: s.is_error || s.http_status.is_some_and(|c| c >= 500),
+            self_ms: s.duration_ns() as f64 / NS_PER_MS,
+        });
+    }
 }
 
 /// The rollout moment: the report's baseline split when it has one, else the first request
