@@ -924,6 +924,7 @@ def istio_native_files():
             "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
             # The collector's ServiceEntry comes with deploy/istio/base (or the mesh's Service).
             "resources": ["envoyfilter-native.yaml"]}),
+    }
 
 
 TE = "deploy/istio/trafficextension"
