@@ -1,6 +1,6 @@
 //! `meshwake collect`: an OTLP/HTTP trace receiver that stores spans in SQLite.
 
-mod http;
+pub(crate) mod http;
 pub mod metrics;
 mod writer;
 

@@ -8,13 +8,14 @@
 //!   inconclusive with `on_inconclusive: halt`), 503 (source down) and 400 (bad payload) halt it.
 //! - `GET /metrics`, `GET /healthz`.
 
+use crate::collect::http::{respond, text};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 
@@ -287,18 +288,6 @@ fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
     let mut resp = error(StatusCode::METHOD_NOT_ALLOWED, &format!("use {allow}"));
     resp.headers_mut()
         .insert(ALLOW, HeaderValue::from_static(allow));
-    resp
-}
-
-fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    respond(status, content_type, Bytes::from(body))
-}
-
-fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(body));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
