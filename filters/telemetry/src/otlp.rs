@@ -647,6 +647,68 @@ pub(crate) mod tests {
         }
     }
 
+    /// The borrowed view encodes to the bytes of its owned span, for every value kind,
+    /// with and without the optional parts; attributes past the cap are counted, not kept.
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn span_view_encodes_like_its_owned_span() {
+        use crate::span::{AttrList, ValueRef, MAX_VIEW_ATTRIBUTES};
+        let lineage = vec!["a@v1".to_string(), String::new(), "b@v2".to_string()];
+        let mut attributes = AttrList::default();
+        attributes.str(attr::HTTP_REQUEST_METHOD, "GET");
+        attributes.str("empty", "");
+        attributes.int("neg", -42);
+        attributes.int("zero", 0);
+        attributes.int("min", i64::MIN);
+        attributes.push(attr::MESHWAKE_LINEAGE, ValueRef::StrList(&lineage));
+        attributes.push("no_entries", ValueRef::StrList(&[]));
+        attributes.str("unicode", "héllo ✓");
+        let full = SpanView {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            parent_span_id: Some([3; 8]),
+            trace_state: "k=v".into(),
+            flags: flags::SAMPLED | flags::CONTEXT_HAS_IS_REMOTE,
+            name: ["GET", " ", "/api/{id}"],
+            kind: SpanKind::Server,
+            start_time_unix_nano: 1_700_000_000_000_000_000,
+            end_time_unix_nano: 1_700_000_000_000_100_000,
+            attributes,
+            event: Some((1_700_000_000_000_050_000, "first_upstream_byte")),
+            links: vec![full_span(1).links[0].clone()],
+            status: StatusCode::Error,
+        };
+        let bare = SpanView {
+            parent_span_id: None,
+            trace_state: "".into(),
+            flags: 0,
+            name: ["", "", ""],
+            kind: SpanKind::Unspecified,
+            start_time_unix_nano: 0,
+            end_time_unix_nano: 0,
+            attributes: AttrList::default(),
+            event: None,
+            links: vec![],
+            status: StatusCode::Unset,
+            ..full.clone()
+        };
+        for view in [&full, &bare] {
+            let mut buf = vec![0xee];
+            write_span_view(&mut buf, view);
+            assert_eq!(buf[1..], encode_span(&view.to_span())[..]);
+        }
+        let mut many = AttrList::default();
+        for _ in 0..MAX_VIEW_ATTRIBUTES + 3 {
+            many.int("n", 1);
+        }
+        let view = SpanView {
+            attributes: many,
+            ..bare
+        };
+        assert_eq!(view.attributes.as_slice().len(), MAX_VIEW_ATTRIBUTES);
+        assert_eq!(view.dropped_attributes(), 3);
+    }
+
     pub(crate) fn resource() -> Resource {
         Resource {
             attributes: vec![

@@ -75,7 +75,7 @@ impl HttpContext for Http {
             return Action::Continue;
         };
         let raw = host::header_map_bytes(MapType::HttpRequestHeaders);
-        let headers = meshwake_core::headers::decode_map_borrowed(&raw);
+        let headers = meshwake_core::headers::HeaderMap::decode(&raw);
         let now = if engine.wants_start_time() {
             host::now_ns()
         } else {
@@ -129,7 +129,7 @@ impl HttpContext for Http {
         } else {
             Vec::new()
         };
-        let headers = meshwake_core::headers::decode_map_borrowed(&raw);
+        let headers = meshwake_core::headers::HeaderMap::decode(&raw);
         let now = if engine.wants_first_byte_time() {
             host::now_ns()
         } else {

@@ -113,7 +113,7 @@ fn main() {
     let allocations_before = ALLOCATIONS.load(Ordering::Relaxed);
     for i in 0..n {
         now += 50_000;
-        let h = meshwake_core::headers::decode_map_borrowed(&req);
+        let h = meshwake_core::headers::HeaderMap::decode(&req);
         let mut recall = |_: &str, _: &[u8]| None;
         // As the wasm glue does: buffers of an earlier request reused, recovery entries
         // built in reused buffers.
@@ -125,9 +125,9 @@ fn main() {
             black_box((k, v));
         });
         let rh = if engine.reads_response_headers(Role::Inbound) {
-            meshwake_core::headers::decode_map_borrowed(&resp)
+            meshwake_core::headers::HeaderMap::decode(&resp)
         } else {
-            Vec::new()
+            meshwake_core::headers::HeaderMap::default()
         };
         black_box(engine.on_response(&mut state, &rh, now + 20_000));
         // As the glue does: with spans and metrics off there is nothing to finish.
