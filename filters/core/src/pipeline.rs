@@ -98,7 +98,8 @@ pub struct RememberBuf {
 pub struct Completion {
     pub end_ns: u64,
     pub status: u16,
-    pub response_flags: String,
+    /// Envoy's short form (`UF,URX`), `-` when none.
+    pub response_flags: Cow<'static, str>,
     pub grpc_status: Option<i64>,
     pub request_bytes: Option<i64>,
     pub response_bytes: Option<i64>,

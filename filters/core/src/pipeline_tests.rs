@@ -570,7 +570,7 @@ fn stream_end_views_encode_like_the_owned_span() {
         let c = Completion {
             end_ns: 3_000,
             status: *status,
-            response_flags: flags.to_string(),
+            response_flags: flags.to_string().into(),
             grpc_status: *grpc,
             request_bytes: Some(10),
             upstream_cluster: Some("outbound|80||b.test.svc.cluster.local".into()),

@@ -136,7 +136,7 @@ impl Engine {
             request_protocol: if state.grpc { "grpc" } else { "http" },
             response_code: completion.status,
             grpc_response_status: grpc_text.as_str(),
-            response_flags: &completion.response_flags,
+            response_flags: completion.response_flags.as_ref(),
         }
     }
 
@@ -283,7 +283,7 @@ fn error_type<'a>(
     let flagged = completion.response_flags != "-";
     if completion.status == 0 || (completion.status >= 500 && flagged) {
         Some(if flagged {
-            &completion.response_flags
+            completion.response_flags.as_ref()
         } else {
             attr::values::ERROR_TYPE_OTHER
         })
@@ -301,7 +301,10 @@ fn push_envoy_attributes<'a>(
     completion: &'a Completion,
     request_id: &'a str,
 ) {
-    attributes.str(attr::ENVOY_RESPONSE_FLAGS, &completion.response_flags);
+    attributes.str(
+        attr::ENVOY_RESPONSE_FLAGS,
+        completion.response_flags.as_ref(),
+    );
     if let Some(cluster) = &completion.upstream_cluster {
         attributes.str(attr::ENVOY_UPSTREAM_CLUSTER, cluster);
     }
