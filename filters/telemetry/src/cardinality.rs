@@ -43,6 +43,9 @@ impl<Id: Copy> MetricIds<Id> {
     }
 }
 
+/// Label sets whose hashes are equal (almost always one), with their ids.
+type Bucket<Id> = Vec<(MetricLabels, MetricIds<Id>)>;
+
 /// Label-set → metric-ids cache; see the module docs.
 #[derive(Debug)]
 pub struct LabelCache<Id> {
@@ -50,7 +53,7 @@ pub struct LabelCache<Id> {
     max_label_sets: usize,
     /// Label sets by the hash of their borrowed view ([`label_hash`]), so a request looks
     /// its set up without building owned labels; sets whose hashes collide share a bucket.
-    map: HashMap<u64, Vec<(MetricLabels, MetricIds<Id>)>, BuildHasherDefault<FxHasher>>,
+    map: HashMap<u64, Bucket<Id>, BuildHasherDefault<FxHasher>>,
     /// Distinct label sets cached.
     sets: usize,
     /// The last set looked up and its ids: consecutive requests of one caller have the same
