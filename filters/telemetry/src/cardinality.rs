@@ -43,6 +43,10 @@ impl<Id: Copy> MetricIds<Id> {
     }
 }
 
+/// [`FxHasher`] for `HashMap`s of small keys on the per-request path (std's default,
+/// SipHash, costs several times more per lookup).
+pub type FxBuildHasher = BuildHasherDefault<FxHasher>;
+
 /// Label sets whose hashes are equal (almost always one), with their ids.
 type Bucket<Id> = Vec<(MetricLabels, MetricIds<Id>)>;
 
@@ -236,7 +240,7 @@ fn define_all<Id, E>(
 /// randomness source that wasm32 may not have; flooding with colliding label sets is
 /// bounded by the cap anyway.
 #[derive(Default, Clone, Copy)]
-struct FxHasher {
+pub struct FxHasher {
     hash: u64,
 }
 

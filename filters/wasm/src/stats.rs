@@ -7,6 +7,7 @@ use meshwake_semconv::stat;
 use meshwake_telemetry::ExporterStats;
 use proxy_wasm::hostcalls::{define_metric, increment_metric};
 use proxy_wasm::types::MetricType;
+use meshwake_telemetry::cardinality::FxBuildHasher;
 use std::collections::HashMap;
 
 /// The exporter's counters, shared with the native glue.
@@ -17,7 +18,8 @@ use meshwake_core::self_stats::{full_name, EXPORTER_COUNTERS};
 pub struct Stats {
     /// Counter increments not yet published: metric id → amount (bounded by the number of
     /// defined counters: the filter's own plus one per metric label set).
-    pending: HashMap<u32, u64>,
+    /// Fx-hashed: looked up once or more per request.
+    pending: HashMap<u32, u64, FxBuildHasher>,
     notes: Vec<u32>,
     /// Ids of [`EXPORTER_COUNTERS`], row by row.
     exporter: [u32; EXPORTER_COUNTERS.len()],
