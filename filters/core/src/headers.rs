@@ -53,26 +53,46 @@ impl<'a> HeaderMap<'a> {
         self.pairs.is_empty()
     }
 
-    fn matching<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a [u8]> + 's {
-        let name = name.as_bytes();
-        self.pairs
-            .iter()
-            .filter(move |(k, _)| {
-                k.len() == name.len() && (*k == name || k.eq_ignore_ascii_case(name))
-            })
-            .map(|(_, v)| *v)
+    /// Index of the first pair named `name` at or after `from`. A plain loop, the length
+    /// compared first: in the module (opt-level `s`) an iterator chain here stayed a call
+    /// per pair, the largest single cost of propagation in V8.
+    fn find(&self, name: &[u8], from: usize) -> Option<usize> {
+        let mut i = from;
+        while let Some((k, _)) = self.pairs.get(i) {
+            if k.len() == name.len() && k.eq_ignore_ascii_case(name) {
+                return Some(i);
+            }
+            i += 1;
+        }
+        None
+    }
+
+    fn value(&self, i: usize) -> Option<&'a [u8]> {
+        self.pairs.get(i).map(|(_, v)| *v)
     }
 }
 
 impl HeaderSource for HeaderMap<'_> {
     fn get(&self, name: &str) -> Option<&[u8]> {
-        self.matching(name).next()
+        self.find(name.as_bytes(), 0).and_then(|i| self.value(i))
     }
     fn get_all(&self, name: &str) -> Vec<&[u8]> {
-        self.matching(name).collect()
+        let mut out = Vec::new();
+        let mut at = self.find(name.as_bytes(), 0);
+        while let Some(i) = at {
+            out.extend(self.value(i));
+            at = self.find(name.as_bytes(), i + 1);
+        }
+        out
     }
     fn count(&self, name: &str) -> usize {
-        self.matching(name).count()
+        let mut n = 0;
+        let mut at = self.find(name.as_bytes(), 0);
+        while let Some(i) = at {
+            n += 1;
+            at = self.find(name.as_bytes(), i + 1);
+        }
+        n
     }
 }
 

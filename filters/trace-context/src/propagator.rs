@@ -349,7 +349,7 @@ pub fn inject_each(
             edit(Edit::Set(BAGGAGE_HEADER, baggage.to_header()));
         }
     }
-    for name in removals.into_iter().flatten() {
+    for name in removals.iter().flatten() {
         edit(Edit::Remove(name));
     }
 }

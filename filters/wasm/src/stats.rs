@@ -4,10 +4,10 @@
 //! tick: a host call per counter per request would cost more than the counting is worth.
 use meshwake_core::notes::Note;
 use meshwake_semconv::stat;
+use meshwake_telemetry::cardinality::FxBuildHasher;
 use meshwake_telemetry::ExporterStats;
 use proxy_wasm::hostcalls::{define_metric, increment_metric};
 use proxy_wasm::types::MetricType;
-use meshwake_telemetry::cardinality::FxBuildHasher;
 use std::collections::HashMap;
 
 /// The exporter's counters, shared with the native glue.
