@@ -1,6 +1,7 @@
 //! Envoy facts the filter reads as properties, decoded without trusting their bytes.
 //! Attribute encodings: <https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/advanced/attributes>
 //! (strings as raw bytes, integers as 8-byte little-endian).
+use std::borrow::Cow;
 
 /// Envoy property paths used by the filter, defined once.
 pub mod property {
@@ -43,10 +44,11 @@ const FLAGS: &[&str] = &[
     "UDO",
 ];
 
-/// The short form Envoy prints in access logs (`UF,URX`), or `-` when no flag is set.
-pub fn response_flags(bits: u64) -> String {
+/// The short form Envoy prints in access logs (`UF,URX`), or `-` when no flag is set
+/// (borrowed: a successful request allocates nothing here).
+pub fn response_flags(bits: u64) -> Cow<'static, str> {
     if bits == 0 {
-        return "-".into();
+        return Cow::Borrowed("-");
     }
     let mut out = String::new();
     for (i, name) in FLAGS.iter().enumerate() {
@@ -60,7 +62,7 @@ pub fn response_flags(bits: u64) -> String {
     if out.is_empty() {
         out.push('-');
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Listener direction property value → role (1 = INBOUND, 2 = OUTBOUND in envoy.config.core.v3.TrafficDirection).

@@ -9,8 +9,7 @@ use crate::notes::{Note, Notes};
 use crate::recovery::{self, Remembered};
 use crate::route::RouteTemplate;
 use meshwake_identity::{
-    self as identity, ClusterPattern, Lineage, PeerHints, PeerIdentity, VersionSource,
-    WorkloadIdentity,
+    self as identity, ClusterPattern, Lineage, PeerIdentity, VersionSource, WorkloadIdentity,
 };
 use meshwake_telemetry::metrics::MetricLabels;
 use meshwake_telemetry::span::attr;
@@ -21,6 +20,9 @@ use std::borrow::Cow;
 
 mod request;
 mod stream_end;
+
+pub use request::Spare;
+pub use stream_end::{StreamEnd, StreamEndText};
 
 /// Header names the pipeline reads and writes: the shared naming contract.
 pub use meshwake_semconv::header;
@@ -82,12 +84,22 @@ pub struct RequestState {
     pub notes: Notes,
 }
 
+/// Buffers [`Engine::remember_each`] reuses from one request to the next.
+#[derive(Debug, Default)]
+pub struct RememberBuf {
+    key: String,
+    value: Vec<u8>,
+    trace_hex: String,
+    lineage: String,
+}
+
 /// What Envoy knows when the stream ends.
 #[derive(Clone, Debug, Default)]
 pub struct Completion {
     pub end_ns: u64,
     pub status: u16,
-    pub response_flags: String,
+    /// Envoy's short form (`UF,URX`), `-` when none.
+    pub response_flags: Cow<'static, str>,
     pub grpc_status: Option<i64>,
     pub request_bytes: Option<i64>,
     pub response_bytes: Option<i64>,
@@ -133,11 +145,6 @@ pub struct Engine {
     routes: Vec<RouteTemplate>,
     resource: Resource,
     scope: Scope,
-}
-
-fn lossy(b: Option<&[u8]>, max: usize) -> String {
-    let b = b.unwrap_or_default();
-    String::from_utf8_lossy(b.get(..b.len().min(max)).unwrap_or(b)).into_owned()
 }
 
 impl Engine {
@@ -241,39 +248,61 @@ impl Engine {
     /// for calls that carry context) is always left; the request-id entry (context for
     /// calls without) only with `context_recovery.enabled`.
     pub fn remember(&self, s: &RequestState) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        self.remember_each(s, &mut RememberBuf::default(), |k, v| {
+            out.push((k.to_string(), v.to_vec()))
+        });
+        out
+    }
+
+    /// Like [`Engine::remember`], handing each `(slot key, value)` to `store`, built in
+    /// `buf`'s reused buffers: no allocation per request once they have grown.
+    pub fn remember_each(
+        &self,
+        s: &RequestState,
+        buf: &mut RememberBuf,
+        mut store: impl FnMut(&str, &[u8]),
+    ) {
         let exchange = self.cfg.identity.exchange;
         let by_request_id = self.cfg.context_recovery.enabled && !s.request_id.is_empty();
         if s.role != Role::Inbound || !(exchange || by_request_id) {
-            return Vec::new();
+            return;
         }
-        let lineage = if s.lineage.is_empty() {
-            self.own_lineage.clone()
+        let RememberBuf {
+            key,
+            value,
+            trace_hex,
+            lineage,
+        } = buf;
+        let lineage: &str = if s.lineage.is_empty() {
+            &self.own_lineage
         } else {
             let mut l = s.lineage.clone();
             l.push(&self.local.service, &self.local.version);
-            l.encode(self.key.as_deref())
+            *lineage = l.encode(self.key.as_deref());
+            lineage
         };
         let r = Remembered {
             trace_id: s.ctx.trace_id,
             span_id: s.ctx.span_id,
             flags: s.ctx.flags,
-            lineage,
+            lineage: String::new(),
             stored_ns: s.start_ns,
         };
         let slots = self.cfg.context_recovery.slots;
-        let mut out = Vec::with_capacity(2);
         if exchange {
-            let tid = s.ctx.trace_id.to_hex();
-            out.push((
-                recovery::slot_key("t", tid.as_bytes(), slots),
-                recovery::encode(tid.as_bytes(), &r),
-            ));
+            trace_hex.clear();
+            s.ctx.trace_id.write_hex(trace_hex);
+            recovery::slot_key_into(key, "t", trace_hex.as_bytes(), slots);
+            recovery::encode_into(value, trace_hex.as_bytes(), &r, lineage);
+            store(key, value);
         }
         if by_request_id {
             let k = s.request_id.as_bytes();
-            out.push((recovery::slot_key("r", k, slots), recovery::encode(k, &r)));
+            recovery::slot_key_into(key, "r", k, slots);
+            recovery::encode_into(value, k, &r, lineage);
+            store(key, value);
         }
-        out
     }
 
     /// A peer's identity header, verified with the shared key; noted when missing or bad.
@@ -380,22 +409,12 @@ impl Engine {
         edits
     }
 
-    /// The stream ended: the span (when sampled and spans are on) and the metric labels.
+    /// The stream ended: the span (when sampled and spans are on) and the metric labels,
+    /// owned ([`Engine::stream_end`] is the same without copies).
     pub fn finish(&self, mut s: RequestState, c: &Completion) -> (Option<Span>, MetricLabels) {
-        // Never `unknown` when Envoy knows better: fall back to the upstream's cluster and metadata.
-        if matches!(s.role, Role::Outbound | Role::Edge) && s.destination.is_none() {
-            let host = c
-                .upstream_workload_meta
-                .as_deref()
-                .map(PeerHints::from_istio_workload);
-            s.destination =
-                identity::infer_peer(c.upstream_cluster.as_deref(), host.as_ref(), &self.patterns);
-        }
-        let labels = self.labels(&s, c);
-        if !s.sampled || !self.cfg.spans.enabled {
-            return (None, labels);
-        }
-        (Some(self.span(s, c)), labels)
+        let mut text = StreamEndText::default();
+        let end = self.stream_end(&mut s, c, &mut text);
+        (end.span.map(|v| v.to_span()), end.labels.to_owned_labels())
     }
 }
 

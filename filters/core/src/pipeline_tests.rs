@@ -516,3 +516,75 @@ fn stream_end_reads_follow_configuration_and_role() {
     assert!(!engine("a", "v1", bare).wants_start_time());
     assert!(engine("a", "v1", r#"{"spans":{"stream_details":true}}"#).wants_first_byte_time());
 }
+
+/// The borrowed stream end (what the wasm glue encodes straight into the export queue)
+/// encodes to exactly the bytes of the owned span `finish` returns, with the same labels,
+/// for every role and outcome; and reused buffers (`on_request_reusing`, a spare from a
+/// longer request) give the same request state as fresh ones.
+#[test]
+fn stream_end_views_encode_like_the_owned_span() {
+    use meshwake_telemetry::otlp;
+    let long = "x".repeat(300);
+    let first: &[(&str, &str)] = &[
+        (":path", "/a/very/long/previous/path/123?q=1"),
+        (":method", "DELETE"),
+        (":authority", "previous.example:8443"),
+        ("user-agent", long.as_str()),
+        ("x-request-id", "previous-request-id-that-is-long"),
+    ];
+    let edge = r#"{"edge":{"trust_incoming_context":false}}"#;
+    #[rustfmt::skip]
+    let cases: &[(Role, &str, &[(&str, &str)], u16, &str, Option<i64>)] = &[
+        (Role::Inbound, "{}", &[(":path", "/api/users/42"), (":method", "GET"), (":authority", "svc:8080"), ("traceparent", TP), ("tracestate", "k=v")], 200, "-", None),
+        (Role::Outbound, "{}", &[(":path", "/x"), (":method", "POST"), ("content-type", "application/grpc")], 503, "UF", Some(14)),
+        (Role::Edge, edge, &[(":path", "/"), ("traceparent", TP), ("user-agent", "curl/8")], 404, "-", None),
+        (Role::Inbound, r#"{"spans":{"routes":["/api/users/{id}"]}}"#, &[(":path", "/api/users/7"), (":method", "PUT"), (":authority", "[::1]:80")], 0, "DC", None),
+    ];
+    for (role, cfg, h, status, flags, grpc) in cases {
+        let e = engine("a", "v1", cfg);
+        let mut vm = Vm::default();
+        let mut recall = |_: &str, _: &[u8]| None;
+        let (fresh, _) = e.on_request(*role, &headers(h), 1_000, vm.ids(), &mut recall);
+        let (used, _) = e.on_request(*role, &headers(first), 1_000, vm.ids(), &mut recall);
+        let (mut s, _) = e.on_request_reusing(
+            *role,
+            &headers(h),
+            1_000,
+            &mut IdGenerator::new([7; 32]),
+            &mut recall,
+            used.into_spare(),
+        );
+        let strings = |s: &RequestState| {
+            [
+                &s.method,
+                &s.path,
+                &s.scheme,
+                &s.authority,
+                &s.user_agent,
+                &s.request_id,
+            ]
+            .map(String::clone)
+        };
+        assert_eq!(strings(&s), strings(&fresh), "{role:?} {h:?}");
+        s.first_byte_ns = Some(1_500);
+        let c = Completion {
+            end_ns: 3_000,
+            status: *status,
+            response_flags: flags.to_string().into(),
+            grpc_status: *grpc,
+            request_bytes: Some(10),
+            upstream_cluster: Some("outbound|80||b.test.svc.cluster.local".into()),
+            protocol: "HTTP/2".into(),
+            ..Default::default()
+        };
+        let (span, labels) = e.finish(s.clone(), &c);
+        let mut text = crate::pipeline::StreamEndText::default();
+        let end = e.stream_end(&mut s, &c, &mut text);
+        assert_eq!(end.labels.to_owned_labels(), labels, "{role:?} {h:?}");
+        let (span, view) = (span.unwrap(), end.span.unwrap());
+        let mut encoded = Vec::new();
+        otlp::write_span_view(&mut encoded, &view);
+        assert_eq!(encoded, otlp::encode_span(&span), "{role:?} {h:?}");
+        assert_eq!(view.dropped_attributes(), 0);
+    }
+}

@@ -35,14 +35,20 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// The shared-data key of the slot for `key` (`kind` separates request-id and trace-id lookups).
 pub fn slot_key(kind: &str, key: &[u8], slots: u32) -> String {
+    let mut out = String::with_capacity(12 + kind.len() + 1 + 20);
+    slot_key_into(&mut out, kind, key, slots);
+    out
+}
+
+/// [`slot_key`] written into `out` (cleared first): a buffer reused per request.
+pub fn slot_key_into(out: &mut String, kind: &str, key: &[u8], slots: u32) {
     let n = fnv1a(key) % u64::from(slots.max(1));
     // Per request, twice: built by hand, `format!` costs several times more.
-    let mut out = String::with_capacity(12 + kind.len() + 1 + 20);
+    out.clear();
     out.push_str("meshwake.rc.");
     out.push_str(kind);
     out.push('.');
-    push_decimal(&mut out, n);
-    out
+    push_decimal(out, n);
 }
 
 fn push_decimal(out: &mut String, mut n: u64) {
@@ -69,12 +75,21 @@ fn bounded(key: &[u8]) -> &[u8] {
 
 /// Entry layout: `stored_ns(8 LE) | key_len(1) | key | trace(16) | span(8) | flags(1) | lineage`.
 pub fn encode(key: &[u8], r: &Remembered) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(&mut out, key, r, &r.lineage);
+    out
+}
+
+/// [`encode`] into `out` (cleared first), with the lineage given apart (borrowed, so the
+/// caller need not copy it into `r`; `r.lineage` is ignored).
+pub fn encode_into(out: &mut Vec<u8>, key: &[u8], r: &Remembered, lineage: &str) {
     let key = bounded(key);
-    let lineage = r.lineage.as_bytes();
+    let lineage = lineage.as_bytes();
     let lineage = lineage
         .get(..lineage.len().min(MAX_LINEAGE_LEN))
         .unwrap_or(b"");
-    let mut out = Vec::with_capacity(34 + key.len() + lineage.len());
+    out.clear();
+    out.reserve(34 + key.len() + lineage.len());
     out.extend_from_slice(&r.stored_ns.to_le_bytes());
     out.push(key.len() as u8);
     out.extend_from_slice(key);
@@ -82,7 +97,6 @@ pub fn encode(key: &[u8], r: &Remembered) -> Vec<u8> {
     out.extend_from_slice(&r.span_id.0);
     out.push(r.flags.0);
     out.extend_from_slice(lineage);
-    out
 }
 
 /// The entry for `key` if the slot holds it and it is younger than `ttl_ns`.

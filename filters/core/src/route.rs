@@ -101,10 +101,27 @@ fn looks_like_id(seg: &str) -> bool {
 
 /// The route for a path: the first matching configured template, else a derived one.
 pub fn route_for(path: &str, templates: &[RouteTemplate]) -> (String, bool) {
+    let mut derived = String::new();
+    let (route, templated) = route_ref(path, templates, &mut derived);
+    (route.to_string(), templated)
+}
+
+/// Like [`route_for`], without a copy: the matching template's text, or the derived route
+/// written into `derived` (a buffer the caller reuses).
+pub fn route_ref<'a>(
+    path: &str,
+    templates: &'a [RouteTemplate],
+    derived: &'a mut String,
+) -> (&'a str, bool) {
     if let Some(t) = templates.iter().find(|t| t.matches(path)) {
-        return (t.as_str().to_string(), true);
+        return (t.as_str(), true);
     }
-    let mut out = String::with_capacity(path.len().min(64));
+    derived.clear();
+    derive_route(path, derived);
+    (derived.as_str(), false)
+}
+
+fn derive_route(path: &str, out: &mut String) {
     for (i, seg) in split(path).enumerate() {
         if i == MAX_SEGMENTS {
             out.push_str("/…");
@@ -120,7 +137,6 @@ pub fn route_for(path: &str, templates: &[RouteTemplate]) -> (String, bool) {
     if out.is_empty() {
         out.push('/');
     }
-    (out, false)
 }
 
 #[cfg(test)]

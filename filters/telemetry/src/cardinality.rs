@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::metrics::{stat_name, MetricKind, MetricLabels, MetricNaming, Reporter};
+use crate::metrics::{stat_name, LabelsRef, MetricKind, MetricLabels, MetricNaming, Reporter};
 
 /// Default cap on distinct label sets per VM.
 pub const DEFAULT_MAX_LABEL_SETS: usize = 1000;
@@ -43,12 +43,26 @@ impl<Id: Copy> MetricIds<Id> {
     }
 }
 
+/// [`FxHasher`] for `HashMap`s of small keys on the per-request path (std's default,
+/// SipHash, costs several times more per lookup).
+pub type FxBuildHasher = BuildHasherDefault<FxHasher>;
+
+/// Label sets whose hashes are equal (almost always one), with their ids.
+type Bucket<Id> = Vec<(MetricLabels, MetricIds<Id>)>;
+
 /// Label-set → metric-ids cache; see the module docs.
 #[derive(Debug)]
 pub struct LabelCache<Id> {
     naming: MetricNaming,
     max_label_sets: usize,
-    map: HashMap<MetricLabels, MetricIds<Id>, BuildHasherDefault<FxHasher>>,
+    /// Label sets by the hash of their borrowed view ([`label_hash`]), so a request looks
+    /// its set up without building owned labels; sets whose hashes collide share a bucket.
+    map: HashMap<u64, Bucket<Id>, BuildHasherDefault<FxHasher>>,
+    /// Distinct label sets cached.
+    sets: usize,
+    /// The last set looked up and its ids: consecutive requests of one caller have the same
+    /// labels, found by comparing, without hashing.
+    last: Option<(MetricLabels, MetricIds<Id>)>,
     overflow_source: Option<MetricIds<Id>>,
     overflow_destination: Option<MetricIds<Id>>,
     label_overflow: u64,
@@ -62,6 +76,8 @@ impl<Id: Copy> LabelCache<Id> {
             naming,
             max_label_sets,
             map: HashMap::default(),
+            sets: 0,
+            last: None,
             overflow_source: None,
             overflow_destination: None,
             label_overflow: 0,
@@ -75,12 +91,35 @@ impl<Id: Copy> LabelCache<Id> {
     pub fn get_or_insert_with<E>(
         &mut self,
         labels: &MetricLabels,
+        define: impl FnMut(&str, MetricKind) -> Result<Id, E>,
+    ) -> Result<MetricIds<Id>, E> {
+        self.get_or_insert_ref(&labels.as_ref_labels(), define)
+    }
+
+    /// Like [`LabelCache::get_or_insert_with`], from borrowed labels: the per-request path.
+    /// A hit allocates nothing; the owned set is built only when a new set is cached.
+    pub fn get_or_insert_ref<E>(
+        &mut self,
+        labels: &LabelsRef<'_>,
         mut define: impl FnMut(&str, MetricKind) -> Result<Id, E>,
     ) -> Result<MetricIds<Id>, E> {
-        if let Some(ids) = self.map.get(labels) {
-            return Ok(*ids);
+        if let Some((last, ids)) = &self.last {
+            if last.as_ref_labels() == *labels {
+                return Ok(*ids);
+            }
         }
-        if self.map.len() >= self.max_label_sets {
+        let hash = label_hash(labels);
+        let found = self.map.get(&hash).and_then(|bucket| {
+            bucket
+                .iter()
+                .find(|(l, _)| l.as_ref_labels() == *labels)
+                .map(|(_, ids)| *ids)
+        });
+        if let Some(ids) = found {
+            self.remember_last(labels, ids);
+            return Ok(ids);
+        }
+        if self.sets >= self.max_label_sets {
             self.label_overflow += 1;
             let slot = match labels.reporter {
                 Reporter::Source => &mut self.overflow_source,
@@ -93,19 +132,51 @@ impl<Id: Copy> LabelCache<Id> {
             *slot = Some(ids);
             return Ok(ids);
         }
-        let ids = define_all(self.naming, labels, &mut define)?;
-        self.map.insert(labels.clone(), ids);
+        let owned = labels.to_owned_labels();
+        let ids = define_all(self.naming, &owned, &mut define)?;
+        self.map.entry(hash).or_default().push((owned, ids));
+        self.sets += 1;
+        self.remember_last(labels, ids);
         Ok(ids)
+    }
+
+    /// Keep `labels` as the last set seen, reusing the strings of the previous one.
+    fn remember_last(&mut self, labels: &LabelsRef<'_>, ids: MetricIds<Id>) {
+        match &mut self.last {
+            Some((last, last_ids)) => {
+                last.reporter = labels.reporter;
+                last.response_code = labels.response_code;
+                let owned = [
+                    &mut last.source_workload,
+                    &mut last.source_workload_namespace,
+                    &mut last.source_version,
+                    &mut last.source_canonical_service,
+                    &mut last.destination_workload,
+                    &mut last.destination_workload_namespace,
+                    &mut last.destination_version,
+                    &mut last.destination_service,
+                    &mut last.request_protocol,
+                    &mut last.grpc_response_status,
+                    &mut last.response_flags,
+                ];
+                for (dst, src) in owned.into_iter().zip(labels.strings()) {
+                    dst.clear();
+                    dst.push_str(src);
+                }
+                *last_ids = ids;
+            }
+            None => self.last = Some((labels.to_owned_labels(), ids)),
+        }
     }
 
     /// Distinct label sets cached (overflow sets not included).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.sets
     }
 
     /// True when no label set is cached.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.sets == 0
     }
 
     /// Lookups that fell into the overflow set.
@@ -139,6 +210,18 @@ pub fn overflow_labels(reporter: Reporter) -> MetricLabels {
     }
 }
 
+/// FxHash of a label set, field by field (the same for a set and its borrowed view).
+fn label_hash(labels: &LabelsRef<'_>) -> u64 {
+    use std::hash::Hash;
+    let mut h = FxHasher::default();
+    labels.reporter.hash(&mut h);
+    labels.response_code.hash(&mut h);
+    for s in labels.strings() {
+        s.hash(&mut h);
+    }
+    h.finish()
+}
+
 fn define_all<Id, E>(
     naming: MetricNaming,
     labels: &MetricLabels,
@@ -157,7 +240,7 @@ fn define_all<Id, E>(
 /// randomness source that wasm32 may not have; flooding with colliding label sets is
 /// bounded by the cap anyway.
 #[derive(Default, Clone, Copy)]
-struct FxHasher {
+pub struct FxHasher {
     hash: u64,
 }
 

@@ -18,8 +18,8 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::otlp::{encode_export_request_from, encode_span};
-use crate::span::{Resource, Scope, Span};
+use crate::otlp::{encode_export_request_concat, write_span_view};
+use crate::span::{Resource, Scope, Span, SpanView};
 
 const NANOS_PER_MILLI: u64 = 1_000_000;
 const NANOS_PER_SEC: u64 = 1_000_000_000;
@@ -206,12 +206,53 @@ struct Batch {
     state: BatchState,
 }
 
+/// Encoded spans end to end in one buffer, and each one's length: a queued span costs its
+/// wire size and no allocation of its own.
+#[derive(Debug, Default)]
+struct SpanQueue {
+    bytes: Vec<u8>,
+    lens: VecDeque<usize>,
+}
+
+impl SpanQueue {
+    fn len(&self) -> usize {
+        self.lens.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lens.is_empty()
+    }
+
+    fn push(&mut self, encode: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.bytes.len();
+        encode(&mut self.bytes);
+        self.lens.push_back(self.bytes.len() - start);
+    }
+
+    /// Hand the first `n` spans' bytes to `batch` and remove them.
+    fn take(&mut self, n: usize, batch: impl FnOnce(&[u8]) -> Vec<u8>) -> Vec<u8> {
+        let bytes: usize = self.lens.drain(..n.min(self.lens.len())).sum();
+        let bytes = bytes.min(self.bytes.len());
+        let body = batch(self.bytes.get(..bytes).unwrap_or_default());
+        self.bytes.drain(..bytes);
+        if self.lens.is_empty() {
+            // Give back a buffer a burst grew past the working size.
+            self.bytes.shrink_to(QUEUE_BUFFER_KEEP);
+        }
+        body
+    }
+}
+
+/// Bytes of queue buffer kept when the queue empties (a batch of 512 typical spans is
+/// about 240 KB): enough that steady traffic does not grow it again.
+const QUEUE_BUFFER_KEEP: usize = 256 * 1024;
+
 /// The export state machine; see the module docs.
 #[derive(Debug)]
 pub struct Exporter {
     cfg: ExportConfig,
     /// Queued spans, each already encoded (`otlp::encode_span`): its wire size in memory.
-    queue: VecDeque<Vec<u8>>,
+    queue: SpanQueue,
     /// In flight or waiting for retry; oldest first. Never longer than `max_in_flight`.
     batches: Vec<Batch>,
     next_id: u64,
@@ -232,7 +273,7 @@ impl Exporter {
         cfg.max_backoff_ms = cfg.max_backoff_ms.max(cfg.initial_backoff_ms);
         Exporter {
             cfg,
-            queue: VecDeque::new(),
+            queue: SpanQueue::default(),
             batches: Vec::new(),
             next_id: 1,
             window_start_ns: 0,
@@ -269,11 +310,22 @@ impl Exporter {
     /// Enqueues a finished span, encoded now (O(span size)): the queue then holds bytes,
     /// not a tree of small allocations.
     pub fn push(&mut self, span: Span) -> Result<(), DropReason> {
+        self.push_encoded(|buf| crate::otlp::write_encoded_span(buf, &span))
+    }
+
+    /// Enqueues a span encoded straight from its borrowed view: the per-request path, with
+    /// no allocation once the queue buffer has grown to its working size.
+    pub fn push_view(&mut self, span: &SpanView<'_>) -> Result<(), DropReason> {
+        self.push_encoded(|buf| write_span_view(buf, span))
+    }
+
+    /// `encode` appends one span's `ScopeSpans.spans` field to the queue buffer.
+    fn push_encoded(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> Result<(), DropReason> {
         if self.queue.len() >= self.cfg.max_queue_spans {
             self.stats.dropped_queue_full += 1;
             return Err(DropReason::QueueFull);
         }
-        self.queue.push_back(encode_span(&span));
+        self.queue.push(encode);
         self.stats.spans_enqueued += 1;
         self.stats.queue_depth = self.queue.len() as u64;
         Ok(())
@@ -314,11 +366,9 @@ impl Exporter {
         }
 
         let n = self.queue.len().min(self.cfg.max_batch_spans);
-        let body = match self.queue.make_contiguous().get(..n) {
-            Some(spans) => encode_export_request_from(resource, scope, spans),
-            None => return None, // unreachable: n <= len
-        };
-        self.queue.drain(..n);
+        let body = self.queue.take(n, |spans| {
+            encode_export_request_concat(resource, scope, spans)
+        });
         self.window_start_ns = now_ns;
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);

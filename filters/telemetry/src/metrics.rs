@@ -259,7 +259,96 @@ pub struct MetricLabels {
     pub response_flags: String,
 }
 
+/// One request's metric labels borrowed from the request and the workload identity: what
+/// the filter looks up per request (the owned [`MetricLabels`] is built only for a new set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LabelsRef<'a> {
+    /// `reporter`
+    pub reporter: Reporter,
+    /// `source_workload`
+    pub source_workload: &'a str,
+    /// `source_workload_namespace`
+    pub source_workload_namespace: &'a str,
+    /// `source_version`
+    pub source_version: &'a str,
+    /// `source_canonical_service`
+    pub source_canonical_service: &'a str,
+    /// `destination_workload`
+    pub destination_workload: &'a str,
+    /// `destination_workload_namespace`
+    pub destination_workload_namespace: &'a str,
+    /// `destination_version`
+    pub destination_version: &'a str,
+    /// `destination_service`
+    pub destination_service: &'a str,
+    /// `request_protocol`
+    pub request_protocol: &'a str,
+    /// `response_code` (0: no response)
+    pub response_code: u16,
+    /// `grpc_response_status`
+    pub grpc_response_status: &'a str,
+    /// `response_flags`
+    pub response_flags: &'a str,
+}
+
+impl LabelsRef<'_> {
+    /// The owned label set.
+    pub fn to_owned_labels(&self) -> MetricLabels {
+        MetricLabels {
+            reporter: self.reporter,
+            source_workload: self.source_workload.into(),
+            source_workload_namespace: self.source_workload_namespace.into(),
+            source_version: self.source_version.into(),
+            source_canonical_service: self.source_canonical_service.into(),
+            destination_workload: self.destination_workload.into(),
+            destination_workload_namespace: self.destination_workload_namespace.into(),
+            destination_version: self.destination_version.into(),
+            destination_service: self.destination_service.into(),
+            request_protocol: self.request_protocol.into(),
+            response_code: self.response_code,
+            grpc_response_status: self.grpc_response_status.into(),
+            response_flags: self.response_flags.into(),
+        }
+    }
+
+    /// The string labels in [`label::ALL`] order, `reporter` and `response_code` excepted.
+    pub fn strings(&self) -> [&str; 11] {
+        [
+            self.source_workload,
+            self.source_workload_namespace,
+            self.source_version,
+            self.source_canonical_service,
+            self.destination_workload,
+            self.destination_workload_namespace,
+            self.destination_version,
+            self.destination_service,
+            self.request_protocol,
+            self.grpc_response_status,
+            self.response_flags,
+        ]
+    }
+}
+
 impl MetricLabels {
+    /// The borrowed view of this label set.
+    pub fn as_ref_labels(&self) -> LabelsRef<'_> {
+        LabelsRef {
+            reporter: self.reporter,
+            source_workload: &self.source_workload,
+            source_workload_namespace: &self.source_workload_namespace,
+            source_version: &self.source_version,
+            source_canonical_service: &self.source_canonical_service,
+            destination_workload: &self.destination_workload,
+            destination_workload_namespace: &self.destination_workload_namespace,
+            destination_version: &self.destination_version,
+            destination_service: &self.destination_service,
+            request_protocol: &self.request_protocol,
+            response_code: self.response_code,
+            grpc_response_status: &self.grpc_response_status,
+            response_flags: &self.response_flags,
+        }
+    }
+
     /// Appends the label part of the stat name (every label, in [`label::ALL`] order).
     pub fn write_encoded(&self, out: &mut String) {
         let mut code = [0u8; 5];

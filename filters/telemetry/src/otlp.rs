@@ -26,7 +26,9 @@
 //! protobuf encoder would; `oneof` members of `AnyValue` are always written so that
 //! `Int(0)`, `Bool(false)` and `""` keep their type.
 
-use crate::span::{AnyValue, Event, KeyValue, Link, Resource, Scope, Span, Status};
+use crate::span::{
+    AnyValue, AttrRef, Event, KeyValue, Link, Resource, Scope, Span, SpanView, Status, ValueRef,
+};
 
 // Wire types (protobuf encoding spec).
 const WT_VARINT: u32 = 0;
@@ -110,13 +112,40 @@ pub fn encode_span(span: &Span) -> Vec<u8> {
     buf
 }
 
+/// Appends one span, as [`encode_span`] would encode [`SpanView::to_span`], straight from
+/// the borrowed view: the per-request path, with no allocation when `buf` has room.
+pub fn write_span_view(buf: &mut Vec<u8>, span: &SpanView<'_>) {
+    let len = span_view_len(span);
+    buf.reserve(msg_len(field::SS_SPANS, len));
+    write_len_header(buf, field::SS_SPANS, len);
+    write_span_view_body(buf, span);
+}
+
+/// Appends what [`encode_span`] returns.
+pub fn write_encoded_span(buf: &mut Vec<u8>, span: &Span) {
+    let len = span_len(span);
+    buf.reserve(msg_len(field::SS_SPANS, len));
+    write_len_header(buf, field::SS_SPANS, len);
+    write_span(buf, span);
+}
+
 /// Like [`encode_export_request`], from spans already encoded by [`encode_span`].
 pub fn encode_export_request_from<S: AsRef<[u8]>>(
     resource: &Resource,
     scope: &Scope,
     spans: &[S],
 ) -> Vec<u8> {
-    let spans_len = spans.iter().map(|s| s.as_ref().len()).sum();
+    let mut concat = Vec::with_capacity(spans.iter().map(|s| s.as_ref().len()).sum());
+    for span in spans {
+        concat.extend_from_slice(span.as_ref());
+    }
+    encode_export_request_concat(resource, scope, &concat)
+}
+
+/// Like [`encode_export_request_from`], from encoded spans laid end to end (the exporter's
+/// queue buffer).
+pub fn encode_export_request_concat(resource: &Resource, scope: &Scope, spans: &[u8]) -> Vec<u8> {
+    let spans_len = spans.len();
     let sizes = RequestSizes::new(resource, scope, spans_len);
     let mut buf = Vec::with_capacity(sizes.total);
     write_len_header(
@@ -129,9 +158,7 @@ pub fn encode_export_request_from<S: AsRef<[u8]>>(
     write_len_header(&mut buf, field::RS_SCOPE_SPANS, sizes.scope_spans);
     write_len_header(&mut buf, field::SS_SCOPE, sizes.scope);
     write_scope(&mut buf, scope);
-    for span in spans {
-        buf.extend_from_slice(span.as_ref());
-    }
+    buf.extend_from_slice(spans);
     debug_assert_eq!(buf.len(), sizes.total);
     buf
 }
@@ -396,6 +423,15 @@ fn write_scope(buf: &mut Vec<u8>, s: &Scope) {
     write_str(buf, field::SCOPE_VERSION, &s.version);
 }
 
+fn write_link(buf: &mut Vec<u8>, l: &Link) {
+    write_len_header(buf, field::SPAN_LINKS, link_len(l));
+    write_bytes(buf, field::LINK_TRACE_ID, &l.trace_id);
+    write_bytes(buf, field::LINK_SPAN_ID, &l.span_id);
+    write_str(buf, field::LINK_TRACE_STATE, &l.trace_state);
+    write_attrs(buf, field::LINK_ATTRIBUTES, &l.attributes);
+    write_fixed32(buf, field::LINK_FLAGS, l.flags);
+}
+
 fn write_span(buf: &mut Vec<u8>, s: &Span) {
     write_bytes(buf, field::SPAN_TRACE_ID, &s.trace_id);
     write_bytes(buf, field::SPAN_SPAN_ID, &s.span_id);
@@ -415,17 +451,130 @@ fn write_span(buf: &mut Vec<u8>, s: &Span) {
         write_attrs(buf, field::EVENT_ATTRIBUTES, &e.attributes);
     }
     for l in &s.links {
-        write_len_header(buf, field::SPAN_LINKS, link_len(l));
-        write_bytes(buf, field::LINK_TRACE_ID, &l.trace_id);
-        write_bytes(buf, field::LINK_SPAN_ID, &l.span_id);
-        write_str(buf, field::LINK_TRACE_STATE, &l.trace_state);
-        write_attrs(buf, field::LINK_ATTRIBUTES, &l.attributes);
-        write_fixed32(buf, field::LINK_FLAGS, l.flags);
+        write_link(buf, l);
     }
     if !status_is_default(&s.status) {
         write_len_header(buf, field::SPAN_STATUS, status_len(&s.status));
         write_str(buf, field::STATUS_MESSAGE, &s.status.message);
         write_enum(buf, field::STATUS_CODE, s.status.code as u64);
+    }
+    write_fixed32(buf, field::SPAN_FLAGS, s.flags);
+}
+
+// ---- the borrowed span view (mirrors span_len / write_span for what the pipeline emits) ----
+
+fn value_ref_len(v: &ValueRef<'_>) -> usize {
+    match v {
+        ValueRef::Str(s) => msg_len(field::ANY_STRING, s.len()),
+        ValueRef::Int(i) => varint_len(key(field::ANY_INT, WT_VARINT)) + varint_len(*i as u64),
+        ValueRef::StrList(l) => msg_len(field::ANY_ARRAY, str_list_len(l)),
+    }
+}
+
+fn str_list_len(l: &[String]) -> usize {
+    l.iter()
+        .map(|s| msg_len(field::ARRAY_VALUES, msg_len(field::ANY_STRING, s.len())))
+        .sum()
+}
+
+fn attr_ref_len(a: &AttrRef<'_>) -> usize {
+    str_len(field::KV_KEY, a.key) + msg_len(field::KV_VALUE, value_ref_len(&a.value))
+}
+
+fn span_view_len(s: &SpanView<'_>) -> usize {
+    let name_len = s.name_len();
+    msg_len(field::SPAN_TRACE_ID, s.trace_id.len())
+        + msg_len(field::SPAN_SPAN_ID, s.span_id.len())
+        + str_len(field::SPAN_TRACE_STATE, &s.trace_state)
+        + s.parent_span_id
+            .map_or(0, |p| msg_len(field::SPAN_PARENT_SPAN_ID, p.len()))
+        + if name_len == 0 {
+            0
+        } else {
+            msg_len(field::SPAN_NAME, name_len)
+        }
+        + enum_len(field::SPAN_KIND, s.kind as u64)
+        + fixed64_len(field::SPAN_START_TIME, s.start_time_unix_nano)
+        + fixed64_len(field::SPAN_END_TIME, s.end_time_unix_nano)
+        + s.attributes
+            .as_slice()
+            .iter()
+            .map(|a| msg_len(field::SPAN_ATTRIBUTES, attr_ref_len(a)))
+            .sum::<usize>()
+        + s.event.map_or(0, |(t, name)| {
+            msg_len(
+                field::SPAN_EVENTS,
+                fixed64_len(field::EVENT_TIME, t) + str_len(field::EVENT_NAME, name),
+            )
+        })
+        + s.links
+            .iter()
+            .map(|l| msg_len(field::SPAN_LINKS, link_len(l)))
+            .sum::<usize>()
+        + match enum_len(field::STATUS_CODE, s.status as u64) {
+            0 => 0,
+            n => msg_len(field::SPAN_STATUS, n),
+        }
+        + fixed32_len(field::SPAN_FLAGS, s.flags)
+}
+
+fn write_value_ref(buf: &mut Vec<u8>, v: &ValueRef<'_>) {
+    match v {
+        ValueRef::Str(s) => write_bytes(buf, field::ANY_STRING, s.as_bytes()),
+        ValueRef::Int(i) => {
+            put_varint(buf, key(field::ANY_INT, WT_VARINT));
+            put_varint(buf, *i as u64);
+        }
+        ValueRef::StrList(l) => {
+            write_len_header(buf, field::ANY_ARRAY, str_list_len(l));
+            for s in l.iter() {
+                write_len_header(
+                    buf,
+                    field::ARRAY_VALUES,
+                    msg_len(field::ANY_STRING, s.len()),
+                );
+                write_bytes(buf, field::ANY_STRING, s.as_bytes());
+            }
+        }
+    }
+}
+
+fn write_span_view_body(buf: &mut Vec<u8>, s: &SpanView<'_>) {
+    write_bytes(buf, field::SPAN_TRACE_ID, &s.trace_id);
+    write_bytes(buf, field::SPAN_SPAN_ID, &s.span_id);
+    write_str(buf, field::SPAN_TRACE_STATE, &s.trace_state);
+    if let Some(p) = &s.parent_span_id {
+        write_bytes(buf, field::SPAN_PARENT_SPAN_ID, p);
+    }
+    let name_len = s.name_len();
+    if name_len > 0 {
+        write_len_header(buf, field::SPAN_NAME, name_len);
+        for part in s.name {
+            buf.extend_from_slice(part.as_bytes());
+        }
+    }
+    write_enum(buf, field::SPAN_KIND, s.kind as u64);
+    write_fixed64(buf, field::SPAN_START_TIME, s.start_time_unix_nano);
+    write_fixed64(buf, field::SPAN_END_TIME, s.end_time_unix_nano);
+    for a in s.attributes.as_slice() {
+        write_len_header(buf, field::SPAN_ATTRIBUTES, attr_ref_len(a));
+        write_str(buf, field::KV_KEY, a.key);
+        write_len_header(buf, field::KV_VALUE, value_ref_len(&a.value));
+        write_value_ref(buf, &a.value);
+    }
+    if let Some((t, name)) = s.event {
+        let len = fixed64_len(field::EVENT_TIME, t) + str_len(field::EVENT_NAME, name);
+        write_len_header(buf, field::SPAN_EVENTS, len);
+        write_fixed64(buf, field::EVENT_TIME, t);
+        write_str(buf, field::EVENT_NAME, name);
+    }
+    for l in &s.links {
+        write_link(buf, l);
+    }
+    let status_len = enum_len(field::STATUS_CODE, s.status as u64);
+    if status_len > 0 {
+        write_len_header(buf, field::SPAN_STATUS, status_len);
+        write_enum(buf, field::STATUS_CODE, s.status as u64);
     }
     write_fixed32(buf, field::SPAN_FLAGS, s.flags);
 }
@@ -496,6 +645,68 @@ pub(crate) mod tests {
                 message: "upstream reset".into(),
             },
         }
+    }
+
+    /// The borrowed view encodes to the bytes of its owned span, for every value kind,
+    /// with and without the optional parts; attributes past the cap are counted, not kept.
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn span_view_encodes_like_its_owned_span() {
+        use crate::span::{AttrList, ValueRef, MAX_VIEW_ATTRIBUTES};
+        let lineage = vec!["a@v1".to_string(), String::new(), "b@v2".to_string()];
+        let mut attributes = AttrList::default();
+        attributes.str(attr::HTTP_REQUEST_METHOD, "GET");
+        attributes.str("empty", "");
+        attributes.int("neg", -42);
+        attributes.int("zero", 0);
+        attributes.int("min", i64::MIN);
+        attributes.push(attr::MESHWAKE_LINEAGE, ValueRef::StrList(&lineage));
+        attributes.push("no_entries", ValueRef::StrList(&[]));
+        attributes.str("unicode", "héllo ✓");
+        let full = SpanView {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            parent_span_id: Some([3; 8]),
+            trace_state: "k=v".into(),
+            flags: flags::SAMPLED | flags::CONTEXT_HAS_IS_REMOTE,
+            name: ["GET", " ", "/api/{id}"],
+            kind: SpanKind::Server,
+            start_time_unix_nano: 1_700_000_000_000_000_000,
+            end_time_unix_nano: 1_700_000_000_000_100_000,
+            attributes,
+            event: Some((1_700_000_000_000_050_000, "first_upstream_byte")),
+            links: vec![full_span(1).links[0].clone()],
+            status: StatusCode::Error,
+        };
+        let bare = SpanView {
+            parent_span_id: None,
+            trace_state: "".into(),
+            flags: 0,
+            name: ["", "", ""],
+            kind: SpanKind::Unspecified,
+            start_time_unix_nano: 0,
+            end_time_unix_nano: 0,
+            attributes: AttrList::default(),
+            event: None,
+            links: vec![],
+            status: StatusCode::Unset,
+            ..full.clone()
+        };
+        for view in [&full, &bare] {
+            let mut buf = vec![0xee];
+            write_span_view(&mut buf, view);
+            assert_eq!(buf[1..], encode_span(&view.to_span())[..]);
+        }
+        let mut many = AttrList::default();
+        for _ in 0..MAX_VIEW_ATTRIBUTES + 3 {
+            many.int("n", 1);
+        }
+        let view = SpanView {
+            attributes: many,
+            ..bare
+        };
+        assert_eq!(view.attributes.as_slice().len(), MAX_VIEW_ATTRIBUTES);
+        assert_eq!(view.dropped_attributes(), 3);
     }
 
     pub(crate) fn resource() -> Resource {

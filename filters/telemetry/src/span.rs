@@ -237,6 +237,170 @@ pub struct Scope {
 /// Attribute keys and fixed values: the shared naming contract, [`meshwake_semconv::attr`].
 pub use meshwake_semconv::attr;
 
+/// Most attributes a [`SpanView`] holds; more are dropped and counted in
+/// [`SpanView::dropped_attributes`] (the pipeline writes at most 24).
+pub const MAX_VIEW_ATTRIBUTES: usize = 32;
+
+/// An attribute value borrowed from the request: what the pipeline emits (no floats, no
+/// booleans, arrays only of strings).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    /// UTF-8 string.
+    Str(&'a str),
+    /// Signed 64-bit integer.
+    Int(i64),
+    /// Array of strings, e.g. `meshwake.lineage`.
+    StrList(&'a [String]),
+}
+
+/// One attribute of a [`SpanView`]: a constant key and a borrowed value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttrRef<'a> {
+    /// Attribute key (from [`attr`]).
+    pub key: &'static str,
+    /// Attribute value.
+    pub value: ValueRef<'a>,
+}
+
+/// Attributes of a [`SpanView`], inline: no allocation per attribute or per span.
+#[derive(Debug, Clone, Copy)]
+pub struct AttrList<'a> {
+    items: [AttrRef<'a>; MAX_VIEW_ATTRIBUTES],
+    len: usize,
+    dropped: usize,
+}
+
+impl Default for AttrList<'_> {
+    fn default() -> Self {
+        AttrList {
+            items: [AttrRef {
+                key: "",
+                value: ValueRef::Int(0),
+            }; MAX_VIEW_ATTRIBUTES],
+            len: 0,
+            dropped: 0,
+        }
+    }
+}
+
+impl<'a> AttrList<'a> {
+    /// Append an attribute; beyond [`MAX_VIEW_ATTRIBUTES`] it is counted, not kept.
+    pub fn push(&mut self, key: &'static str, value: ValueRef<'a>) {
+        match self.items.get_mut(self.len) {
+            Some(slot) => {
+                *slot = AttrRef { key, value };
+                self.len += 1;
+            }
+            None => self.dropped += 1,
+        }
+    }
+    /// Append a string attribute.
+    pub fn str(&mut self, key: &'static str, value: &'a str) {
+        self.push(key, ValueRef::Str(value));
+    }
+    /// Append an integer attribute.
+    pub fn int(&mut self, key: &'static str, value: i64) {
+        self.push(key, ValueRef::Int(value));
+    }
+    /// The attributes kept, in order.
+    pub fn as_slice(&self) -> &[AttrRef<'a>] {
+        self.items.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// A finished span borrowed from the request state: what the filter encodes straight into
+/// the export queue ([`crate::otlp::write_span_view`]), without building a [`Span`] of owned
+/// strings. [`SpanView::to_span`] gives the owned span, encoded to the same bytes.
+#[derive(Debug, Clone)]
+pub struct SpanView<'a> {
+    /// Trace id.
+    pub trace_id: TraceId,
+    /// This span's id.
+    pub span_id: SpanId,
+    /// Parent span id; `None` for a root span.
+    pub parent_span_id: Option<SpanId>,
+    /// W3C `tracestate` header value (owned only when the request had one).
+    pub trace_state: Cow<'a, str>,
+    /// See [`flags`].
+    pub flags: u32,
+    /// The name in pieces, concatenated on the wire: `METHOD`, ` `, route.
+    pub name: [&'a str; 3],
+    /// Span kind.
+    pub kind: SpanKind,
+    /// Start, Unix epoch nanoseconds.
+    pub start_time_unix_nano: u64,
+    /// End, Unix epoch nanoseconds.
+    pub end_time_unix_nano: u64,
+    /// Span attributes.
+    pub attributes: AttrList<'a>,
+    /// One event without attributes, `(time, name)`: the only kind the pipeline records.
+    pub event: Option<(u64, &'static str)>,
+    /// Links (rare: an untrusting edge's outside context).
+    pub links: Vec<Link>,
+    /// Status code (the message is always empty).
+    pub status: StatusCode,
+}
+
+impl SpanView<'_> {
+    /// The span name's length in bytes.
+    pub fn name_len(&self) -> usize {
+        self.name.iter().map(|p| p.len()).sum()
+    }
+
+    /// Attributes beyond [`MAX_VIEW_ATTRIBUTES`], not encoded.
+    pub fn dropped_attributes(&self) -> usize {
+        self.attributes.dropped
+    }
+
+    /// The owned [`Span`] with the same content (tests, and hosts that keep spans).
+    pub fn to_span(&self) -> Span {
+        Span {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            parent_span_id: self.parent_span_id,
+            trace_state: self.trace_state.to_string(),
+            flags: self.flags,
+            name: self.name.concat(),
+            kind: self.kind,
+            start_time_unix_nano: self.start_time_unix_nano,
+            end_time_unix_nano: self.end_time_unix_nano,
+            attributes: self
+                .attributes
+                .as_slice()
+                .iter()
+                .map(|a| KeyValue::new(a.key, a.value.to_any()))
+                .collect(),
+            events: self
+                .event
+                .map(|(t, name)| Event {
+                    time_unix_nano: t,
+                    name: Cow::Borrowed(name),
+                    attributes: Vec::new(),
+                })
+                .into_iter()
+                .collect(),
+            links: self.links.clone(),
+            status: Status {
+                code: self.status,
+                message: Cow::Borrowed(""),
+            },
+        }
+    }
+}
+
+impl ValueRef<'_> {
+    /// The owned value.
+    pub fn to_any(self) -> AnyValue {
+        match self {
+            ValueRef::Str(s) => AnyValue::String(Cow::Owned(s.to_string())),
+            ValueRef::Int(i) => AnyValue::Int(i),
+            ValueRef::StrList(l) => {
+                AnyValue::Array(l.iter().map(|s| AnyValue::from(s.clone())).collect())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,6 +57,10 @@ pub trait HeaderSource {
     fn get_all(&self, name: &str) -> Vec<&[u8]> {
         self.get(name).into_iter().collect()
     }
+    /// How many values `name` has (without collecting them).
+    fn count(&self, name: &str) -> usize {
+        self.get_all(name).len()
+    }
 }
 
 impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderSource for [(K, V)] {
@@ -71,6 +75,11 @@ impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderSource for [(K, V)] {
             .map(|(_, v)| v.as_ref())
             .collect()
     }
+    fn count(&self, name: &str) -> usize {
+        self.iter()
+            .filter(|(k, _)| k.as_ref().eq_ignore_ascii_case(name))
+            .count()
+    }
 }
 
 impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderSource for Vec<(K, V)> {
@@ -80,6 +89,9 @@ impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderSource for Vec<(K, V)> {
     fn get_all(&self, name: &str) -> Vec<&[u8]> {
         HeaderSource::get_all(self.as_slice(), name)
     }
+    fn count(&self, name: &str) -> usize {
+        HeaderSource::count(self.as_slice(), name)
+    }
 }
 
 impl<K: AsRef<str>, V: AsRef<[u8]>, const N: usize> HeaderSource for [(K, V); N] {
@@ -88,6 +100,9 @@ impl<K: AsRef<str>, V: AsRef<[u8]>, const N: usize> HeaderSource for [(K, V); N]
     }
     fn get_all(&self, name: &str) -> Vec<&[u8]> {
         HeaderSource::get_all(self.as_slice(), name)
+    }
+    fn count(&self, name: &str) -> usize {
+        HeaderSource::count(self.as_slice(), name)
     }
 }
 
@@ -140,10 +155,13 @@ impl Extracted {
 }
 
 fn extract_trace_context<H: HeaderSource + ?Sized>(headers: &H, out: &mut Extracted) {
-    let values = headers.get_all(TRACEPARENT_HEADER);
-    let value = match values.as_slice() {
-        [] => return,
-        [one] => *one,
+    // Counted first: one value is the common case, and needs no list of values.
+    let value = match headers.count(TRACEPARENT_HEADER) {
+        0 => return,
+        1 => match headers.get(TRACEPARENT_HEADER) {
+            Some(v) => v,
+            None => return,
+        },
         _ => return out.errors.push(ExtractError::DuplicateTraceparent),
     };
     let tp = match traceparent::parse(value) {
@@ -248,47 +266,92 @@ pub fn inject_with(
         set: Vec::with_capacity(4),
         remove: Vec::with_capacity(8),
     };
+    inject_each(ctx, opts, baggage, formats, &mut |edit| match edit {
+        Edit::Set(name, value) => inj.set.push((name, value)),
+        Edit::Remove(name) => inj.remove.push(name),
+    });
+    inj
+}
+
+/// One header edit of [`inject_each`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Edit {
+    /// Set (replace) this header.
+    Set(&'static str, String),
+    /// Remove this header.
+    Remove(&'static str),
+}
+
+/// [`inject_with`], handing each edit, in the same order, to `edit`: no lists built.
+pub fn inject_each(
+    ctx: &SpanContext,
+    opts: &InjectOptions,
+    baggage: &Baggage,
+    formats: &[Propagator],
+    edit: &mut dyn FnMut(Edit),
+) {
     let on = |p: Propagator| formats.contains(&p);
+    // Sets come before removals in `Injection`; the order within each kind is kept. At
+    // most 9 removals (traceparent, tracestate, b3, 5 multi-header B3, baggage).
+    let mut removals: [Option<&'static str>; 12] = [None; 12];
+    let mut removed = 0;
+    let mut remove = |name: &'static str| {
+        if let Some(slot) = removals.get_mut(removed) {
+            *slot = Some(name);
+            removed += 1;
+        }
+    };
     if on(Propagator::TraceContext) {
-        inj.set.push((
+        edit(Edit::Set(
             TRACEPARENT_HEADER,
             traceparent::format(&ctx.trace_id, &ctx.span_id, ctx.flags),
         ));
-        let mut ts = ctx.trace_state.clone();
-        ts.truncate(tracestate::MAX_HEADER_LEN);
-        if ts.is_empty() {
-            inj.remove.push(TRACESTATE_HEADER);
+        if ctx.trace_state.is_empty() {
+            remove(TRACESTATE_HEADER);
         } else {
-            inj.set.push((TRACESTATE_HEADER, ts.to_header()));
+            let mut ts = ctx.trace_state.clone();
+            ts.truncate(tracestate::MAX_HEADER_LEN);
+            if ts.is_empty() {
+                remove(TRACESTATE_HEADER);
+            } else {
+                edit(Edit::Set(TRACESTATE_HEADER, ts.to_header()));
+            }
         }
     } else {
-        inj.remove.extend([TRACEPARENT_HEADER, TRACESTATE_HEADER]);
+        remove(TRACEPARENT_HEADER);
+        remove(TRACESTATE_HEADER);
     }
     let b3ctx = b3::B3Context::from_span_context(ctx, opts.parent_span_id, opts.debug);
     if on(Propagator::B3Single) {
-        inj.set.push((b3::B3_HEADER, b3::format_single(&b3ctx)));
+        edit(Edit::Set(b3::B3_HEADER, b3::format_single(&b3ctx)));
     } else {
-        inj.remove.push(b3::B3_HEADER);
+        remove(b3::B3_HEADER);
     }
     if on(Propagator::B3Multi) {
         let multi = b3::format_multi(&b3ctx);
-        inj.remove.extend(
-            b3::B3_MULTI_HEADERS
-                .iter()
-                .filter(|h| !multi.iter().any(|(n, _)| n == *h)),
-        );
-        inj.set.extend(multi);
+        for h in b3::B3_MULTI_HEADERS {
+            if !multi.iter().any(|(n, _)| *n == h) {
+                remove(h);
+            }
+        }
+        for (name, value) in multi {
+            edit(Edit::Set(name, value));
+        }
     } else {
-        inj.remove.extend(b3::B3_MULTI_HEADERS);
+        for h in b3::B3_MULTI_HEADERS {
+            remove(h);
+        }
     }
     if on(Propagator::Baggage) {
         if baggage.is_empty() {
-            inj.remove.push(BAGGAGE_HEADER);
+            remove(BAGGAGE_HEADER);
         } else {
-            inj.set.push((BAGGAGE_HEADER, baggage.to_header()));
+            edit(Edit::Set(BAGGAGE_HEADER, baggage.to_header()));
         }
     }
-    inj
+    for name in removals.iter().flatten() {
+        edit(Edit::Remove(name));
+    }
 }
 
 #[cfg(test)]

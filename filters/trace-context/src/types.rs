@@ -67,6 +67,11 @@ impl TraceId {
         hex::encode_into(&self.0, &mut s);
         s
     }
+
+    /// Appends the hex form to `out` (a buffer reused per request).
+    pub fn write_hex(&self, out: &mut String) {
+        hex::encode_into(&self.0, out);
+    }
 }
 
 impl SpanId {

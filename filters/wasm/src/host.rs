@@ -10,6 +10,12 @@ extern "C" {
         return_map_data: *mut *mut u8,
         return_map_size: *mut usize,
     ) -> Status;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> Status;
 }
 
 /// All pairs of a header map (request/response headers, call-out response headers).
@@ -35,12 +41,38 @@ pub fn header_map_bytes(map: MapType) -> Vec<u8> {
     }
 }
 
-/// A property's raw bytes.
+/// A property's raw bytes. The path is serialized on the stack (parts joined by NUL, as
+/// the SDK's `get_property` does in a new `Vec` per call): one read, no allocation but the
+/// value the host writes.
 pub fn property(path: &[&str]) -> Option<Vec<u8>> {
-    proxy_wasm::hostcalls::get_property(path.to_vec())
-        .ok()
-        .flatten()
+    let mut buf = [0u8; MAX_PROPERTY_PATH];
+    let mut len = 0;
+    for (i, part) in path.iter().enumerate() {
+        if i > 0 {
+            *buf.get_mut(len)? = 0;
+            len += 1;
+        }
+        let end = len.checked_add(part.len())?;
+        buf.get_mut(len..end)?.copy_from_slice(part.as_bytes());
+        len = end;
+    }
+    let path = buf.get(..len)?;
+    let mut ptr: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: as in `header_map_bytes`: on success the host hands over a buffer it
+    // allocated through our `proxy_on_memory_allocate`, owned here exactly once.
+    unsafe {
+        if proxy_get_property(path.as_ptr(), path.len(), &mut ptr, &mut size) != Status::Ok
+            || ptr.is_null()
+        {
+            return None;
+        }
+        Some(Vec::from_raw_parts(ptr, size, size))
+    }
 }
+
+/// Longest property path serialized (Envoy's are under 64 bytes).
+const MAX_PROPERTY_PATH: usize = 256;
 
 /// Host time in nanoseconds since the Unix epoch (0 if the host cannot say).
 pub fn now_ns() -> u64 {

@@ -51,7 +51,7 @@ fn apply(map: MapType, edits: HeaderEdits, current: &dyn HeaderSource) {
         let _ = hostcalls::remove_map_value(map, n);
     }
     for (n, v) in edits.set {
-        if current.get_all(n) != [v.as_bytes()] {
+        if current.count(n) != 1 || current.get(n) != Some(v.as_bytes()) {
             let _ = hostcalls::set_map_value_bytes(map, n, Some(v.as_bytes()));
         }
     }
@@ -75,7 +75,7 @@ impl HttpContext for Http {
             return Action::Continue;
         };
         let raw = host::header_map_bytes(MapType::HttpRequestHeaders);
-        let headers = meshwake_core::headers::decode_map_borrowed(&raw);
+        let headers = meshwake_core::headers::HeaderMap::decode(&raw);
         let now = if engine.wants_start_time() {
             host::now_ns()
         } else {
@@ -101,19 +101,19 @@ impl HttpContext for Http {
                 self.role.set(Some(r));
                 r
             });
-            engine.on_request(role, &headers, now, &mut sh.ids, &mut recall)
+            let spare = sh.spares.pop().unwrap_or_default();
+            engine.on_request_reusing(role, &headers, now, &mut sh.ids, &mut recall, spare)
         };
         apply(MapType::HttpRequestHeaders, edits, &headers);
-        let remembered = engine.remember(&state);
-        if !remembered.is_empty() {
-            let mut sh = shared.borrow_mut();
-            for (k, v) in remembered {
-                if hostcalls::set_shared_data(&k, Some(&v), None).is_ok() {
-                    let id = sh.stats.recovery_stored;
-                    sh.stats.add(id, 1);
-                }
+        let mut sh = shared.borrow_mut();
+        let sh = &mut *sh;
+        let stats = &mut sh.stats;
+        engine.remember_each(&state, &mut sh.remember, |k, v| {
+            if hostcalls::set_shared_data(k, Some(v), None).is_ok() {
+                let id = stats.recovery_stored;
+                stats.add(id, 1);
             }
-        }
+        });
         self.state = Some(state);
         Action::Continue
     }
@@ -129,7 +129,7 @@ impl HttpContext for Http {
         } else {
             Vec::new()
         };
-        let headers = meshwake_core::headers::decode_map_borrowed(&raw);
+        let headers = meshwake_core::headers::HeaderMap::decode(&raw);
         let now = if engine.wants_first_byte_time() {
             host::now_ns()
         } else {
@@ -151,6 +151,7 @@ impl HttpContext for Http {
             for n in state.notes.iter() {
                 sh.stats.note(n);
             }
+            sh.keep_spare(state.into_spare());
             return;
         }
         // Only the facts this request's span and metrics use: each is a property read.
@@ -197,23 +198,26 @@ impl HttpContext for Http {
                 .then(|| text_prop(property::UPSTREAM_ISTIO_WORKLOAD))
                 .flatten(),
         };
+        let mut state = state;
         let start = state.start_ns;
-        let notes = state.notes;
-        let (span, labels) = engine.finish(state, &c);
         let mut sh = shared.borrow_mut();
         let sh = &mut *sh;
-        for n in notes.iter() {
+        for n in state.notes.iter() {
             sh.stats.note(n);
         }
-        if let Some(span) = span {
+        // The span is encoded straight into the export queue and the labels looked up
+        // borrowed: no owned span or label strings per request.
+        let end = engine.stream_end(&mut state, &c, &mut sh.text);
+        if let Some(span) = &end.span {
             sh.exporter.stats_mut().spans_created += 1;
-            let _ = sh.exporter.push(span);
+            let _ = sh.exporter.push_view(span);
         } else if engine.config().spans.enabled {
             sh.exporter.stats_mut().dropped_sampled_out += 1;
         }
+        let labels = end.labels;
         if engine.config().metrics.enabled {
             let sizes = engine.config().metrics.size_histograms;
-            let ids = sh.labels.get_or_insert_with(&labels, |name, kind| {
+            let ids = sh.labels.get_or_insert_ref(&labels, |name, kind| {
                 if !sizes && matches!(kind, MetricKind::RequestBytes | MetricKind::ResponseBytes) {
                     // Not recorded: do not define (an empty histogram per label set).
                     return Ok(0);
@@ -247,5 +251,6 @@ impl HttpContext for Http {
                 }
             }
         }
+        sh.keep_spare(state.into_spare());
     }
 }

@@ -2,7 +2,7 @@
 use crate::host;
 use crate::http::Http;
 use crate::stats::Stats;
-use meshwake_core::{envoy, Engine, HostFacts, Role, Severity};
+use meshwake_core::{envoy, Engine, HostFacts, RememberBuf, Role, Severity, Spare, StreamEndText};
 use meshwake_telemetry::cardinality::LabelCache;
 use meshwake_telemetry::{export, ExportOutcome, Exporter};
 use meshwake_trace_context::IdGenerator;
@@ -20,6 +20,24 @@ pub struct Shared {
     pub ids: IdGenerator,
     pub stats: Stats,
     pub id_draws: u32,
+    /// Text buffers of stream end, reused by every request of the VM.
+    pub text: StreamEndText,
+    /// Buffers of the recovery entries, reused likewise.
+    pub remember: RememberBuf,
+    /// String buffers of finished requests, for the next ones (at most [`MAX_SPARES`]).
+    pub spares: Vec<Spare>,
+}
+
+/// Finished requests' buffers kept: about the requests in flight at once on one worker.
+const MAX_SPARES: usize = 64;
+
+impl Shared {
+    /// Keep a finished request's buffers for a later request, while there is room.
+    pub fn keep_spare(&mut self, spare: Spare) {
+        if self.spares.len() < MAX_SPARES {
+            self.spares.push(spare);
+        }
+    }
 }
 
 /// Longest delay before counters counted in the VM show in Envoy's stats.
@@ -139,6 +157,9 @@ impl RootContext for Root {
             ids: IdGenerator::new(host::seed()),
             stats,
             id_draws: 0,
+            text: StreamEndText::default(),
+            remember: RememberBuf::default(),
+            spares: Vec::new(),
         })));
         self.role.set(setup.role);
         self.engine = Some(Rc::new(setup.engine));

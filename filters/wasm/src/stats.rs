@@ -4,6 +4,7 @@
 //! tick: a host call per counter per request would cost more than the counting is worth.
 use meshwake_core::notes::Note;
 use meshwake_semconv::stat;
+use meshwake_telemetry::cardinality::FxBuildHasher;
 use meshwake_telemetry::ExporterStats;
 use proxy_wasm::hostcalls::{define_metric, increment_metric};
 use proxy_wasm::types::MetricType;
@@ -17,7 +18,8 @@ use meshwake_core::self_stats::{full_name, EXPORTER_COUNTERS};
 pub struct Stats {
     /// Counter increments not yet published: metric id → amount (bounded by the number of
     /// defined counters: the filter's own plus one per metric label set).
-    pending: HashMap<u32, u64>,
+    /// Fx-hashed: looked up once or more per request.
+    pending: HashMap<u32, u64, FxBuildHasher>,
     notes: Vec<u32>,
     /// Ids of [`EXPORTER_COUNTERS`], row by row.
     exporter: [u32; EXPORTER_COUNTERS.len()],

@@ -9,7 +9,33 @@
 use meshwake_core::{Completion, HostFacts, Role};
 use meshwake_telemetry::cardinality::LabelCache;
 use meshwake_trace_context::IdGenerator;
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counts heap allocations (and reallocations), so the report can say how many the hot
+/// path makes per request: in the wasm module each is a trip through the guest's allocator.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 /// Serialize headers in the proxy-wasm map layout the host hands to the filter.
 fn encode_map(pairs: &[(&str, &str)]) -> Vec<u8> {
@@ -58,6 +84,9 @@ fn main() {
     let metrics_on = engine.config().metrics.enabled;
     let spans_on = engine.config().spans.enabled;
     let mut ids = IdGenerator::new([7u8; 32]);
+    let mut text = meshwake_core::StreamEndText::default();
+    let mut remember = meshwake_core::RememberBuf::default();
+    let mut spares: Vec<meshwake_core::Spare> = Vec::new();
     // What the benchmark's loader sends and Envoy adds.
     let req = encode_map(&[
         (":authority", "bench"),
@@ -81,21 +110,29 @@ fn main() {
     ]);
     let mut now = 1_700_000_000_000_000_000u64;
     let mut bytes_out = 0usize;
+    let allocations_before = ALLOCATIONS.load(Ordering::Relaxed);
     for i in 0..n {
         now += 50_000;
-        let h = meshwake_core::headers::decode_map_borrowed(&req);
+        let h = meshwake_core::headers::HeaderMap::decode(&req);
         let mut recall = |_: &str, _: &[u8]| None;
-        let (mut state, edits) = engine.on_request(Role::Inbound, &h, now, &mut ids, &mut recall);
+        // As the wasm glue does: buffers of an earlier request reused, recovery entries
+        // built in reused buffers.
+        let spare = spares.pop().unwrap_or_default();
+        let (mut state, edits) =
+            engine.on_request_reusing(Role::Inbound, &h, now, &mut ids, &mut recall, spare);
         black_box(&edits);
-        black_box(engine.remember(&state));
+        engine.remember_each(&state, &mut remember, |k, v| {
+            black_box((k, v));
+        });
         let rh = if engine.reads_response_headers(Role::Inbound) {
-            meshwake_core::headers::decode_map_borrowed(&resp)
+            meshwake_core::headers::HeaderMap::decode(&resp)
         } else {
-            Vec::new()
+            meshwake_core::headers::HeaderMap::default()
         };
         black_box(engine.on_response(&mut state, &rh, now + 20_000));
         // As the glue does: with spans and metrics off there is nothing to finish.
         if !spans_on && !metrics_on {
+            spares.push(state.into_spare());
             continue;
         }
         // What the glue reads at stream end for this configuration.
@@ -116,13 +153,15 @@ fn main() {
             upstream_host: reads.upstream.then(|| "127.0.0.1:8080".into()),
             upstream_workload_meta: None,
         };
-        let (span, l) = engine.finish(state, &c);
+        // As the wasm glue does: the span encoded straight into the queue, labels borrowed.
+        let end = engine.stream_end(&mut state, &c, &mut text);
         if metrics_on {
-            let _ = black_box(labels.get_or_insert_with(&l, |_, _| Ok::<u32, ()>(1)));
+            let _ = black_box(labels.get_or_insert_ref(&end.labels, |_, _| Ok::<u32, ()>(1)));
         }
-        if let Some(span) = span {
-            let _ = exporter.push(span);
+        if let Some(span) = &end.span {
+            let _ = exporter.push_view(span);
         }
+        spares.push(state.into_spare());
         // The exporter's batches: acknowledge at once so the queue never fills.
         while let Some(b) = exporter.poll(now, engine.resource(), engine.scope()) {
             bytes_out += b.body.len();
@@ -137,8 +176,10 @@ fn main() {
             exporter.flush();
         }
     }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations_before;
     eprintln!(
-        "hotpath: {n} requests ({mode}), {bytes_out} OTLP bytes, {} spans exported",
-        exporter.stats().spans_exported
+        "hotpath: {n} requests ({mode}), {bytes_out} OTLP bytes, {} spans exported, {:.2} allocations/request",
+        exporter.stats().spans_exported,
+        allocations as f64 / n.max(1) as f64
     );
 }

@@ -2,14 +2,14 @@
 //! edge trust, recovery, choice of parent, sampling, the outgoing context, identity towards
 //! the callee, capture of span attributes. Each phase reads the headers and what the earlier
 //! ones decided, and adds to the header edits and notes.
-use super::{header, lossy, Engine, HeaderEdits, RequestState, MAX_ATTR_LEN};
+use super::{header, Engine, HeaderEdits, RequestState, MAX_ATTR_LEN};
 use crate::config::Role;
 use crate::notes::{Note, Notes};
 use crate::recovery::{self, Remembered};
 use crate::route;
 use meshwake_identity::{self as identity, Lineage, PeerIdentity};
 use meshwake_trace_context::propagator::{
-    self, Extracted, HeaderSource, InjectOptions, Propagator,
+    self, Edit, Extracted, HeaderSource, InjectOptions, Propagator,
 };
 use meshwake_trace_context::{IdGenerator, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
@@ -42,13 +42,48 @@ impl Parent {
 }
 
 /// Request attributes only spans use: empty when spans are off (no copies).
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct SpanText {
     method: String,
     path: String,
     scheme: String,
     authority: String,
     user_agent: String,
+}
+
+/// The strings of a finished request, handed to the next one ([`Engine::on_request_reusing`])
+/// so its copies of request attributes reuse their buffers instead of allocating.
+#[derive(Debug, Default)]
+pub struct Spare {
+    text: SpanText,
+    request_id: String,
+}
+
+impl RequestState {
+    /// Keep this request's string buffers for a later request.
+    pub fn into_spare(self) -> Spare {
+        Spare {
+            text: SpanText {
+                method: self.method,
+                path: self.path,
+                scheme: self.scheme,
+                authority: self.authority,
+                user_agent: self.user_agent,
+            },
+            request_id: self.request_id,
+        }
+    }
+}
+
+/// `b` cut at `max` bytes, as UTF-8 (lossy), into `out`'s buffer.
+fn lossy_into(out: &mut String, b: Option<&[u8]>, max: usize) {
+    out.clear();
+    let b = b.unwrap_or_default();
+    let b = b.get(..b.len().min(max)).unwrap_or(b);
+    match std::str::from_utf8(b) {
+        Ok(s) => out.push_str(s),
+        Err(_) => out.push_str(&String::from_utf8_lossy(b)),
+    }
 }
 
 /// The lineage this hop records, and the encoding it sent downstream.
@@ -67,6 +102,24 @@ impl Engine {
         ids: &mut IdGenerator,
         recall: &mut dyn FnMut(&str, &[u8]) -> Option<Remembered>,
     ) -> (RequestState, HeaderEdits) {
+        self.on_request_reusing(role, headers, now_ns, ids, recall, Spare::default())
+    }
+
+    /// [`Engine::on_request`], copying request attributes into `spare`'s buffers (an
+    /// earlier request's, from [`RequestState::into_spare`]).
+    pub fn on_request_reusing(
+        &self,
+        role: Role,
+        headers: &dyn HeaderSource,
+        now_ns: u64,
+        ids: &mut IdGenerator,
+        recall: &mut dyn FnMut(&str, &[u8]) -> Option<Remembered>,
+        spare: Spare,
+    ) -> (RequestState, HeaderEdits) {
+        let Spare {
+            text: mut span_text,
+            mut request_id,
+        } = spare;
         let mut notes = Notes::default();
         let mut edits = HeaderEdits::default();
 
@@ -81,7 +134,7 @@ impl Engine {
         let request_id_bytes = headers.get(header::REQUEST_ID);
         // The key exactly as `remember` stores it (cut, lossy): a long or non-UTF-8
         // request id must land in the same slot on both sides.
-        let request_id = lossy(request_id_bytes, recovery::MAX_KEY_LEN);
+        lossy_into(&mut request_id, request_id_bytes, recovery::MAX_KEY_LEN);
         let recovered = self.recover(
             role,
             &extracted,
@@ -118,7 +171,7 @@ impl Engine {
             notes.add(Note::LineageTruncated);
         }
 
-        let span_text = self.capture_span_text(headers);
+        self.capture_span_text(headers, &mut span_text);
         let state = RequestState {
             role,
             start_ns: now_ns,
@@ -278,24 +331,18 @@ impl Engine {
             &joined
         };
         let debug = self.is_debug(extracted, &ctx.trace_state);
-        let injection = propagator::inject_with(
-            ctx,
-            &InjectOptions {
-                parent_span_id,
-                debug,
-            },
-            &extracted.baggage,
-            formats,
-        );
-        for (name, value) in injection.set {
-            edits.set(name, value);
-        }
         // Never strip formats we did not extract from: an app's own headers pass through.
-        if extracted.context.is_some() || role != Role::Outbound {
-            for name in injection.remove {
-                edits.remove(headers, name);
-            }
-        }
+        let strip = extracted.context.is_some() || role != Role::Outbound;
+        let options = InjectOptions {
+            parent_span_id,
+            debug,
+        };
+        let mut edit = |e: Edit| match e {
+            Edit::Set(name, value) => edits.set(name, value),
+            Edit::Remove(name) if strip => edits.remove(headers, name),
+            Edit::Remove(_) => {}
+        };
+        propagator::inject_each(ctx, &options, &extracted.baggage, formats, &mut edit);
     }
 
     /// Outbound/edge: tell the callee who is calling, and the lineage including us (the one
@@ -338,23 +385,27 @@ impl Engine {
     }
 
     /// Copies of the request attributes spans use (bounded), only when spans are on.
-    fn capture_span_text(&self, headers: &dyn HeaderSource) -> SpanText {
-        if !self.cfg.spans.enabled {
-            return SpanText::default();
-        }
-        let text = |name: &str, max: usize| lossy(headers.get(name), max);
-        let path = lossy(headers.get(header::PATH), route::MAX_PATH_LEN * 2);
-        let path = match route::path_only(&path).len() {
-            n if n == path.len() => path,
-            n => path.get(..n).unwrap_or_default().to_string(),
-        };
-        SpanText {
-            method: text(header::METHOD, 16),
+    fn capture_span_text(&self, headers: &dyn HeaderSource, out: &mut SpanText) {
+        let SpanText {
+            method,
             path,
-            scheme: text(header::SCHEME, 16),
-            authority: text(header::AUTHORITY, MAX_ATTR_LEN),
-            user_agent: text(header::USER_AGENT, MAX_ATTR_LEN),
+            scheme,
+            authority,
+            user_agent,
+        } = out;
+        if !self.cfg.spans.enabled {
+            for s in [method, path, scheme, authority, user_agent] {
+                s.clear();
+            }
+            return;
         }
+        lossy_into(path, headers.get(header::PATH), route::MAX_PATH_LEN * 2);
+        let n = route::path_only(path).len();
+        path.truncate(n);
+        lossy_into(method, headers.get(header::METHOD), 16);
+        lossy_into(scheme, headers.get(header::SCHEME), 16);
+        lossy_into(authority, headers.get(header::AUTHORITY), MAX_ATTR_LEN);
+        lossy_into(user_agent, headers.get(header::USER_AGENT), MAX_ATTR_LEN);
     }
 }
 

@@ -1,55 +1,112 @@
 //! Stream end: the metric labels of every request and the span of a sampled one, from the
-//! request state and what Envoy knew when the stream ended.
+//! request state and what Envoy knew when the stream ended. Both are views borrowed from
+//! the request state, the completion and the engine: the glue encodes the span straight
+//! into the export queue and looks the labels up without building owned strings.
 use super::{Completion, Engine, RequestState};
 use crate::config::Role;
 use crate::route;
 use meshwake_identity::{self as identity, PeerIdentity, VersionSource, WorkloadIdentity};
 use meshwake_semconv::span as semconv_span;
-use meshwake_telemetry::metrics::{MetricLabels, Reporter};
-use meshwake_telemetry::span::{attr, flags, Event, Link};
-use meshwake_telemetry::{AnyValue, KeyValue, Span, SpanKind, Status, StatusCode};
+use meshwake_telemetry::metrics::{LabelsRef, Reporter};
+use meshwake_telemetry::span::{attr, flags, AttrList, Link, SpanView, ValueRef};
+use meshwake_telemetry::{KeyValue, SpanKind, Status, StatusCode};
 use std::borrow::Cow;
-use std::mem::take;
+use std::fmt::Write;
 
-/// One side of a request in the metric labels: the workload that sent or answered it.
-struct Party {
-    workload: String,
-    namespace: String,
-    version: String,
-    service: String,
+/// Text a stream end formats (a derived route, numbers as labels): buffers the glue keeps
+/// from one request to the next, so the views borrow them without allocating.
+#[derive(Debug, Default)]
+pub struct StreamEndText {
+    route: String,
+    grpc_status: String,
+    error_type: String,
 }
 
-impl Party {
-    fn local(local: &WorkloadIdentity) -> Party {
+/// What a stream end yields, borrowed from the request, the completion and the engine.
+#[derive(Debug)]
+pub struct StreamEnd<'a> {
+    /// The span, when sampled and spans are on.
+    pub span: Option<SpanView<'a>>,
+    /// The metric labels.
+    pub labels: LabelsRef<'a>,
+}
+
+/// One side of a request in the metric labels: the workload that sent or answered it.
+struct Party<'a> {
+    workload: &'a str,
+    namespace: &'a str,
+    version: &'a str,
+    service: &'a str,
+}
+
+impl<'a> Party<'a> {
+    fn local(local: &'a WorkloadIdentity) -> Party<'a> {
         Party {
-            workload: local.workload.clone(),
-            namespace: local.namespace.clone(),
-            version: local.version.clone(),
-            service: local.service.clone(),
+            workload: &local.workload,
+            namespace: &local.namespace,
+            version: &local.version,
+            service: &local.service,
         }
     }
 
     /// The peer as identified, `unknown` in every field when it was not.
-    fn peer(peer: Option<&PeerIdentity>) -> Party {
-        let field = |get: fn(&PeerIdentity) -> &String| {
-            peer.map_or_else(
-                || identity::workload::UNKNOWN.to_string(),
-                |p| get(p).clone(),
-            )
-        };
-        Party {
-            workload: field(|p| &p.workload),
-            namespace: field(|p| &p.namespace),
-            version: field(|p| &p.version),
-            service: field(|p| &p.service),
+    fn peer(peer: Option<&'a PeerIdentity>) -> Party<'a> {
+        match peer {
+            Some(p) => Party {
+                workload: &p.workload,
+                namespace: &p.namespace,
+                version: &p.version,
+                service: &p.service,
+            },
+            None => Party {
+                workload: identity::workload::UNKNOWN,
+                namespace: identity::workload::UNKNOWN,
+                version: identity::workload::UNKNOWN,
+                service: identity::workload::UNKNOWN,
+            },
         }
     }
 }
 
 impl Engine {
+    /// The stream ended: the span (when sampled and spans are on) and the metric labels,
+    /// borrowed. For an outbound or edge request whose peer did not say who it is, the
+    /// destination is first inferred from Envoy's upstream cluster and metadata.
+    pub fn stream_end<'a>(
+        &'a self,
+        s: &'a mut RequestState,
+        c: &'a Completion,
+        text: &'a mut StreamEndText,
+    ) -> StreamEnd<'a> {
+        // Never `unknown` when Envoy knows better: fall back to the upstream's cluster and metadata.
+        if matches!(s.role, Role::Outbound | Role::Edge) && s.destination.is_none() {
+            let host = c
+                .upstream_workload_meta
+                .as_deref()
+                .map(identity::PeerHints::from_istio_workload);
+            s.destination =
+                identity::infer_peer(c.upstream_cluster.as_deref(), host.as_ref(), &self.patterns);
+        }
+        let s: &'a RequestState = s;
+        let StreamEndText {
+            route,
+            grpc_status,
+            error_type,
+        } = text;
+        let labels = self.labels(s, c, grpc_status);
+        let span =
+            (s.sampled && self.cfg.spans.enabled).then(|| self.span(s, c, route, error_type));
+        StreamEnd { span, labels }
+    }
+
     /// Istio-compatible labels: inbound reports as the destination, outbound and edge as
     /// the source.
-    pub(super) fn labels(&self, state: &RequestState, completion: &Completion) -> MetricLabels {
+    fn labels<'a>(
+        &'a self,
+        state: &'a RequestState,
+        completion: &'a Completion,
+        grpc_text: &'a mut String,
+    ) -> LabelsRef<'a> {
         let (source, destination, reporter) = match state.role {
             Role::Inbound => (
                 Party::peer(state.source.as_ref()),
@@ -62,7 +119,11 @@ impl Engine {
                 Reporter::Source,
             ),
         };
-        MetricLabels {
+        grpc_text.clear();
+        if let Some(g) = completion.grpc_status {
+            let _ = write!(grpc_text, "{g}");
+        }
+        LabelsRef {
             reporter,
             source_workload: source.workload,
             source_workload_namespace: source.namespace,
@@ -72,78 +133,67 @@ impl Engine {
             destination_workload_namespace: destination.namespace,
             destination_version: destination.version,
             destination_service: destination.service,
-            request_protocol: if state.grpc {
-                "grpc".into()
-            } else {
-                "http".into()
-            },
+            request_protocol: if state.grpc { "grpc" } else { "http" },
             response_code: completion.status,
-            grpc_response_status: completion
-                .grpc_status
-                .map(|g| g.to_string())
-                .unwrap_or_default(),
-            response_flags: completion.response_flags.clone(),
+            grpc_response_status: grpc_text.as_str(),
+            response_flags: completion.response_flags.as_ref(),
         }
     }
 
     /// The hop's span, attributes per docs/CONVENTIONS.md.
-    pub(super) fn span(&self, mut state: RequestState, completion: &Completion) -> Span {
+    fn span<'a>(
+        &'a self,
+        state: &'a RequestState,
+        completion: &'a Completion,
+        route_text: &'a mut String,
+        error_text: &'a mut String,
+    ) -> SpanView<'a> {
         let kind = match state.role {
             Role::Outbound => SpanKind::Client,
             Role::Inbound | Role::Edge => SpanKind::Server,
         };
         let status = Status::from_http(kind, completion.status);
-        let (route, templated) = route::route_for(&state.path, &self.routes);
-        let name = span_name(&state.method, &route);
-        let mut attributes: Vec<KeyValue> = Vec::with_capacity(24);
+        let (route, templated) = route::route_ref(&state.path, &self.routes, route_text);
+        let name = if state.method.is_empty() {
+            ["", "", route]
+        } else {
+            [state.method.as_str(), " ", route]
+        };
+        let mut attributes = AttrList::default();
         push_http_attributes(
             &mut attributes,
-            &mut state,
+            state,
             completion,
             templated.then_some(route),
         );
-        push_outcome_attributes(&mut attributes, completion, &status);
-        push_envoy_attributes(
-            &mut attributes,
-            completion,
-            std::mem::take(&mut state.request_id),
-        );
-        attributes.push(KeyValue::new(attr::MESHWAKE_ROLE, state.role.as_str()));
+        push_outcome_attributes(&mut attributes, completion, &status, error_text);
+        push_envoy_attributes(&mut attributes, completion, &state.request_id);
+        attributes.str(attr::MESHWAKE_ROLE, state.role.as_str());
         let peer = match state.role {
-            Role::Inbound => state.source.map(|p| (p, VersionSource::Header)),
-            Role::Outbound | Role::Edge => state.destination,
+            Role::Inbound => state.source.as_ref().map(|p| (p, VersionSource::Header)),
+            Role::Outbound | Role::Edge => state.destination.as_ref().map(|(p, v)| (p, *v)),
         };
         push_peer_attributes(&mut attributes, peer);
         if !state.lineage.is_empty() {
-            let entries = state
-                .lineage
-                .entries()
-                .iter()
-                .map(|entry| AnyValue::from(entry.clone()))
-                .collect();
-            attributes.push(KeyValue::new(
+            attributes.push(
                 attr::MESHWAKE_LINEAGE,
-                AnyValue::Array(entries),
-            ));
+                ValueRef::StrList(state.lineage.entries()),
+            );
         }
-        let events = state
-            .first_byte_ns
-            .map(|t| Event {
-                time_unix_nano: t,
-                name: Cow::Borrowed(semconv_span::EVENT_FIRST_UPSTREAM_BYTE),
-                attributes: Vec::new(),
-            })
+        let links = state
+            .link
+            .clone()
+            .map(untrusted_edge_link)
             .into_iter()
             .collect();
-        let links = state.link.map(untrusted_edge_link).into_iter().collect();
         // The parent came from another process unless this is the outbound hop of the
         // workload's own inbound span.
         let remote_parent = state.parent_span_id.is_some() && state.role != Role::Outbound;
-        Span {
+        SpanView {
             trace_id: state.ctx.trace_id.0,
             span_id: state.ctx.span_id.0,
             parent_span_id: state.parent_span_id.map(|p| p.0),
-            trace_state: state.ctx.trace_state.to_header(),
+            trace_state: Cow::Owned(state.ctx.trace_state.to_header()),
             flags: u32::from(state.ctx.flags.0)
                 | flags::CONTEXT_HAS_IS_REMOTE
                 | if remote_parent {
@@ -156,145 +206,132 @@ impl Engine {
             start_time_unix_nano: state.start_ns,
             end_time_unix_nano: completion.end_ns.max(state.start_ns),
             attributes,
-            events,
+            event: state
+                .first_byte_ns
+                .map(|t| (t, semconv_span::EVENT_FIRST_UPSTREAM_BYTE)),
             links,
-            status,
+            status: status.code,
         }
     }
 }
 
-/// `METHOD route`, or the route alone when the method is unknown.
-fn span_name(method: &str, route: &str) -> String {
-    if method.is_empty() {
-        return route.to_string();
-    }
-    let mut name = String::with_capacity(method.len() + 1 + route.len());
-    name.push_str(method);
-    name.push(' ');
-    name.push_str(route);
-    name
-}
-
 /// Request line and response code: method, path, scheme, route (when a template matched),
-/// status, server address and port, protocol version, user agent. The request's strings
-/// move into the attributes (no copies).
-fn push_http_attributes(
-    attributes: &mut Vec<KeyValue>,
-    state: &mut RequestState,
+/// status, server address and port, protocol version, user agent.
+fn push_http_attributes<'a>(
+    attributes: &mut AttrList<'a>,
+    state: &'a RequestState,
     completion: &Completion,
-    route: Option<String>,
+    route: Option<&'a str>,
 ) {
-    attributes.push(KeyValue::new(
-        attr::HTTP_REQUEST_METHOD,
-        take(&mut state.method),
-    ));
-    attributes.push(KeyValue::new(attr::URL_PATH, take(&mut state.path)));
+    attributes.str(attr::HTTP_REQUEST_METHOD, &state.method);
+    attributes.str(attr::URL_PATH, &state.path);
     if !state.scheme.is_empty() {
-        attributes.push(KeyValue::new(attr::URL_SCHEME, take(&mut state.scheme)));
+        attributes.str(attr::URL_SCHEME, &state.scheme);
     }
     if let Some(route) = route {
-        attributes.push(KeyValue::new(attr::HTTP_ROUTE, route));
+        attributes.str(attr::HTTP_ROUTE, route);
     }
     if completion.status > 0 {
-        attributes.push(KeyValue::new(
+        attributes.int(
             attr::HTTP_RESPONSE_STATUS_CODE,
-            completion.status,
-        ));
+            i64::from(completion.status),
+        );
     }
     let (host, port) = split_authority(&state.authority);
     if !host.is_empty() {
-        attributes.push(KeyValue::new(attr::SERVER_ADDRESS, host.to_string()));
+        attributes.str(attr::SERVER_ADDRESS, host);
     }
     if let Some(port) = port {
-        attributes.push(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
+        attributes.int(attr::SERVER_PORT, i64::from(port));
     }
     if let Some(version) = protocol_version(&completion.protocol) {
-        attributes.push(KeyValue::new(attr::NETWORK_PROTOCOL_VERSION, version));
+        attributes.str(attr::NETWORK_PROTOCOL_VERSION, version);
     }
     if !state.user_agent.is_empty() {
-        attributes.push(KeyValue::new(
-            attr::USER_AGENT_ORIGINAL,
-            take(&mut state.user_agent),
-        ));
+        attributes.str(attr::USER_AGENT_ORIGINAL, &state.user_agent);
     }
 }
 
 /// `error.type`, body sizes and the gRPC status.
-fn push_outcome_attributes(
-    attributes: &mut Vec<KeyValue>,
-    completion: &Completion,
+fn push_outcome_attributes<'a>(
+    attributes: &mut AttrList<'a>,
+    completion: &'a Completion,
     status: &Status,
+    error_text: &'a mut String,
 ) {
-    if let Some(error) = error_type(completion, status) {
-        attributes.push(KeyValue::new(attr::ERROR_TYPE, error));
+    if let Some(error) = error_type(completion, status, error_text) {
+        attributes.str(attr::ERROR_TYPE, error);
     }
     if let Some(n) = completion.request_bytes {
-        attributes.push(KeyValue::new(attr::HTTP_REQUEST_BODY_SIZE, n));
+        attributes.int(attr::HTTP_REQUEST_BODY_SIZE, n);
     }
     if let Some(n) = completion.response_bytes {
-        attributes.push(KeyValue::new(attr::HTTP_RESPONSE_BODY_SIZE, n));
+        attributes.int(attr::HTTP_RESPONSE_BODY_SIZE, n);
     }
     if let Some(grpc) = completion.grpc_status {
-        attributes.push(KeyValue::new(attr::RPC_GRPC_STATUS_CODE, grpc));
+        attributes.int(attr::RPC_GRPC_STATUS_CODE, grpc);
     }
 }
 
 /// The response flags when Envoy failed the request (no response, or a 5xx it flagged),
 /// `_OTHER` when it failed without a flag, else the status code of an error status.
-fn error_type(completion: &Completion, status: &Status) -> Option<String> {
+fn error_type<'a>(
+    completion: &'a Completion,
+    status: &Status,
+    text: &'a mut String,
+) -> Option<&'a str> {
     let flagged = completion.response_flags != "-";
     if completion.status == 0 || (completion.status >= 500 && flagged) {
         Some(if flagged {
-            completion.response_flags.clone()
+            completion.response_flags.as_ref()
         } else {
-            attr::values::ERROR_TYPE_OTHER.into()
+            attr::values::ERROR_TYPE_OTHER
         })
     } else if status.code == StatusCode::Error {
-        Some(completion.status.to_string())
+        text.clear();
+        let _ = write!(text, "{}", completion.status);
+        Some(text.as_str())
     } else {
         None
     }
 }
 
-fn push_envoy_attributes(
-    attributes: &mut Vec<KeyValue>,
-    completion: &Completion,
-    request_id: String,
+fn push_envoy_attributes<'a>(
+    attributes: &mut AttrList<'a>,
+    completion: &'a Completion,
+    request_id: &'a str,
 ) {
-    attributes.push(KeyValue::new(
+    attributes.str(
         attr::ENVOY_RESPONSE_FLAGS,
-        completion.response_flags.clone(),
-    ));
+        completion.response_flags.as_ref(),
+    );
     if let Some(cluster) = &completion.upstream_cluster {
-        attributes.push(KeyValue::new(attr::ENVOY_UPSTREAM_CLUSTER, cluster.clone()));
+        attributes.str(attr::ENVOY_UPSTREAM_CLUSTER, cluster);
     }
     if let Some(host) = &completion.upstream_host {
-        attributes.push(KeyValue::new(attr::ENVOY_UPSTREAM_HOST, host.clone()));
+        attributes.str(attr::ENVOY_UPSTREAM_HOST, host);
     }
     if !request_id.is_empty() {
-        attributes.push(KeyValue::new(attr::ENVOY_REQUEST_ID, request_id));
+        attributes.str(attr::ENVOY_REQUEST_ID, request_id);
     }
 }
 
 /// The peer's service, version and namespace, and where the version came from.
-fn push_peer_attributes(
-    attributes: &mut Vec<KeyValue>,
-    peer: Option<(PeerIdentity, VersionSource)>,
+fn push_peer_attributes<'a>(
+    attributes: &mut AttrList<'a>,
+    peer: Option<(&'a PeerIdentity, VersionSource)>,
 ) {
     match peer {
         Some((peer, source)) => {
-            attributes.push(KeyValue::new(attr::PEER_SERVICE, peer.service));
-            attributes.push(KeyValue::new(attr::MESHWAKE_PEER_VERSION, peer.version));
-            attributes.push(KeyValue::new(attr::MESHWAKE_PEER_NAMESPACE, peer.namespace));
-            attributes.push(KeyValue::new(
-                attr::MESHWAKE_PEER_VERSION_SOURCE,
-                source.as_str(),
-            ));
+            attributes.str(attr::PEER_SERVICE, &peer.service);
+            attributes.str(attr::MESHWAKE_PEER_VERSION, &peer.version);
+            attributes.str(attr::MESHWAKE_PEER_NAMESPACE, &peer.namespace);
+            attributes.str(attr::MESHWAKE_PEER_VERSION_SOURCE, source.as_str());
         }
-        None => attributes.push(KeyValue::new(
+        None => attributes.str(
             attr::MESHWAKE_PEER_VERSION_SOURCE,
             VersionSource::Unknown.as_str(),
-        )),
+        ),
     }
 }
 
