@@ -16,7 +16,8 @@ route so no upstream is involved):
 
 Phases: `cases` (every case, --reps times, interleaved), `sustained` (meshwake full at a
 fixed rate for --sustained-duration seconds: spans delivered vs requests), `hotpath`
-(instructions/request of the native hot path under callgrind). Writes --json and --md.
+(instructions/request of the native hot path under callgrind), `hostcalls` (wasm probe), `nativecalls`
+(native probe: µs per dynamic-module callback). Writes --json and --md.
 """
 import argparse
 import json
@@ -90,14 +91,28 @@ def http_get(port, path, timeout=5):
 
 
 def native_filter(case):
-    """The dynamic-module filter for a `native-*` case (same plugin JSON as the wasm case)."""
+    """The dynamic-module filter for a `native-*` case (same plugin JSON as the wasm case);
+    `native-probe:OP=N` is the native probe (`filters/native/src/probe.rs`)."""
     kind = case[len("native-"):]
+    if kind.startswith("probe:"):
+        name, config = "probe", kind[len("probe:"):]
+    else:
+        name, config = ("noop" if kind == "noop" else "meshwake"), json.dumps(PLUGIN.get(kind, {}))
     return {"name": "envoy.filters.http.dynamic_modules", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
         "dynamic_module_config": {"name": "meshwake"},
-        "filter_name": "noop" if kind == "noop" else "meshwake",
+        "filter_name": name,
         "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue",
-                          "value": json.dumps(PLUGIN.get(kind, {}))}}}
+                          "value": config}}}
+
+
+def native_search_path(case):
+    """Where Envoy finds `libmeshwake.so` for a case: target/, or for `native-*@NAME` the
+    folder of the variant (`--variant NAME=DIR/libmeshwake.so`)."""
+    variant = base_case(case)[0].partition("@")[2]
+    if variant and case.startswith("native-"):
+        return os.path.dirname(os.path.abspath(VARIANTS[variant]))
+    return os.path.join(ROOT, "target")
 
 
 def base_case(case):
@@ -190,7 +205,7 @@ class Envoy:
                "-l", "warning", "--log-path", os.path.join(self.dir, "envoy.log")]
         cmd = pinned(core, cmd)
         # Where `dynamic_module_config: {name: meshwake}` finds target/libmeshwake.so.
-        env = dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=os.path.join(ROOT, "target"))
+        env = dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=native_search_path(case))
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env,
                                      stderr=open(os.path.join(self.dir, "envoy.stderr"), "w"))
         deadline = time.time() + 60
@@ -460,6 +475,45 @@ def hostcalls(a, sink):
                             for op, v in per.items()}}
 
 
+# Callbacks priced by the native probe (`filter_name: probe`, filters/native/src/probe.rs):
+# each makes NATIVE_PROBE_CALLS calls of one kind per request.
+NATIVE_PROBE_OPS = ["get_all", "get_one", "get_miss", "set_request", "set_response", "remove",
+                    "count", "count_labels", "histogram", "histogram_labels", "attr_int",
+                    "attr_text"]
+NATIVE_PROBE_CALLS = 40
+
+
+def nativecalls(a, sink):
+    """µs of Envoy CPU per dynamic-module callback: (probe − probe making no call) /
+    NATIVE_PROBE_CALLS, same repetition; and what the module costs by itself: the no-call
+    probe and `native-noop` over Envoy without filters."""
+    per = {op: [] for op in NATIVE_PROBE_OPS}
+    fixed = {"native-noop": [], "native-probe": []}
+    base_cases = ["envoy", "native-noop", f"native-probe:none={NATIVE_PROBE_CALLS}"]
+    for rep in range(a.probe_reps):
+        us = {}
+        for case in base_cases + [f"native-probe:{op}={NATIVE_PROBE_CALLS}"
+                                  for op in NATIVE_PROBE_OPS]:
+            envoy = Envoy(case, sink, a.envoy_core, f"n{rep}")
+            try:
+                wrk(envoy.listen, 1, 1, 8, a.load_core)
+                us[case] = min(saturate(envoy, a, a.probe_duration)["cpu_us_per_req"]
+                               for _ in range(2))
+            finally:
+                envoy.stop()
+            if case.startswith("native-probe:") and case not in base_cases:
+                op = case.split(":")[1].split("=")[0]
+                per[op].append((us[case] - us[base_cases[2]]) / NATIVE_PROBE_CALLS)
+                log(f"nativecalls rep {rep} {op:16} {per[op][-1]:6.3f} µs/call")
+        fixed["native-noop"].append(us["native-noop"] - us["envoy"])
+        fixed["native-probe"].append(us[base_cases[2]] - us["envoy"])
+    return {"calls_per_request": NATIVE_PROBE_CALLS,
+            "added_us_per_req": {k: {"median": med(v), "spread": spread(v), "per_rep": v}
+                                 for k, v in fixed.items()},
+            "us_per_call": {op: {"median": med(v), "spread": spread(v), "per_rep": v}
+                            for op, v in per.items()}}
+
+
 # Body chunks per direction in the guest phase's body modes: the data and the end of stream,
 # as Envoy delivers a body that arrives in one read (`probe:bodies=1+body` counts them).
 GUEST_BODY_CHUNKS = 2
@@ -620,6 +674,20 @@ def markdown(doc):
             if v["median"] is not None:
                 L.append(f"| `{op}` | {v['median']:.2f} [{v['spread'][0]:.2f}–{v['spread'][1]:.2f}] |")
         L.append("")
+    nc = doc.get("nativecalls")
+    if nc:
+        L += ["## What a dynamic-module callback costs in Envoy (native probe)", "",
+              f"`filter_name: probe` of `libmeshwake.so` makes {nc['calls_per_request']} callbacks of "
+              "one kind per request; (its CPU/request − the probe making none) / calls, same "
+              "repetition; median [min–max]. Warm caches, so lower bounds for an isolated call. "
+              "Added over Envoy without filters: native no-op "
+              f"{nc['added_us_per_req']['native-noop']['median']:.2f} µs/req, no-call probe "
+              f"{nc['added_us_per_req']['native-probe']['median']:.2f} µs/req.", "",
+              "| Callback | µs of Envoy CPU per call |", "|---|---|"]
+        for op, v in nc["us_per_call"].items():
+            if v["median"] is not None:
+                L.append(f"| `{op}` | {v['median']:.3f} [{v['spread'][0]:.3f}–{v['spread'][1]:.3f}] |")
+        L.append("")
     g = doc.get("guest")
     if g:
         L += ["## The module's own time (V8 in Node, mock host)", "",
@@ -655,7 +723,7 @@ def markdown(doc):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--phases", default="cases,sustained,hostcalls,guest,hotpath")
+    p.add_argument("--phases", default="cases,sustained,hostcalls,nativecalls,guest,hotpath")
     p.add_argument("--cases", default=",".join(CASES))
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--duration", type=int, default=10, help="seconds of the fixed-rate run")
@@ -675,7 +743,8 @@ def main():
     p.add_argument("--md", default=os.path.join(ROOT, "docs/bench-latest.md"))
     p.add_argument("--render", action="store_true", help="only rewrite --md from --json")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=WASM",
-                   help="another module build for A/B cases <case>@NAME (see VARIANTS)")
+                   help="another module build for A/B cases <case>@NAME (see VARIANTS); for "
+                   "native-* cases a path to another libmeshwake.so")
     a = p.parse_args()
     VARIANTS.update(v.split("=", 1) for v in a.variant)
     if a.render:
@@ -731,6 +800,9 @@ def main():
         if "hostcalls" in phases:
             log("hostcalls: pricing host calls with bench/probe")
             doc["hostcalls"] = hostcalls(a, sink_port)
+        if "nativecalls" in phases:
+            log("nativecalls: pricing dynamic-module callbacks with the native probe")
+            doc["nativecalls"] = nativecalls(a, sink_port)
         if "guest" in phases and shutil.which("node") is None:
             doc["notes"].append("guest phase skipped: `node` not found")
         elif "guest" in phases:

@@ -226,6 +226,14 @@ extern "C" {
         header_type: HeaderType,
         result_headers: *mut EnvoyHttpHeader,
     ) -> bool;
+    pub fn envoy_dynamic_module_callback_http_get_header(
+        filter: FilterEnvoyPtr,
+        header_type: HeaderType,
+        key: ModuleBuffer,
+        result: *mut EnvoyBuffer,
+        index: usize,
+        optional_size: *mut usize,
+    ) -> bool;
     pub fn envoy_dynamic_module_callback_http_set_header(
         filter: FilterEnvoyPtr,
         header_type: HeaderType,
@@ -287,6 +295,13 @@ extern "C" {
         value: u64,
     ) -> MetricsResult;
     pub fn envoy_dynamic_module_callback_http_filter_config_increment_counter(
+        config: FilterConfigEnvoyPtr,
+        id: usize,
+        label_values: *mut ModuleBuffer,
+        label_values_length: usize,
+        value: u64,
+    ) -> MetricsResult;
+    pub fn envoy_dynamic_module_callback_http_filter_config_record_histogram_value(
         config: FilterConfigEnvoyPtr,
         id: usize,
         label_values: *mut ModuleBuffer,

@@ -6,6 +6,7 @@ use crate::config::Shared;
 use crate::host::{self, Headers};
 use crate::stats;
 use meshwake_core::{Completion, HeaderEdits, RequestState, Role};
+use meshwake_telemetry::metrics::MetricKind;
 use meshwake_trace_context::IdGenerator;
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;
@@ -145,32 +146,22 @@ impl Filter {
             }
         }
         if cfg.metrics.enabled {
-            let labels = bounded(shared, labels);
-            let sizes = cfg
-                .metrics
-                .size_histograms
-                .then_some((c.request_bytes, c.response_bytes));
             let ms = c.end_ns.saturating_sub(start) / 1_000_000;
-            stats::record_request(f, &shared.ids, &labels, ms, sizes);
+            let mut samples = vec![(MetricKind::RequestDurationMilliseconds, ms)];
+            if cfg.metrics.size_histograms {
+                let bytes = |b: Option<i64>| b.map(|b| b.max(0) as u64);
+                samples.extend(bytes(c.request_bytes).map(|b| (MetricKind::RequestBytes, b)));
+                samples.extend(bytes(c.response_bytes).map(|b| (MetricKind::ResponseBytes, b)));
+            }
+            let due = match shared.labels.lock() {
+                Ok(mut l) => {
+                    let full = l.record(&labels, &samples);
+                    l.take_due(c.end_ns, full)
+                }
+                Err(_) => return,
+            };
+            stats::hand_over(f, &shared.ids, due);
         }
-    }
-}
-
-/// The label set to record under: `labels`, or the overflow set once the configuration
-/// has seen `metrics.max_label_sets` distinct sets (the wasm build's cardinality cap).
-fn bounded(
-    shared: &Shared,
-    labels: meshwake_telemetry::metrics::MetricLabels,
-) -> meshwake_telemetry::metrics::MetricLabels {
-    let Ok(mut cache) = shared.labels.lock() else {
-        return labels;
-    };
-    let before = cache.label_overflow();
-    let _ = cache.get_or_insert_with(&labels, |_, _| Ok::<(), ()>(()));
-    if cache.label_overflow() > before {
-        meshwake_telemetry::cardinality::overflow_labels(labels.reporter)
-    } else {
-        labels
     }
 }
 
