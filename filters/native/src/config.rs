@@ -271,7 +271,7 @@ fn flush(envoy: FilterConfigEnvoyPtr, shared: &Shared, main: &Mutex<MainThread>,
         Ok(mut l) => (l.label_overflow(), l.take_due(now, false)),
         Err(_) => (0, Vec::new()),
     };
-    crate::stats::hand_over_config(envoy, &shared.ids, due);
+    crate::stats::count_requests_config(envoy, &shared.ids, due);
     if let (Some(stats), Ok(mut m)) = (stats, main.lock()) {
         let panics = PANICS.load(Ordering::Relaxed);
         m.published

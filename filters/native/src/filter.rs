@@ -6,7 +6,6 @@ use crate::config::Shared;
 use crate::host::{self, Headers};
 use crate::stats;
 use meshwake_core::{Completion, HeaderEdits, RequestState, Role};
-use meshwake_telemetry::metrics::MetricKind;
 use meshwake_trace_context::IdGenerator;
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;
@@ -146,21 +145,19 @@ impl Filter {
             }
         }
         if cfg.metrics.enabled {
-            let ms = c.end_ns.saturating_sub(start) / 1_000_000;
-            let mut samples = vec![(MetricKind::RequestDurationMilliseconds, ms)];
-            if cfg.metrics.size_histograms {
-                let bytes = |b: Option<i64>| b.map(|b| b.max(0) as u64);
-                samples.extend(bytes(c.request_bytes).map(|b| (MetricKind::RequestBytes, b)));
-                samples.extend(bytes(c.response_bytes).map(|b| (MetricKind::ResponseBytes, b)));
-            }
-            let due = match shared.labels.lock() {
-                Ok(mut l) => {
-                    let full = l.record(&labels, &samples);
-                    l.take_due(c.end_ns, full)
-                }
+            let (values, due) = match shared.labels.lock() {
+                Ok(mut l) => (l.count(&labels), l.take_due(c.end_ns, false)),
                 Err(_) => return,
             };
-            stats::hand_over(f, &shared.ids, due);
+            let sizes = cfg
+                .metrics
+                .size_histograms
+                .then_some((c.request_bytes, c.response_bytes));
+            let ms = c.end_ns.saturating_sub(start) / 1_000_000;
+            if let Some(values) = values {
+                stats::record_histograms(f, &shared.ids, &values, ms, sizes);
+            }
+            stats::count_requests(f, &shared.ids, due);
         }
     }
 }

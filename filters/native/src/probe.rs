@@ -2,8 +2,8 @@
 //! request, so `bench/run.py --phases nativecalls` can price each callback inside Envoy:
 //! (probe − probe with 0 calls) CPU per request ÷ N. The native counterpart of `bench/probe`
 //! (wasm). Configuration: `OP=N`, e.g. `get_all=40` (see [`Op::parse`]). Not for production.
-use crate::abi::{self, AttributeId, FilterConfigEnvoyPtr, FilterEnvoyPtr, HeaderType};
 use crate::abi::ModuleBuffer;
+use crate::abi::{self, AttributeId, FilterConfigEnvoyPtr, FilterEnvoyPtr, HeaderType};
 use crate::host::{self, Headers};
 use crate::stats::{self, Id};
 use meshwake_telemetry::metrics::label;
@@ -63,7 +63,10 @@ impl Op {
     fn parse(raw: &[u8]) -> (Op, u32) {
         let text = String::from_utf8_lossy(raw);
         let (name, n) = text.trim().split_once('=').unwrap_or((text.trim(), "1"));
-        let op = Op::NAMES.iter().find(|(k, _)| *k == name).map(|(_, op)| *op);
+        let op = Op::NAMES
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, op)| *op);
         match (op, n.parse::<u32>()) {
             (Some(op), Ok(n)) => (op, n.min(MAX_CALLS)),
             _ => {

@@ -6,10 +6,10 @@
 //! series without `stats_tags` in the bootstrap. Metrics are defined once per filter
 //! configuration on the main thread; a counter increment is a direct call (no batching).
 use crate::abi::{self, FilterConfigEnvoyPtr, FilterEnvoyPtr, MetricsResult, ModuleBuffer};
+use crate::labels::{Due, Values};
 use meshwake_core::notes::Note;
 use meshwake_core::self_stats::{full_name, EXPORTER_COUNTERS, NATIVE_PANICS};
 use meshwake_semconv::stat;
-use crate::labels::Due;
 use meshwake_telemetry::metrics::{label, MetricKind, MetricNaming};
 use meshwake_telemetry::ExporterStats;
 
@@ -174,42 +174,55 @@ fn label_buffers(values: &[String; 13]) -> [ModuleBuffer; 13] {
     values.each_ref().map(|v| ModuleBuffer::new(v.as_bytes()))
 }
 
-/// Hand the request metrics kept in the module (`LabelSets::take_due`) to Envoy, from a
-/// request hook: per label set, one counter update and one histogram update per value.
-pub fn hand_over(filter: FilterEnvoyPtr, ids: &StatIds, due: Vec<Due>) {
-    for d in due {
-        let mut bufs = label_buffers(&d.values);
-        let total = ids.request_metric(MetricKind::RequestsTotal);
-        if d.requests > 0 {
-            record(filter, total, true, &mut bufs, d.requests);
+/// Record one request's histograms under its label set's values (`requests_total` is
+/// counted in the module: `crate::labels`).
+pub fn record_histograms(
+    filter: FilterEnvoyPtr,
+    ids: &StatIds,
+    values: &Values,
+    duration_ms: u64,
+    sizes: Option<(Option<i64>, Option<i64>)>,
+) {
+    let mut bufs = label_buffers(values);
+    let mut put =
+        |k: MetricKind, v: u64| record(filter, ids.request_metric(k), false, &mut bufs, v);
+    put(MetricKind::RequestDurationMilliseconds, duration_ms);
+    if let Some((req, resp)) = sizes {
+        if let Some(b) = req {
+            put(MetricKind::RequestBytes, b.max(0) as u64);
         }
-        for (kind, v) in d.samples {
-            record(filter, ids.request_metric(kind), false, &mut bufs, v);
+        if let Some(b) = resp {
+            put(MetricKind::ResponseBytes, b.max(0) as u64);
         }
     }
 }
 
-/// As [`hand_over`], from the configuration (main thread: the traffic stopped).
-pub fn hand_over_config(cfg: FilterConfigEnvoyPtr, ids: &StatIds, due: Vec<Due>) {
+/// Add the requests counted per label set (`LabelSets::take_due`) to `requests_total`, from
+/// a request hook.
+pub fn count_requests(filter: FilterEnvoyPtr, ids: &StatIds, due: Vec<Due>) {
+    let id = ids.request_metric(MetricKind::RequestsTotal);
+    for d in due {
+        record(filter, id, true, &mut label_buffers(&d.values), d.requests);
+    }
+}
+
+/// As [`count_requests`], from the configuration (main thread: the traffic stopped).
+pub fn count_requests_config(cfg: FilterConfigEnvoyPtr, ids: &StatIds, due: Vec<Due>) {
+    let Some(id) = ids.request_metric(MetricKind::RequestsTotal) else {
+        return;
+    };
     for d in due {
         let mut bufs = label_buffers(&d.values);
-        let (ptr, len) = (bufs.as_mut_ptr(), bufs.len());
-        let total = ids.request_metric(MetricKind::RequestsTotal);
         // SAFETY: `cfg` is the live configuration pointer; called on the main thread; 13
-        // label values as the metrics were defined with, outliving the calls.
+        // label values as the counter was defined with, outliving the call.
         unsafe {
-            if let (Some(id), true) = (total, d.requests > 0) {
-                abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(
-                    cfg, id, ptr, len, d.requests,
-                );
-            }
-            for (kind, v) in d.samples {
-                if let Some(id) = ids.request_metric(kind) {
-                    abi::envoy_dynamic_module_callback_http_filter_config_record_histogram_value(
-                        cfg, id, ptr, len, v,
-                    );
-                }
-            }
+            abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(
+                cfg,
+                id,
+                bufs.as_mut_ptr(),
+                bufs.len(),
+                d.requests,
+            );
         }
     }
 }
