@@ -41,7 +41,8 @@ pub struct DemoArgs {
     /// Envoy binary (default: $MESHWAKE_ENVOY, else .venv/bin/envoy, else envoy on PATH).
     #[arg(long)]
     pub envoy: Option<PathBuf>,
-    /// The meshwake Wasm module.
+    /// The meshwake filter: the Wasm module, or the native build `libmeshwake.so` (an Envoy
+    /// dynamic module; `make demo BUILD=native`).
     #[arg(long, default_value = "target/meshwake.wasm")]
     pub wasm: PathBuf,
     /// The demo service binary (default: meshwake-demo-service next to this binary).
@@ -144,11 +145,13 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
     let mut procs = Procs::default();
     mesh::start_mesh(&topo, &tools, &ports, &out, &mut procs, &stop)?;
     say(&format!(
-        "mesh up in {:.1} s: {} processes (collector, {} apps, {} Envoy sidecars, 1 edge Envoy), one Envoy per deployment",
+        "mesh up in {:.1} s: {} processes (collector, {} apps, {} Envoy sidecars, 1 edge Envoy), one Envoy per deployment, filter {} ({})",
         t0.elapsed().as_secs_f64(),
         procs.len(),
         workloads.len(),
-        workloads.len()
+        workloads.len(),
+        tools.wasm.display(),
+        if envoy_config::is_native(&tools.wasm) { "native: Envoy dynamic module" } else { "wasm: Envoy's V8" }
     ));
     say(&format!(
         "edge: http://127.0.0.1:{}  collector: http://127.0.0.1:{}  logs: {}",
