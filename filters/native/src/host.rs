@@ -90,6 +90,25 @@ impl HeaderSource for Headers<'_> {
     }
 }
 
+/// The first value of header `name` (one `get_header` call: Envoy looks the name up in its
+/// map), borrowed until the hook returns or a header is set; `None` if absent.
+pub fn header(filter: FilterEnvoyPtr, map: HeaderType, name: &[u8]) -> Option<&'static [u8]> {
+    let mut b = EnvoyBuffer::NULL;
+    // SAFETY: `filter` is the running hook's pointer; `b` is a valid out buffer and the
+    // optional count pointer may be null; the value stays valid as for `Headers::read`.
+    unsafe {
+        let found = abi::envoy_dynamic_module_callback_http_get_header(
+            filter,
+            map,
+            ModuleBuffer::new(name),
+            &mut b,
+            0,
+            std::ptr::null_mut(),
+        );
+        found.then(|| b.as_slice())
+    }
+}
+
 /// Set (or with `None` remove) a header in the current stream's map.
 pub fn set_header(filter: FilterEnvoyPtr, map: HeaderType, name: &str, value: Option<&[u8]>) {
     let v = value.map_or(ModuleBuffer::NULL, ModuleBuffer::new);

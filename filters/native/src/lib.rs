@@ -11,11 +11,14 @@
 //! Every event hook below catches unwinding: native code has no sandbox, so a panic must not
 //! cross into Envoy. A caught panic fails open (the request proceeds untouched by this
 //! filter), is counted in `meshwake.native.panics` and logged once.
-//! `filter_name: noop` selects a do-nothing filter, the baseline for benchmarks.
+//! `filter_name: noop` selects a do-nothing filter, the baseline for benchmarks;
+//! `filter_name: probe` a filter that prices one host callback ([`probe`]).
 mod abi;
 mod config;
 mod filter;
 mod host;
+mod labels;
+mod probe;
 mod recovery;
 mod stats;
 
@@ -56,6 +59,7 @@ fn guarded<R>(fallback: R, body: impl FnOnce() -> R) -> R {
 enum Stream {
     Noop,
     Meshwake(Filter),
+    Probe(std::sync::Arc<probe::Plan>),
 }
 
 /// # Safety
@@ -118,6 +122,7 @@ extern "C" fn envoy_dynamic_module_on_http_filter_new(
         let s = match &c.module {
             Module::Noop => Stream::Noop,
             Module::Meshwake(shared) => Stream::Meshwake(Filter::new(shared.clone())),
+            Module::Probe(plan) => Stream::Probe(plan.clone()),
         };
         Box::into_raw(Box::new(s)) as *const c_void
     })
@@ -141,8 +146,10 @@ extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
 ) -> u32 {
     guarded(abi::CONTINUE, || {
         // SAFETY: see `stream`.
-        if let Some(Stream::Meshwake(f)) = unsafe { stream(filter) } {
-            f.on_request_headers(envoy);
+        match unsafe { stream(filter) } {
+            Some(Stream::Meshwake(f)) => f.on_request_headers(envoy),
+            Some(Stream::Probe(p)) => p.on_request_headers(envoy),
+            _ => {}
         }
         abi::CONTINUE
     })
@@ -156,8 +163,10 @@ extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
 ) -> u32 {
     guarded(abi::CONTINUE, || {
         // SAFETY: see `stream`.
-        if let Some(Stream::Meshwake(f)) = unsafe { stream(filter) } {
-            f.on_response_headers(envoy);
+        match unsafe { stream(filter) } {
+            Some(Stream::Meshwake(f)) => f.on_response_headers(envoy),
+            Some(Stream::Probe(p)) => p.on_response_headers(envoy),
+            _ => {}
         }
         abi::CONTINUE
     })
@@ -170,8 +179,10 @@ extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
 ) {
     guarded((), || {
         // SAFETY: see `stream`.
-        if let Some(Stream::Meshwake(f)) = unsafe { stream(filter) } {
-            f.on_stream_complete(envoy);
+        match unsafe { stream(filter) } {
+            Some(Stream::Meshwake(f)) => f.on_stream_complete(envoy),
+            Some(Stream::Probe(p)) => p.on_stream_complete(envoy),
+            _ => {}
         }
     })
 }

@@ -6,10 +6,11 @@
 //! series without `stats_tags` in the bootstrap. Metrics are defined once per filter
 //! configuration on the main thread; a counter increment is a direct call (no batching).
 use crate::abi::{self, FilterConfigEnvoyPtr, FilterEnvoyPtr, MetricsResult, ModuleBuffer};
+use crate::labels::{Due, Values};
 use meshwake_core::notes::Note;
 use meshwake_core::self_stats::{full_name, EXPORTER_COUNTERS, NATIVE_PANICS};
 use meshwake_semconv::stat;
-use meshwake_telemetry::metrics::{label, MetricKind, MetricLabels, MetricNaming};
+use meshwake_telemetry::metrics::{label, MetricKind, MetricNaming};
 use meshwake_telemetry::ExporterStats;
 
 /// An Envoy metric id; `None` when Envoy refused the definition (updates are then skipped).
@@ -29,7 +30,7 @@ pub struct StatIds {
     requests: [Id; 4],
 }
 
-type Define = unsafe extern "C" fn(
+pub type Define = unsafe extern "C" fn(
     FilterConfigEnvoyPtr,
     ModuleBuffer,
     *mut ModuleBuffer,
@@ -37,7 +38,7 @@ type Define = unsafe extern "C" fn(
     *mut usize,
 ) -> MetricsResult;
 
-fn define(cfg: FilterConfigEnvoyPtr, f: Define, name: &str, labels: &[&str]) -> Id {
+pub fn define(cfg: FilterConfigEnvoyPtr, f: Define, name: &str, labels: &[&str]) -> Id {
     let mut names: Vec<ModuleBuffer> = labels
         .iter()
         .map(|l| ModuleBuffer::new(l.as_bytes()))
@@ -145,50 +146,83 @@ pub fn count_config(cfg: FilterConfigEnvoyPtr, id: Id, by: u64) {
     }
 }
 
-/// Record one request's metrics under its (bounded, sanitized) labels.
-pub fn record_request(
+/// Add `v` to counter `id` (`counter`) or record `v` in histogram `id`, under `labels` (the
+/// values of the labels it was defined with, in order).
+pub fn record(filter: FilterEnvoyPtr, id: Id, counter: bool, labels: &mut [ModuleBuffer], v: u64) {
+    let Some(id) = id else { return };
+    let (ptr, len) = if labels.is_empty() {
+        (std::ptr::null_mut(), 0)
+    } else {
+        (labels.as_mut_ptr(), labels.len())
+    };
+    // SAFETY: `filter` is the running hook's pointer; the label values outlive the call.
+    unsafe {
+        if counter {
+            abi::envoy_dynamic_module_callback_http_filter_increment_counter(
+                filter, id, ptr, len, v,
+            );
+        } else {
+            abi::envoy_dynamic_module_callback_http_filter_record_histogram_value(
+                filter, id, ptr, len, v,
+            );
+        }
+    }
+}
+
+/// Label values as Envoy takes them (borrowing `values`).
+fn label_buffers(values: &[String; 13]) -> [ModuleBuffer; 13] {
+    values.each_ref().map(|v| ModuleBuffer::new(v.as_bytes()))
+}
+
+/// Record one request's histograms under its label set's values (`requests_total` is
+/// counted in the module: `crate::labels`).
+pub fn record_histograms(
     filter: FilterEnvoyPtr,
     ids: &StatIds,
-    labels: &MetricLabels,
+    values: &Values,
     duration_ms: u64,
     sizes: Option<(Option<i64>, Option<i64>)>,
 ) {
-    let values = labels.sanitized_values();
-    let mut bufs = values.each_ref().map(|v| ModuleBuffer::new(v.as_bytes()));
-    let mut record = |k: MetricKind, v: u64| {
-        let Some(id) = ids.request_metric(k) else {
-            return;
-        };
-        // SAFETY: `filter` is the running hook's pointer; 13 label values as defined, all
-        // outliving the call.
-        unsafe {
-            if k == MetricKind::RequestsTotal {
-                abi::envoy_dynamic_module_callback_http_filter_increment_counter(
-                    filter,
-                    id,
-                    bufs.as_mut_ptr(),
-                    bufs.len(),
-                    v,
-                );
-            } else {
-                abi::envoy_dynamic_module_callback_http_filter_record_histogram_value(
-                    filter,
-                    id,
-                    bufs.as_mut_ptr(),
-                    bufs.len(),
-                    v,
-                );
-            }
-        }
-    };
-    record(MetricKind::RequestsTotal, 1);
-    record(MetricKind::RequestDurationMilliseconds, duration_ms);
+    let mut bufs = label_buffers(values);
+    let mut put =
+        |k: MetricKind, v: u64| record(filter, ids.request_metric(k), false, &mut bufs, v);
+    put(MetricKind::RequestDurationMilliseconds, duration_ms);
     if let Some((req, resp)) = sizes {
         if let Some(b) = req {
-            record(MetricKind::RequestBytes, b.max(0) as u64);
+            put(MetricKind::RequestBytes, b.max(0) as u64);
         }
         if let Some(b) = resp {
-            record(MetricKind::ResponseBytes, b.max(0) as u64);
+            put(MetricKind::ResponseBytes, b.max(0) as u64);
+        }
+    }
+}
+
+/// Add the requests counted per label set (`LabelSets::take_due`) to `requests_total`, from
+/// a request hook.
+pub fn count_requests(filter: FilterEnvoyPtr, ids: &StatIds, due: Vec<Due>) {
+    let id = ids.request_metric(MetricKind::RequestsTotal);
+    for d in due {
+        record(filter, id, true, &mut label_buffers(&d.values), d.requests);
+    }
+}
+
+/// As [`count_requests`], from the configuration (main thread: the traffic stopped).
+pub fn count_requests_config(cfg: FilterConfigEnvoyPtr, ids: &StatIds, due: Vec<Due>) {
+    let Some(id) = ids.request_metric(MetricKind::RequestsTotal) else {
+        return;
+    };
+    for d in due {
+        let mut bufs = label_buffers(&d.values);
+        // SAFETY: `cfg` is the live configuration pointer; called on the main thread; 13
+        // label values as the counter was defined with, outliving the call.
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(
+                cfg,
+                id,
+                bufs.as_mut_ptr(),
+                bufs.len(),
+                d.requests,
+            );
         }
     }
 }
