@@ -179,7 +179,7 @@ fn fallback_absorbs_the_failure() {
 }
 
 #[test]
-#[ignore = "longer target: make demo-scenarios (most of api@v2's failures leave no span of its own; the analysis on main finds it only when its few resets (UC) reach significance)"]
+#[ignore = "longer target: make demo-scenarios (most of api@v2's failures leave no span of its own: refused connections, UF)"]
 fn crashed_replica_is_blamed_not_its_caller() {
     let run = demo("crash");
     run.not_saturated();
