@@ -354,3 +354,30 @@ fn canary_is_compared_with_its_peers_over_the_seconds_it_served() {
     assert_eq!(judge(Version::new("v2", 0.5)), Vec::<String>::new());
     assert_eq!(judge(Version::new("v2", 0.5).slower(60.0)), vec!["s1@v2"]);
 }
+
+/// The machine gets slower after the baseline: every unchanged service's self time grows
+/// ×1.6. That is the environment, and no unchanged deployment is blamed for it; one that grows
+/// ×4 while its peers grow ×1.6 still is.
+#[test]
+fn a_slowdown_shared_by_unchanged_deployments_is_not_blamed_on_them() {
+    let split = halfway();
+    let judge = |own: f64| {
+        let mut mesh = Mesh::chain(4);
+        for (i, svc) in mesh.services.iter_mut().enumerate() {
+            // Same deployment (v1) before and after; only its own time changes at the split.
+            let factor = if i == 2 { own } else { 1.6 };
+            svc.versions = vec![
+                Version::new("v1", 1.0).live(0, split),
+                Version::new("v1", 1.0).times(factor).live(split, u64::MAX),
+            ];
+        }
+        let spans = mesh.generate(REQUESTS, DURATION_MS, 11);
+        let opts = AnalysisOptions {
+            baseline_end_ns: Some(split),
+            ..AnalysisOptions::default()
+        };
+        suspects(&analyze(&spans, &opts))
+    };
+    assert_eq!(judge(1.6), Vec::<String>::new());
+    assert_eq!(judge(4.0).first().map(String::as_str), Some("s2@v1"));
+}
