@@ -216,10 +216,10 @@ impl<'a> Facts<'a> {
             .iter()
             .filter(|r| r.current && replaced.contains(&r.dep))
             .collect();
-        let replaced_now = self.while_serving(dep, replaced_now, &enough);
         // A full rollout leaves the replaced versions a few straggling requests at most:
         // then their baseline window is the better reference.
         if enough(&replaced_now) && replaced_now.len() >= before.len().min(20) {
+            let replaced_now = self.while_serving(dep, replaced_now, &enough);
             let deployments = self.deps_of(&replaced_now);
             return Some((Baseline::OtherVersions { deployments }, replaced_now));
         }
