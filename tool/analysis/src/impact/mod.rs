@@ -46,7 +46,7 @@ pub use report::*;
 
 use affected::affected;
 use blast::blast_radius;
-use facts::{Facts, Req};
+use facts::{while_serving, Facts, Req};
 use suspects::{
     correct, durations, error_side, latency_side, rate_test, score, self_times, shift_test,
     wire_side, wire_times, Shift, Tested,
@@ -73,20 +73,24 @@ fn compare<'f>(
     opts: &AnalysisOptions,
 ) -> Comparison<'f> {
     let (ce, be) = (error_side(&cand), error_side(&base));
+    let timed_base = match baseline {
+        Baseline::OtherVersions { .. } => while_serving(&cand, &base, opts.min_samples),
+        _ => base.clone(),
+    };
     Comparison {
         dep,
         baseline,
         errors: rate_test(ce.own_errors, ce.requests, be.own_errors, be.requests, opts),
         latency: shift_test(
             &self_times(&cand),
-            &self_times(&base),
+            &self_times(&timed_base),
             opts.min_latency_ratio,
             opts.min_latency_delta_ms,
             opts,
         ),
         time_into: shift_test(
             &wire_times(&cand),
-            &wire_times(&base),
+            &wire_times(&timed_base),
             opts.min_wire_ratio,
             opts.min_wire_delta_ms,
             opts,
@@ -94,7 +98,7 @@ fn compare<'f>(
         total_errors: rate_test(ce.errors, ce.requests, be.errors, be.requests, opts).map(|t| t.0),
         total_latency: shift_test(
             &durations(&cand),
-            &durations(&base),
+            &durations(&timed_base),
             opts.min_latency_ratio,
             opts.min_latency_delta_ms,
             opts,
