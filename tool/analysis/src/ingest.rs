@@ -37,6 +37,7 @@ const ATTR_STATUS_CODE_OLD: &str = attr::HTTP_STATUS_CODE_OLD;
 const ATTR_ROUTE: &str = attr::HTTP_ROUTE;
 const ATTR_PEER_SERVICE: &str = attr::PEER_SERVICE;
 const ATTR_PEER_VERSION: &str = attr::MESHWAKE_PEER_VERSION;
+const ATTR_UPSTREAM_CLUSTER: &str = attr::ENVOY_UPSTREAM_CLUSTER;
 
 /// Why an export could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -681,9 +682,11 @@ impl SpanParts<'_> {
             peer_version: None,
         };
         let mut old_status = None;
+        let mut cluster = None;
         for (k, v) in attrs {
             match (k, v) {
                 (ATTR_ROLE, Attr::Str(s)) => rec.role = Some(s.to_owned()),
+                (ATTR_UPSTREAM_CLUSTER, Attr::Str(s)) => cluster = Some(s),
                 (ATTR_ROUTE, Attr::Str(s)) => rec.route = Some(s.to_owned()),
                 (ATTR_PEER_SERVICE, Attr::Str(s)) => rec.peer_service = Some(s.to_owned()),
                 (ATTR_PEER_VERSION, Attr::Str(s)) => rec.peer_version = Some(s.to_owned()),
@@ -698,7 +701,37 @@ impl SpanParts<'_> {
         if rec.route.is_none() && !self.name.is_empty() {
             rec.route = Some(self.name.to_owned());
         }
+        if rec.kind == Kind::Client {
+            fill_peer_from_cluster(&mut rec, cluster);
+        }
         rec
+    }
+}
+
+/// A CLIENT span without the callee's identity (a refused or crashed callee answers no
+/// `x-meshwake-peer`, and a tracer other than meshwake's may not infer it) still names it by
+/// the Envoy upstream cluster it was routed to: the filter's own default patterns
+/// (`<service>-<version>`, Istio `outbound|port|subset|host`) fill in what is missing, so
+/// a failure with no callee span is blamed on that callee rather than on its caller.
+fn fill_peer_from_cluster(rec: &mut SpanRecord, cluster: Option<&str>) {
+    let known = |v: &Option<String>| v.as_deref().is_some_and(|v| v != UNKNOWN_VERSION);
+    if known(&rec.peer_service) && known(&rec.peer_version) {
+        return;
+    }
+    static PATTERNS: std::sync::OnceLock<Vec<meshwake_identity::ClusterPattern>> =
+        std::sync::OnceLock::new();
+    let patterns = PATTERNS.get_or_init(meshwake_identity::fallback::default_patterns);
+    let Some(hints) = cluster.and_then(|c| patterns.iter().find_map(|p| p.match_cluster(c))) else {
+        return;
+    };
+    if !known(&rec.peer_service) {
+        if let Some(s) = hints.service {
+            rec.peer_service = Some(s.to_owned());
+        }
+    }
+    // A version only for the service the cluster names (never graft it onto another peer).
+    if !known(&rec.peer_version) && rec.peer_service.as_deref() == hints.service {
+        rec.peer_version = hints.version.map(str::to_owned);
     }
 }
 
@@ -791,6 +824,58 @@ mod tests {
             Err(IngestError::Json { .. })
         ));
         assert!(matches!(from_otlp_json(bad), Err(IngestError::Json { .. })));
+    }
+
+    /// One CLIENT span of `web` with these attributes (JSON `attributes` entries).
+    fn client_with(attrs: &str) -> SpanRecord {
+        let doc = format!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[
+            {{"key":"service.name","value":{{"stringValue":"web"}}}}]}},
+            "scopeSpans":[{{"spans":[{{"traceId":"5b8efff798038103d269b633813fc60c",
+            "spanId":"eee19b7ec3c1b174","kind":3,"startTimeUnixNano":10,"endTimeUnixNano":20,
+            "status":{{"code":2}},"attributes":[{attrs}]}}]}}]}}]}}"#
+        );
+        from_otlp_json(&doc).unwrap().remove(0)
+    }
+
+    fn peer(s: &SpanRecord) -> (Option<&str>, Option<&str>) {
+        (s.peer_service.as_deref(), s.peer_version.as_deref())
+    }
+
+    #[test]
+    fn client_span_without_peer_identity_names_its_callee_by_cluster() {
+        let cluster = |c: &str| {
+            format!(r#"{{"key":"envoy.upstream_cluster","value":{{"stringValue":"{c}"}}}}"#)
+        };
+        // A refused connection (UF): no peer header, only the cluster the call was routed to.
+        assert_eq!(
+            peer(&client_with(&cluster("api-v2"))),
+            (Some("api"), Some("v2"))
+        );
+        let istio = cluster("outbound|9080|v3|reviews.shop.svc.cluster.local");
+        assert_eq!(peer(&client_with(&istio)), (Some("reviews"), Some("v3")));
+        // Not a `<service>-<version>` name: nothing is made up.
+        assert_eq!(peer(&client_with(&cluster("redis-6379"))), (None, None));
+        // Peer identity wins; an unknown version is filled only for the same service.
+        let named = |svc: &str, ver: &str| {
+            format!(
+                r#"{{"key":"peer.service","value":{{"stringValue":"{svc}"}}}},
+                {{"key":"meshwake.peer.version","value":{{"stringValue":"{ver}"}}}},{}"#,
+                cluster("api-v2")
+            )
+        };
+        assert_eq!(
+            peer(&client_with(&named("cart", "v1"))),
+            (Some("cart"), Some("v1"))
+        );
+        assert_eq!(
+            peer(&client_with(&named("api", "unknown"))),
+            (Some("api"), Some("v2"))
+        );
+        assert_eq!(
+            peer(&client_with(&named("cart", "unknown"))),
+            (Some("cart"), Some("unknown"))
+        );
     }
 
     #[test]

@@ -11,57 +11,21 @@
 )]
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+
+use common::demo::{demo_command, fresh_out_dir};
+
 /// Traffic seconds: the topology's rollout (at 10 of 30 s) scales to 8 of 24 s.
 const DURATION_SECS: &str = "24";
 /// The whole run, start-up and analysis included, must end within this.
 const RUN_TIMEOUT: Duration = Duration::from_secs(150);
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn envoy() -> PathBuf {
-    let p = std::env::var_os("MESHWAKE_ENVOY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv/bin/envoy"));
-    assert!(
-        p.exists(),
-        "Envoy not found at {}: run scripts/setup.sh test (or set MESHWAKE_ENVOY)",
-        p.display()
-    );
-    p
-}
-
-/// The demo service binary of this profile, built if missing.
-fn service_bin() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_meshwake"));
-    let p = exe.with_file_name("meshwake-demo-service");
-    if !p.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(root())
-            .args(["build", "-q", "-p", "meshwake-demo-service"]);
-        if exe
-            .parent()
-            .and_then(|d| d.file_name())
-            .is_some_and(|n| n == "release")
-        {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().unwrap().success(),
-            "building meshwake-demo-service failed"
-        );
-    }
-    p
-}
 
 struct Run {
     out: PathBuf,
@@ -86,68 +50,13 @@ fn run_good() -> &'static Run {
 }
 
 fn run_demo(topology: &str, tag: &str) -> Run {
-    let wasm = root().join("target/meshwake.wasm");
-    assert!(
-        wasm.exists(),
-        "{} missing: run `make build` first",
-        wasm.display()
-    );
-    let out = root().join(format!("target/test-runs/{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshwake"))
-        .current_dir(root())
-        .args([
-            "demo",
-            "--topology",
-            topology,
-            "--duration-secs",
-            DURATION_SECS,
-        ])
-        .arg("--out")
-        .arg(&out)
-        .arg("--envoy")
-        .arg(envoy())
-        .arg("--wasm")
-        .arg(&wasm)
-        .arg("--service-bin")
-        .arg(service_bin())
-        .stdout(Stdio::from(
-            std::fs::File::create(out.join("stdout.txt")).unwrap(),
-        ))
-        .stderr(Stdio::from(
-            std::fs::File::create(out.join("stderr.txt")).unwrap(),
-        ))
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "meshwake demo still running after {RUN_TIMEOUT:?}; output in {}",
-                out.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let stdout = std::fs::read_to_string(out.join("stdout.txt")).unwrap();
-    let stderr = std::fs::read_to_string(out.join("stderr.txt")).unwrap();
-    assert!(
-        status.success(),
-        "meshwake demo failed ({status}):\n{stderr}\n{stdout}"
-    );
-    let report =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let extra = ["--duration-secs".to_owned(), DURATION_SECS.to_owned()];
+    let run = common::demo::run_demo(topology, tag, &extra, RUN_TIMEOUT);
     Run {
-        out,
-        stdout,
-        stderr,
-        report,
+        report: run.json("report.json"),
+        out: run.out,
+        stdout: run.stdout,
+        stderr: run.stderr,
     }
 }
 
@@ -559,27 +468,9 @@ fn html_report_renders_in_headless_chromium() {
 fn ctrl_c_stops_everything() {
     // After the main run, so the two meshes do not compete for the CPU.
     let _ = run();
-    let out = root().join(format!(
-        "target/test-runs/demo-ctrlc-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshwake"))
-        .current_dir(root())
-        .args([
-            "demo",
-            "--topology",
-            "demo/topologies/small.yaml",
-            "--duration-secs",
-            "60",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .arg("--envoy")
-        .arg(envoy())
-        .arg("--service-bin")
-        .arg(service_bin())
+    let out = fresh_out_dir("demo-ctrlc");
+    let extra = ["--duration-secs".to_owned(), "60".to_owned()];
+    let mut child = demo_command("demo/topologies/small.yaml", &out, &extra)
         .stdout(Stdio::null())
         .stderr(Stdio::from(
             std::fs::File::create(out.join("stderr.txt")).unwrap(),

@@ -15,43 +15,16 @@
     clippy::panic
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
 
 use serde_json::Value;
 
+use common::demo::run_demo;
+
 /// The whole run, start-up and analysis included, must end within this.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn envoy() -> PathBuf {
-    let p = std::env::var_os("MESHWAKE_ENVOY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv/bin/envoy"));
-    assert!(p.exists(), "Envoy not found at {}", p.display());
-    p
-}
-
-/// The demo service binary of this profile, built if missing.
-fn service_bin() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_meshwake"));
-    let p = exe.with_file_name("meshwake-demo-service");
-    if !p.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(root())
-            .args(["build", "-q", "-p", "meshwake-demo-service"]);
-        if exe.parent().and_then(|d| d.file_name()) == Some("release".as_ref()) {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success(), "building the demo service");
-    }
-    p
-}
 
 /// One finished demo run.
 struct Run {
@@ -68,64 +41,16 @@ fn demo(name: &str) -> Run {
 /// Runs `meshwake demo` on `demo/topologies/{name}.yaml`, for `secs` of traffic if given
 /// (the rollout moment scales along).
 fn demo_for(name: &str, secs: Option<u64>) -> Run {
-    let wasm = root().join("target/meshwake.wasm");
-    assert!(
-        wasm.exists(),
-        "{} missing: run `make build`",
-        wasm.display()
-    );
-    let out = root().join(format!(
-        "target/test-runs/scenario-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshwake"))
-        .current_dir(root())
-        .args(["demo", "--topology"])
-        .arg(format!("demo/topologies/{name}.yaml"))
-        .args(secs.map(|s| format!("--duration-secs={s}")))
-        .arg("--out")
-        .arg(&out)
-        .arg("--envoy")
-        .arg(envoy())
-        .arg("--wasm")
-        .arg(&wasm)
-        .arg("--service-bin")
-        .arg(service_bin())
-        .stdout(Stdio::from(
-            std::fs::File::create(out.join("stdout.txt")).unwrap(),
-        ))
-        .stderr(Stdio::from(
-            std::fs::File::create(out.join("stderr.txt")).unwrap(),
-        ))
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{name}: still running after {RUN_TIMEOUT:?}; see {}",
-                out.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap_or_default();
-    assert!(
-        status.success(),
-        "{name} failed ({status}):\n{}",
-        read("stderr.txt")
-    );
+    let extra: Vec<String> = secs
+        .map(|s| format!("--duration-secs={s}"))
+        .into_iter()
+        .collect();
+    let topology = format!("demo/topologies/{name}.yaml");
+    let run = run_demo(&topology, &format!("scenario-{name}"), &extra, RUN_TIMEOUT);
     Run {
-        stdout: read("stdout.txt"),
-        report: serde_json::from_str(&read("report.json")).unwrap(),
-        usage: serde_json::from_str(&read("run.json")).unwrap(),
+        report: run.json("report.json"),
+        usage: run.json("run.json"),
+        stdout: run.stdout,
     }
 }
 
@@ -254,7 +179,7 @@ fn fallback_absorbs_the_failure() {
 }
 
 #[test]
-#[ignore = "longer target: make demo-scenarios (most of api@v2's failures leave no span of its own; the analysis on main finds it only when its few resets (UC) reach significance)"]
+#[ignore = "longer target: make demo-scenarios (most of api@v2's failures leave no span of its own: refused connections, UF)"]
 fn crashed_replica_is_blamed_not_its_caller() {
     let run = demo("crash");
     run.not_saturated();

@@ -25,6 +25,8 @@ pub(super) struct Req {
     /// Time into this request from its caller (CLIENT span minus this SERVER span), ms;
     /// `None` for entry requests, retried calls and calls without a CLIENT span.
     pub(super) wire_ms: Option<f64>,
+    /// Start of the SERVER span (or of the CLIENT span of a call without one), Unix ns.
+    pub(super) start_ns: u64,
 }
 
 const NS_PER_MS: f64 = 1_000_000.0;
@@ -98,6 +100,7 @@ impl<'a> Facts<'a> {
                 self_ms: dur_ms,
                 timed: false,
                 wire_ms: None,
+                start_ns: c.start_ns,
             });
         }
         facts.attach_wire_times();
@@ -131,6 +134,7 @@ impl<'a> Facts<'a> {
             self_ms: s.duration_ns().saturating_sub(busy) as f64 / NS_PER_MS,
             timed: true,
             wire_ms: None,
+            start_ns: s.start_ns,
         }
     }
 
@@ -306,4 +310,29 @@ fn orphan_calls(idx: &TraceIndex<'_>) -> Vec<(usize, Deployment)> {
             idx.callees_of(i).is_empty().then_some((i, callee))
         })
         .collect()
+}
+
+/// Of `base` (other versions' current requests), those that started while `cand` was
+/// being served, when there are at least `min`: a canary that took traffic for the last few
+/// seconds of the window has its latency compared with its peers' over those seconds, not
+/// over the whole window, so a moment the machine stalled (cold connections, a neighbour's
+/// benchmark) weighs on both sides alike. The demo's good canary was rolled back on exactly
+/// that (3 s of v2 in a CPU stall vs 30 s of v1: self-time p95 175 ms vs 44 ms). Errors keep
+/// the whole window: they do not come from a stall, and a short canary needs the power.
+pub(super) fn while_serving<'r>(cand: &[&Req], base: &[&'r Req], min: u64) -> Vec<&'r Req> {
+    let from = cand.iter().map(|r| r.start_ns).min();
+    let to = cand.iter().map(|r| r.start_ns).max();
+    let (Some(from), Some(to)) = (from, to) else {
+        return base.to_vec();
+    };
+    let matched: Vec<&Req> = base
+        .iter()
+        .copied()
+        .filter(|r| (from..=to).contains(&r.start_ns))
+        .collect();
+    if matched.len() as u64 >= min.max(1) {
+        matched
+    } else {
+        base.to_vec()
+    }
 }

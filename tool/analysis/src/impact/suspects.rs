@@ -111,6 +111,20 @@ pub(super) struct Shift {
     pub(super) typical_ratio: f64,
     /// Its one-sided 95% lower confidence bound.
     pub(super) typical_ratio_low: f64,
+    /// Both sides have enough samples for the p95 to count.
+    pub(super) tail_ok: bool,
+}
+
+impl Shift {
+    /// The shift is big enough once the environment's own shift is taken out: `env` is the
+    /// (typical, p95) ratio the environment alone explains (1.0, 1.0 when none).
+    pub(super) fn big_enough(&self, min_ratio: f64, min_delta_ms: f64, env: (f64, f64)) -> bool {
+        let (typical_env, p95_env) = (env.0.max(1.0), env.1.max(1.0));
+        (self.typical_ratio_low / typical_env >= min_ratio && self.p50_delta_ms >= min_delta_ms)
+            || (self.tail_ok
+                && self.p95_ratio / p95_env >= min_ratio
+                && self.p95_delta_ms >= min_delta_ms)
+    }
 }
 
 fn ratio(c: f64, b: f64) -> f64 {
@@ -150,10 +164,9 @@ pub(super) fn shift_test(
         p95_delta_ms: q(&c, 0.95) - q(&b, 0.95),
         typical_ratio: typical,
         typical_ratio_low: low,
+        tail_ok: c.len().min(b.len()) >= TAIL_MIN_SAMPLES,
     };
-    let tail_ok = c.len().min(b.len()) >= TAIL_MIN_SAMPLES;
-    let big_enough = (shift.typical_ratio_low >= min_ratio && shift.p50_delta_ms >= min_delta_ms)
-        || (tail_ok && shift.p95_ratio >= min_ratio && shift.p95_delta_ms >= min_delta_ms);
+    let big_enough = shift.big_enough(min_ratio, min_delta_ms, (1.0, 1.0));
     let p = mann_whitney_greater(cand, base);
     Some((Tested { p, big_enough }, shift))
 }

@@ -327,3 +327,57 @@ fn report_serializes_for_the_cli_json_output() {
     assert_eq!((o.alpha, o.min_samples), (0.001, 5));
     assert!(serde_json::from_str::<AnalysisOptions>(r#"{"alpah": 0.001}"#).is_err());
 }
+
+/// The gate's case: no baseline window, a canary that served only the last 5 % of the window,
+/// during which the whole machine stalled (every request of the service 40 ms slower). The
+/// canary is compared with its peers over the seconds it served, so the stall is no finding;
+/// a canary that is itself slower in those seconds still is.
+#[test]
+fn canary_is_compared_with_its_peers_over_the_seconds_it_served() {
+    let stall_from = T0 + (DURATION_MS * 0.95 * 1_000_000.0) as u64;
+    let judge = |canary: Version| {
+        let mut mesh = Mesh::chain(2);
+        mesh.services[1].versions =
+            vec![Version::new("v1", 0.5), canary.live(stall_from, u64::MAX)];
+        let mut spans = mesh.generate(REQUESTS * 2, DURATION_MS, 7);
+        for s in spans.iter_mut() {
+            if s.service == "s1" && s.kind == crate::Kind::Server && s.start_ns >= stall_from {
+                s.end_ns += 40_000_000;
+            }
+        }
+        let opts = AnalysisOptions {
+            infer_baseline_end: false,
+            ..AnalysisOptions::default()
+        };
+        suspects(&analyze(&spans, &opts))
+    };
+    assert_eq!(judge(Version::new("v2", 0.5)), Vec::<String>::new());
+    assert_eq!(judge(Version::new("v2", 0.5).slower(60.0)), vec!["s1@v2"]);
+}
+
+/// The machine gets slower after the baseline: every unchanged service's self time grows
+/// ×1.6. That is the environment, and no unchanged deployment is blamed for it; one that grows
+/// ×4 while its peers grow ×1.6 still is.
+#[test]
+fn a_slowdown_shared_by_unchanged_deployments_is_not_blamed_on_them() {
+    let split = halfway();
+    let judge = |own: f64| {
+        let mut mesh = Mesh::chain(4);
+        for (i, svc) in mesh.services.iter_mut().enumerate() {
+            // Same deployment (v1) before and after; only its own time changes at the split.
+            let factor = if i == 2 { own } else { 1.6 };
+            svc.versions = vec![
+                Version::new("v1", 1.0).live(0, split),
+                Version::new("v1", 1.0).times(factor).live(split, u64::MAX),
+            ];
+        }
+        let spans = mesh.generate(REQUESTS, DURATION_MS, 11);
+        let opts = AnalysisOptions {
+            baseline_end_ns: Some(split),
+            ..AnalysisOptions::default()
+        };
+        suspects(&analyze(&spans, &opts))
+    };
+    assert_eq!(judge(1.6), Vec::<String>::new());
+    assert_eq!(judge(4.0).first().map(String::as_str), Some("s2@v1"));
+}

@@ -44,6 +44,18 @@ pub(super) fn allocate_ports(topo: &Topology) -> Result<Ports, DemoError> {
     })
 }
 
+/// Holds `port` bound but not listening for as long as the result lives: connections to it
+/// are refused (RST, Envoy's `UF`), like a crashed replica's, and no later free-port search
+/// can hand it out (the gate's did, and the "crashed" replica answered 404 from the gate).
+pub(super) fn hold_refusing_port(port: u16) -> Result<socket2::Socket, DemoError> {
+    use socket2::{Domain, Socket, Type};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)
+        .and_then(|s| s.bind(&addr.into()).map(|()| s))
+        .map_err(io("cannot reserve the crashed replicas' port"))?;
+    Ok(socket)
+}
+
 /// Starts the collector, the apps and the Envoys; returns once all are ready.
 pub(super) fn start_mesh(
     topo: &Topology,

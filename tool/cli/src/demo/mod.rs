@@ -123,6 +123,7 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
     }
 
     let ports = mesh::allocate_ports(&topo)?;
+    let _refusing = mesh::hold_refusing_port(ports.dead)?;
     let workloads = topo.workloads();
     say(&format!(
         "topology {:?}: {} services, {} deployments, depth {}, {} edge routes; {} req/s for {} s",
