@@ -151,7 +151,7 @@ pub fn run(args: &DemoArgs) -> Result<(), DemoError> {
         procs.len(),
         workloads.len(),
         workloads.len(),
-        tools.wasm.display(),
+        shown_path(&tools.wasm).display(),
         if envoy_config::is_native(&tools.wasm) { "native: Envoy dynamic module" } else { "wasm: Envoy's V8" }
     ));
     say(&format!(
@@ -201,6 +201,15 @@ fn warn_if_saturated(cost: &usage::Usage) {
         why.join("; "),
         cost.suggested_rate()
     ));
+}
+
+/// `path` relative to the working directory when it lies below it (`target/meshwake.wasm`):
+/// the output is read by people and pasted into docs.
+fn shown_path(path: &std::path::Path) -> &std::path::Path {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok())
+        .unwrap_or(path)
 }
 
 #[cfg(test)]
