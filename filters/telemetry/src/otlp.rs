@@ -145,7 +145,13 @@ pub fn encode_export_request_from<S: AsRef<[u8]>>(
 /// Like [`encode_export_request_from`], from encoded spans laid end to end (the exporter's
 /// queue buffer).
 pub fn encode_export_request_concat(resource: &Resource, scope: &Scope, spans: &[u8]) -> Vec<u8> {
-    let spans_len = spans.len();
+    encode_export_request_parts(resource, scope, &[spans])
+}
+
+/// Like [`encode_export_request_concat`], from runs of encoded spans in several buffers (the
+/// exporter's queue chunks), written out in order.
+pub fn encode_export_request_parts(resource: &Resource, scope: &Scope, parts: &[&[u8]]) -> Vec<u8> {
+    let spans_len = parts.iter().map(|p| p.len()).sum();
     let sizes = RequestSizes::new(resource, scope, spans_len);
     let mut buf = Vec::with_capacity(sizes.total);
     write_len_header(
@@ -158,7 +164,9 @@ pub fn encode_export_request_concat(resource: &Resource, scope: &Scope, spans: &
     write_len_header(&mut buf, field::RS_SCOPE_SPANS, sizes.scope_spans);
     write_len_header(&mut buf, field::SS_SCOPE, sizes.scope);
     write_scope(&mut buf, scope);
-    buf.extend_from_slice(spans);
+    for part in parts {
+        buf.extend_from_slice(part);
+    }
     debug_assert_eq!(buf.len(), sizes.total);
     buf
 }
