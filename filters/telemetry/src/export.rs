@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::otlp::{encode_export_request_parts, write_span_view};
+use crate::otlp::{encode_export_request_from, write_span_view};
 use crate::span::{Resource, Scope, Span, SpanView};
 
 const NANOS_PER_MILLI: u64 = 1_000_000;
@@ -280,8 +280,9 @@ impl SpanQueue {
             })
             .collect();
         let body = batch(&parts);
+        let taken: usize = plan.iter().map(|&(_, k)| k).sum();
+        self.lens.drain(..taken.min(self.lens.len()));
         for (bytes, k) in plan {
-            self.lens.drain(..k.min(self.lens.len()));
             self.consume_front(bytes, k);
         }
         body
@@ -428,7 +429,7 @@ impl Exporter {
 
         let n = self.queue.len().min(self.cfg.max_batch_spans);
         let body = self.queue.take(n, |parts| {
-            encode_export_request_parts(resource, scope, parts)
+            encode_export_request_from(resource, scope, parts)
         });
         self.window_start_ns = now_ns;
         let id = self.next_id;

@@ -129,29 +129,14 @@ pub fn write_encoded_span(buf: &mut Vec<u8>, span: &Span) {
     write_span(buf, span);
 }
 
-/// Like [`encode_export_request`], from spans already encoded by [`encode_span`].
+/// Like [`encode_export_request`], from spans already encoded by [`encode_span`], or from
+/// runs of them laid end to end (the exporter's queue chunks), written out in order.
 pub fn encode_export_request_from<S: AsRef<[u8]>>(
     resource: &Resource,
     scope: &Scope,
-    spans: &[S],
+    parts: &[S],
 ) -> Vec<u8> {
-    let mut concat = Vec::with_capacity(spans.iter().map(|s| s.as_ref().len()).sum());
-    for span in spans {
-        concat.extend_from_slice(span.as_ref());
-    }
-    encode_export_request_concat(resource, scope, &concat)
-}
-
-/// Like [`encode_export_request_from`], from encoded spans laid end to end (the exporter's
-/// queue buffer).
-pub fn encode_export_request_concat(resource: &Resource, scope: &Scope, spans: &[u8]) -> Vec<u8> {
-    encode_export_request_parts(resource, scope, &[spans])
-}
-
-/// Like [`encode_export_request_concat`], from runs of encoded spans in several buffers (the
-/// exporter's queue chunks), written out in order.
-pub fn encode_export_request_parts(resource: &Resource, scope: &Scope, parts: &[&[u8]]) -> Vec<u8> {
-    let spans_len = parts.iter().map(|p| p.len()).sum();
+    let spans_len = parts.iter().map(|p| p.as_ref().len()).sum();
     let sizes = RequestSizes::new(resource, scope, spans_len);
     let mut buf = Vec::with_capacity(sizes.total);
     write_len_header(
@@ -165,7 +150,7 @@ pub fn encode_export_request_parts(resource: &Resource, scope: &Scope, parts: &[
     write_len_header(&mut buf, field::SS_SCOPE, sizes.scope);
     write_scope(&mut buf, scope);
     for part in parts {
-        buf.extend_from_slice(part);
+        buf.extend_from_slice(part.as_ref());
     }
     debug_assert_eq!(buf.len(), sizes.total);
     buf
