@@ -79,8 +79,10 @@ fn stream_state_lives_from_request_to_log_whichever_way_the_stream_ends() {
     let (up, arrived, answer) = held_upstream();
     let cfg = r#"{"role":"outbound","identity":{"service":"shop","version":"v1","namespace":"shop"},"export":{"flush_interval_ms":50}}"#;
     // The wasm build's dispatcher (the native build's state is Envoy's per-stream filter).
-    let mut opts = EnvoyOptions::default();
-    opts.build = Build::Wasm;
+    let opts = EnvoyOptions {
+        build: Build::Wasm,
+        ..Default::default()
+    };
     let envoy = Envoy::start(
         opts.name("stream-lifecycle")
             .plugin_config(cfg)
