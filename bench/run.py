@@ -532,7 +532,8 @@ def nativecalls(a, sink):
 
 # The `ir` phase: each case's Envoy under callgrind, IR_REQUESTS requests at IR_RATE/s.
 IR_REQUESTS, IR_RATE = 1000, 100
-IR_CASES = ["envoy", "native-noop", "native-propagation", "native-full", "otel"]
+IR_CASES = ["envoy", "noop", "propagation", "full", "native-noop", "native-propagation",
+            "native-full", "otel"]
 
 
 def envoy_ir(case, sink):
@@ -598,6 +599,8 @@ def instructions(a, sink):
     ratio = lambda n, d: added[n] / added[d] if n in added and added.get(d) else None
     return {"requests": IR_REQUESTS, "rate": IR_RATE, "instructions_per_request": ir,
             "added": added,
+            "full_vs_otel": ratio("full", "otel"),
+            "propagation_vs_noop": ratio("propagation", "noop"),
             "native_full_vs_otel": ratio("native-full", "otel"),
             "native_propagation_vs_native_noop": ratio("native-propagation", "native-noop")}
 
@@ -719,6 +722,12 @@ def markdown(doc):
         L.append(f"| {names[k]} | {v['median']:.2f} [{v['spread'][0]:.2f}–{v['spread'][1]:.2f}] "
                  + (f"| ≤ {t} | {'yes' if v['median'] <= t else 'no'} |" if t is not None
                     else "| (reference) | – |"))
+    ir = doc.get("ir") or {}
+    for key, label, target in (("full_vs_otel", "instructions (callgrind): meshwake full / Envoy OTel tracer", 1.0),
+                               ("propagation_vs_noop", "instructions (callgrind): meshwake propagation / no-op filter", 1.5),
+                               ("native_full_vs_otel", "instructions (callgrind): native full / Envoy OTel tracer", 0.5)):
+        if ir.get(key) is not None:
+            L.append(f"| {label} | {ir[key]:.2f} | ≤ {target} | {'yes' if ir[key] <= target else 'no'} |")
     for sus in sustained_runs(doc):
         L.append(f"| {sus['case']}: spans delivered at {sus['rate_target']:,} req/s for "
                  f"{sus['duration_s']} s (achieved {sus['rate_achieved']:,.0f}/s) | "
@@ -794,7 +803,9 @@ def markdown(doc):
         L += ["## Instructions per request in Envoy (callgrind)", "",
               f"Each case's Envoy under `valgrind --tool=callgrind`, {ir['requests']:,} requests at "
               f"{ir['rate']}/s after a warm-up (user space, all threads; stable on a loaded box, "
-              "but blind to kernel time and cache misses). Native full / OTel tracer: "
+              "but blind to kernel time and cache misses). Full / OTel tracer: "
+              f"{fmt_ratio(ir.get('full_vs_otel'))}; propagation / no-op: "
+              f"{fmt_ratio(ir.get('propagation_vs_noop'))}; native full / OTel tracer: "
               f"{fmt_ratio(ir['native_full_vs_otel'])}; native propagation / native no-op: "
               f"{fmt_ratio(ir['native_propagation_vs_native_noop'])}.", "",
               "| Case | Instructions / request | Added over envoy |", "|---|---|---|"]
