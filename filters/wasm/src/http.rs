@@ -13,6 +13,9 @@ use meshwake_trace_context::propagator::HeaderSource;
 pub struct Stream {
     pub root: u32,
     state: Option<RequestState>,
+    /// `:status` of the response headers, when they were read anyway (outbound and edge):
+    /// the stream end then needs no `response.code` property read.
+    status: Option<u16>,
 }
 
 /// Apply the core's edits (its removals name only headers the map has). A header that
@@ -41,7 +44,11 @@ fn text_prop(path: &[&str]) -> Option<String> {
 
 impl Stream {
     pub fn new(root: u32) -> Stream {
-        Stream { root, state: None }
+        Stream {
+            root,
+            state: None,
+            status: None,
+        }
     }
 
     pub fn on_request_headers(&mut self, root: &mut Root) {
@@ -99,6 +106,9 @@ impl Stream {
             Vec::new()
         };
         let headers = meshwake_core::headers::HeaderMap::decode(&raw);
+        self.status = headers
+            .get(":status")
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
         let now = if engine.wants_first_byte_time() {
             host::now_ns()
         } else {
@@ -128,7 +138,7 @@ impl Stream {
             sh.keep_spare(state.into_spare());
             return;
         }
-        let c = completion(engine, &state);
+        let c = completion(engine, &state, self.status);
         let start = state.start_ns;
         // The span is encoded straight into the export queue and the labels looked up
         // borrowed: no owned span or label strings per request.
@@ -172,11 +182,15 @@ fn metric_type(kind: MetricKind) -> MetricType {
 }
 
 /// How the stream ended, from Envoy's properties: only the facts this request's span and
-/// metrics use, each a property read.
-fn completion(engine: &meshwake_core::Engine, state: &RequestState) -> Completion {
+/// metrics use, each a property read. `status`: the response's `:status` if already read.
+fn completion(
+    engine: &meshwake_core::Engine,
+    state: &RequestState,
+    status: Option<u16>,
+) -> Completion {
     let reads = engine.stream_end_reads(state);
-    let status = int_prop(property::RESPONSE_CODE)
-        .and_then(|v| u16::try_from(v).ok())
+    let status = status
+        .or_else(|| int_prop(property::RESPONSE_CODE).and_then(|v| u16::try_from(v).ok()))
         .unwrap_or(0);
     let flags = if meshwake_core::needs_response_flags(status) {
         int_prop(property::RESPONSE_FLAGS).unwrap_or(0) as u64
