@@ -19,12 +19,14 @@ def ser(pairs):
     out = struct.pack("<I", len(parts)) + b"".join(struct.pack("<II", len(k), len(v)) for k, v in parts)
     return out + b"".join(k + b"\0" + v + b"\0" for k, v in parts)
 
-request = ser([(":authority", "bench"), (":path", "/api/v1/items/12345"), (":method", "GET"),
+REQUEST = [(":authority", "bench"), (":path", "/api/v1/items/12345"), (":method", "GET"),
   (":scheme", "http"), ("user-agent", "meshwake-bench/1"), ("x-forwarded-proto", "http"),
   ("x-request-id", "6c0b3f0e-6a57-4d8e-9a0e-1c1f2a3b4c5d"),
-  ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")])
-response = ser([(":status", "200"), ("content-length", "2"), ("content-type", "text/plain"),
-  ("date", "Tue, 25 Nov 2025 16:00:00 GMT"), ("server", "envoy")])
+  ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
+request = ser(REQUEST)
+RESPONSE = [(":status", "200"), ("content-length", "2"), ("content-type", "text/plain"),
+  ("date", "Tue, 25 Nov 2025 16:00:00 GMT"), ("server", "envoy")]
+response = ser(RESPONSE)
 call_response = ser([(":status", "200"), ("content-length", "0")])
 i64 = lambda v: struct.pack("<q", v)
 props = {b"response\0code": i64(200), b"response\0flags": i64(0), b"request\0size": i64(0),
@@ -36,6 +38,10 @@ def give(b, rp, rs):
     p = st["ex"]["proxy_on_memory_allocate"](store, len(b))
     wr(p, b); wr(rp, struct.pack("<I", p)); wr(rs, struct.pack("<I", len(b))); return 0
 
+def get_value(t, kp, kn, rp, rs):
+    key = rd(kp, kn).decode()
+    v = next((v for k, v in (REQUEST if t == 0 else RESPONSE if t == 2 else []) if k == key), None)
+    return 1 if v is None else give(v.encode(), rp, rs)
 def get_pairs(t, rp, rs): return give(request if t == 0 else response if t == 2 else call_response, rp, rs)
 def get_buffer(t, s, n, rp, rs): return give(config.encode(), rp, rs) if t == 7 else 1
 def get_prop(p, n, rp, rs):
@@ -49,7 +55,7 @@ def http_call(*a):
     st["token"] += 1; wr(a[-1], struct.pack("<I", st["token"])); st["pending"].append(st["token"]); return 0
 impl = {"proxy_get_header_map_pairs": get_pairs, "proxy_get_buffer_bytes": get_buffer,
         "proxy_get_property": get_prop, "proxy_get_current_time_nanoseconds": now,
-        "proxy_define_metric": define, "proxy_http_call": http_call, "proxy_get_header_map_value": lambda *a: 1,
+        "proxy_define_metric": define, "proxy_http_call": http_call, "proxy_get_header_map_value": get_value,
         "proxy_get_shared_data": lambda *a: 1}
 def random_get(p, n): wr(p, b"\7" * n); return 0
 def clock(i, prec, rp): wr(rp, struct.pack("<Q", st["now"])); return 0

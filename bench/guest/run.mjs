@@ -44,16 +44,18 @@ function serialize(pairs) {
   });
   return out;
 }
-const request = serialize([
+const REQUEST = [
   [":authority", "bench"], [":path", "/api/v1/items/12345"], [":method", "GET"],
   [":scheme", "http"], ["user-agent", "meshwake-bench/1"], ["x-forwarded-proto", "http"],
   ["x-request-id", "6c0b3f0e-6a57-4d8e-9a0e-1c1f2a3b4c5d"],
   ["traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"],
-]);
-const response = serialize([
+];
+const request = serialize(REQUEST);
+const RESPONSE = [
   [":status", "200"], ["content-length", "2"], ["content-type", "text/plain"],
   ["date", "Tue, 25 Nov 2025 16:00:00 GMT"], ["server", "envoy"],
-]);
+];
+const response = serialize(RESPONSE);
 const callResponse = serialize([[":status", "200"], ["content-length", "0"]]);
 const int64 = (v) => { const b = new Uint8Array(8); new DataView(b.buffer).setBigInt64(0, BigInt(v), true); return b; };
 const props = { "response\0code": int64(200), "response\0flags": int64(0), "request\0size": int64(0),
@@ -63,7 +65,11 @@ const pending = [];
 
 const impl = {
   proxy_get_header_map_pairs: (t, rp, rs) => give(t === 0 ? request : t === 2 ? response : callResponse, rp, rs),
-  proxy_get_header_map_value: () => 1,
+  proxy_get_header_map_value: (t, kp, kn, rp, rs) => {
+    const key = str(kp, kn);
+    const hit = (t === 0 ? REQUEST : t === 2 ? RESPONSE : []).find(([k]) => k === key);
+    return hit ? give(enc.encode(hit[1]), rp, rs) : 1;
+  },
   proxy_replace_header_map_value: () => 0,
   proxy_remove_header_map_value: () => 0,
   proxy_add_header_map_value: () => 0,

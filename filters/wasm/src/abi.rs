@@ -73,6 +73,13 @@ extern "C" {
         out_data: *mut *mut u8,
         out_size: *mut usize,
     ) -> Status;
+    pub fn proxy_get_header_map_value(
+        map: MapType,
+        key: *const u8,
+        key_size: usize,
+        out_data: *mut *mut u8,
+        out_size: *mut usize,
+    ) -> Status;
     pub fn proxy_replace_header_map_value(
         map: MapType,
         key: *const u8,

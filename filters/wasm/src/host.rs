@@ -29,6 +29,20 @@ pub fn header_map_bytes(map: MapType) -> Vec<u8> {
     }
 }
 
+/// The first value of one header.
+pub fn header_value(map: MapType, name: &str) -> Option<Vec<u8>> {
+    let (mut ptr, mut size) = (null_mut(), 0);
+    // SAFETY: as in `header_map_bytes`.
+    unsafe {
+        if abi::proxy_get_header_map_value(map, name.as_ptr(), name.len(), &mut ptr, &mut size)
+            != OK
+        {
+            return None;
+        }
+        take(ptr, size)
+    }
+}
+
 /// All pairs of a header map (call-out response headers).
 pub fn header_pairs(map: MapType) -> Vec<(String, Vec<u8>)> {
     meshwake_core::headers::decode_map(&header_map_bytes(map))

@@ -13,8 +13,8 @@ use meshwake_trace_context::propagator::HeaderSource;
 pub struct Stream {
     pub root: u32,
     state: Option<RequestState>,
-    /// `:status` of the response headers, when they were read anyway (outbound and edge):
-    /// the stream end then needs no `response.code` property read.
+    /// `:status` of the response headers: the stream end then needs no `response.code`
+    /// property read.
     status: Option<u16>,
 }
 
@@ -100,15 +100,25 @@ impl Stream {
         };
         // Each read is a host call: inbound needs no response header, and only spans need
         // the time.
-        let raw = if engine.reads_response_headers(state.role) {
+        let reads_all = engine.reads_response_headers(state.role);
+        let raw = if reads_all {
             host::header_map_bytes(MapType::Response)
         } else {
             Vec::new()
         };
         let headers = meshwake_core::headers::HeaderMap::decode(&raw);
-        self.status = headers
-            .get(":status")
-            .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
+        // The status for the stream end: one header read here costs Envoy far less than the
+        // `response.code` property at stream end (docs/adr/0006, decision 8).
+        let parse = |v: &[u8]| std::str::from_utf8(v).ok()?.parse().ok();
+        self.status = if reads_all {
+            headers.get(":status").and_then(parse)
+        } else if engine.config().spans.enabled || engine.config().metrics.enabled {
+            host::header_value(MapType::Response, ":status")
+                .as_deref()
+                .and_then(parse)
+        } else {
+            None
+        };
         let now = if engine.wants_first_byte_time() {
             host::now_ns()
         } else {
