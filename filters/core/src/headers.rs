@@ -27,20 +27,149 @@ pub fn decode_map_borrowed(bytes: &[u8]) -> Vec<(Cow<'_, str>, &[u8])> {
 }
 
 /// A decoded header map borrowing the host's serialized bytes: names and values are not
-/// copied nor checked for UTF-8, and lookups compare names case-insensitively as bytes
-/// (Envoy's codecs lower-case names, so a lookup is mostly a length check and a `memcmp`).
+/// copied nor checked for UTF-8, and lookups compare names case-insensitively as bytes.
+/// Each pair is classified once, at decoding, into a slot when its name is one the pipeline
+/// reads ([`KNOWN`]): a lookup of a known name is then an index (first pair, count), not a
+/// scan of every pair (in V8 the scans were the largest single cost of propagation, ~20
+/// lookups per request). Other names are still found by a scan.
 /// The per-request path: one allocation (the pair list) per map.
 #[derive(Debug, Default)]
 pub struct HeaderMap<'a> {
     pairs: Vec<(&'a [u8], &'a [u8])>,
+    /// Per known slot: index of the first pair with that name (valid when `counts` > 0).
+    first: [u16; KNOWN.len()],
+    /// Per known slot: how many pairs have that name.
+    counts: [u16; KNOWN.len()],
+}
+
+/// The header names the pipeline reads, lower-case, by length: [`known_slot`] maps each
+/// (length, distinguishing byte) to its index here.
+pub const KNOWN: [&str; 20] = [
+    "b3",
+    ":path",
+    ":method",
+    ":scheme",
+    "baggage",
+    ":authority",
+    "user-agent",
+    "tracestate",
+    "x-b3-flags",
+    "traceparent",
+    "grpc-status",
+    "x-b3-spanid",
+    "x-request-id",
+    "x-b3-traceid",
+    "x-b3-sampled",
+    "content-type",
+    "x-meshwake-peer",
+    "x-b3-parentspanid",
+    "x-meshwake-lineage",
+    "x-meshwake-force-sample",
+];
+
+/// Slot of `name` in [`KNOWN`], ASCII case-insensitively: the length and at most one byte
+/// pick the only candidate, one comparison confirms it. Plain loops and matches: at
+/// opt-level `s` iterator chains here stayed calls per byte in the module.
+#[inline]
+fn known_slot(name: &[u8]) -> Option<usize> {
+    let at = |i: usize| name.get(i).map_or(0, u8::to_ascii_lowercase);
+    let slot = match name.len() {
+        2 => 0,
+        5 => 1,
+        7 => match at(1) {
+            b'm' => 2,
+            b's' => 3,
+            b'a' => 4,
+            _ => return None,
+        },
+        10 => match at(0) {
+            b':' => 5,
+            b'u' => 6,
+            b't' => 7,
+            b'x' => 8,
+            _ => return None,
+        },
+        11 => match at(0) {
+            b't' => 9,
+            b'g' => 10,
+            b'x' => 11,
+            _ => return None,
+        },
+        12 => match at(5) {
+            b'u' => 12,
+            b't' => 13,
+            b's' => 14,
+            b'n' => 15,
+            _ => return None,
+        },
+        15 => 16,
+        17 => 17,
+        18 => 18,
+        23 => 19,
+        _ => return None,
+    };
+    KNOWN
+        .get(slot)
+        .is_some_and(|known| eq_lower(name, known.as_bytes()))
+        .then_some(slot)
+}
+
+/// `name` equals `lower` (lower-case) ignoring ASCII case. Exact words first (Envoy's
+/// codecs lower-case names, and the pipeline's names are the very constants of [`KNOWN`]),
+/// byte by byte only from the first word that differs.
+#[inline]
+fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
+    if name.len() != lower.len() {
+        return false;
+    }
+    if std::ptr::eq(name.as_ptr(), lower.as_ptr()) {
+        return true;
+    }
+    let (mut a, mut b) = (name, lower);
+    while let (Some((wa, ra)), Some((wb, rb))) =
+        (a.split_first_chunk::<8>(), b.split_first_chunk::<8>())
+    {
+        if wa != wb {
+            break;
+        }
+        (a, b) = (ra, rb);
+    }
+    let mut i = 0;
+    while let (Some(x), Some(y)) = (a.get(i), b.get(i)) {
+        if x.to_ascii_lowercase() != *y {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 impl<'a> HeaderMap<'a> {
     /// Decode the host's layout (see the module docs); a malformed tail is ignored.
     pub fn decode(bytes: &'a [u8]) -> HeaderMap<'a> {
-        let mut pairs = Vec::with_capacity(pair_count(bytes));
-        for_each_pair(bytes, |k, v| pairs.push((k, v)));
-        HeaderMap { pairs }
+        let mut map = HeaderMap {
+            pairs: Vec::with_capacity(pair_count(bytes)),
+            first: [0; KNOWN.len()],
+            counts: [0; KNOWN.len()],
+        };
+        for_each_pair(bytes, |k, v| {
+            if let Some(slot) = known_slot(k) {
+                map.note(slot);
+            }
+            map.pairs.push((k, v));
+        });
+        map
+    }
+
+    /// The pair about to be pushed has the name of `slot`.
+    fn note(&mut self, slot: usize) {
+        let index = u16::try_from(self.pairs.len()).unwrap_or(u16::MAX);
+        if let (Some(first), Some(count)) = (self.first.get_mut(slot), self.counts.get_mut(slot)) {
+            if *count == 0 {
+                *first = index;
+            }
+            *count = count.saturating_add(1);
+        }
     }
 
     /// Number of pairs.
@@ -55,7 +184,7 @@ impl<'a> HeaderMap<'a> {
 
     /// Index of the first pair named `name` at or after `from`. A plain loop, the length
     /// compared first: in the module (opt-level `s`) an iterator chain here stayed a call
-    /// per pair, the largest single cost of propagation in V8.
+    /// per pair.
     fn find(&self, name: &[u8], from: usize) -> Option<usize> {
         let mut i = from;
         while let Some((k, _)) = self.pairs.get(i) {
@@ -67,6 +196,16 @@ impl<'a> HeaderMap<'a> {
         None
     }
 
+    /// First index and count of `name`: from its slot when known, else by a scan
+    /// (`None`: not a known name).
+    #[inline]
+    fn known(&self, name: &[u8]) -> Option<(usize, usize)> {
+        let slot = known_slot(name)?;
+        let count = usize::from(*self.counts.get(slot)?);
+        let first = usize::from(*self.first.get(slot)?);
+        Some((first, count))
+    }
+
     fn value(&self, i: usize) -> Option<&'a [u8]> {
         self.pairs.get(i).map(|(_, v)| *v)
     }
@@ -74,11 +213,20 @@ impl<'a> HeaderMap<'a> {
 
 impl HeaderSource for HeaderMap<'_> {
     fn get(&self, name: &str) -> Option<&[u8]> {
-        self.find(name.as_bytes(), 0).and_then(|i| self.value(i))
+        match self.known(name.as_bytes()) {
+            Some((_, 0)) => None,
+            Some((first, _)) => self.value(first),
+            None => self.find(name.as_bytes(), 0).and_then(|i| self.value(i)),
+        }
     }
     fn get_all(&self, name: &str) -> Vec<&[u8]> {
+        let mut at = match self.known(name.as_bytes()) {
+            Some((_, 0)) => return Vec::new(),
+            Some((first, 1)) => return self.value(first).into_iter().collect(),
+            Some((first, _)) => Some(first),
+            None => self.find(name.as_bytes(), 0),
+        };
         let mut out = Vec::new();
-        let mut at = self.find(name.as_bytes(), 0);
         while let Some(i) = at {
             out.extend(self.value(i));
             at = self.find(name.as_bytes(), i + 1);
@@ -86,6 +234,9 @@ impl HeaderSource for HeaderMap<'_> {
         out
     }
     fn count(&self, name: &str) -> usize {
+        if let Some((_, count)) = self.known(name.as_bytes()) {
+            return count;
+        }
         let mut n = 0;
         let mut at = self.find(name.as_bytes(), 0);
         while let Some(i) = at {
@@ -215,6 +366,93 @@ mod tests {
         for name in [":path", "traceparent", "x-bin", "tracestatf", "missing"] {
             assert_eq!(m.get(name), owned.get(name), "{name}");
             assert_eq!(m.get_all(name), owned.get_all(name), "{name}");
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn every_known_name_has_its_slot_and_the_pipeline_reads_only_known_names() {
+        for (slot, name) in KNOWN.iter().enumerate() {
+            assert_eq!(known_slot(name.as_bytes()), Some(slot), "{name}");
+            assert_eq!(known_slot(name.to_ascii_uppercase().as_bytes()), Some(slot));
+            assert_eq!(name.to_ascii_lowercase(), *name);
+        }
+        use meshwake_semconv::header;
+        use meshwake_trace_context::{b3, baggage, traceparent, tracestate};
+        let read = [
+            traceparent::TRACEPARENT_HEADER,
+            tracestate::TRACESTATE_HEADER,
+            baggage::BAGGAGE_HEADER,
+            b3::B3_HEADER,
+            header::PATH,
+            header::METHOD,
+            header::SCHEME,
+            header::AUTHORITY,
+            header::USER_AGENT,
+            header::REQUEST_ID,
+            header::CONTENT_TYPE,
+            header::GRPC_STATUS,
+            header::FORCE_SAMPLE,
+            meshwake_identity::PEER_HEADER,
+            meshwake_identity::LINEAGE_HEADER,
+        ];
+        for name in read.iter().chain(b3::B3_MULTI_HEADERS.iter()) {
+            assert!(known_slot(name.as_bytes()).is_some(), "{name} has no slot");
+        }
+        for near in [
+            "b4",
+            ":paths",
+            "traceparenT-",
+            "x-b3-flagz",
+            "",
+            "x-meshwake-force-samplf",
+        ] {
+            assert_eq!(known_slot(near.as_bytes()), None, "{near}");
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn known_and_unknown_names_agree_with_a_scan_on_duplicates_and_case() {
+        let b = encode(&[
+            (b"X-Custom", b"1"),
+            (b"Baggage", b"a=1"),
+            (b":authority", b"host"),
+            (b"x-custom", b"2"),
+            (b"BAGGAGE", b"b=2"),
+            (b"baggage", b"c=3"),
+            (b"TraceState", b"k=v"),
+            (b"x-b3-sampled", b"1"),
+            (b"X-B3-Sampled", b"0"),
+            (b"b3", b""),
+        ]);
+        let m = HeaderMap::decode(&b);
+        assert_eq!(m.count("baggage"), 3);
+        assert_eq!(m.get("BaGgAgE"), Some(&b"a=1"[..]));
+        assert_eq!(
+            m.get_all("baggage"),
+            vec![&b"a=1"[..], &b"b=2"[..], &b"c=3"[..]]
+        );
+        assert_eq!(m.count("x-custom"), 2);
+        assert_eq!(m.get_all("X-CUSTOM"), vec![&b"1"[..], &b"2"[..]]);
+        assert_eq!(m.get("x-b3-sampled"), Some(&b"1"[..]));
+        assert_eq!(m.count("x-b3-sampled"), 2);
+        assert_eq!(m.get("b3"), Some(&b""[..]));
+        assert_eq!(m.get_all("tracestate"), vec![&b"k=v"[..]]);
+        assert_eq!(m.count("traceparent"), 0);
+        assert!(m.get_all("traceparent").is_empty());
+        let scan = decode_map_borrowed(&b);
+        let names = KNOWN
+            .iter()
+            .copied()
+            .chain(["x-custom", "X-Custom", "missing", ""]);
+        for name in names {
+            let upper = name.to_ascii_uppercase();
+            for n in [name, upper.as_str()] {
+                assert_eq!(m.get(n), scan.get(n), "{n}");
+                assert_eq!(m.get_all(n), scan.get_all(n), "{n}");
+                assert_eq!(m.count(n), scan.count(n), "{n}");
+            }
         }
     }
 }
