@@ -115,28 +115,45 @@ fn known_slot(name: &[u8]) -> Option<usize> {
 }
 
 /// `name` equals `lower` (lower-case) ignoring ASCII case. Exact words first (Envoy's
-/// codecs lower-case names, and the pipeline's names are the very constants of [`KNOWN`]),
-/// byte by byte only from the first word that differs.
+/// codecs lower-case names, and the pipeline asks with lower-case constants), byte by byte
+/// with case folding only when they differ.
 #[inline]
 fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
-    if name.len() != lower.len() {
-        return false;
-    }
-    if std::ptr::eq(name.as_ptr(), lower.as_ptr()) {
+    name.len() == lower.len() && (same_bytes(name, lower) || eq_folded(name, lower))
+}
+
+/// Exact equality of two slices of the same length, by 8-byte words, the last one
+/// overlapping the one before (names of 8 bytes or more); shorter ones are left to
+/// [`eq_folded`].
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if std::ptr::eq(a.as_ptr(), b.as_ptr()) {
         return true;
     }
-    let (mut a, mut b) = (name, lower);
-    while let (Some((wa, ra)), Some((wb, rb))) =
-        (a.split_first_chunk::<8>(), b.split_first_chunk::<8>())
-    {
-        if wa != wb {
-            break;
-        }
-        (a, b) = (ra, rb);
+    let n = a.len();
+    if n < 8 {
+        return false;
     }
+    let word = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_ne_bytes)
+    };
+    let mut at = 0;
+    while at + 8 < n {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
+}
+
+/// Byte by byte, `name` folded to lower case.
+fn eq_folded(name: &[u8], lower: &[u8]) -> bool {
     let mut i = 0;
-    while let (Some(x), Some(y)) = (a.get(i), b.get(i)) {
-        if x.to_ascii_lowercase() != *y {
+    while let (Some(a), Some(b)) = (name.get(i), lower.get(i)) {
+        if a.to_ascii_lowercase() != *b {
             return false;
         }
         i += 1;
@@ -406,8 +423,18 @@ mod tests {
             "x-b3-flagz",
             "",
             "x-meshwake-force-samplf",
+            "x-meshwake-forcx-sample",
+            "xraceparent",
+            "x-b3-parentspanjd",
         ] {
             assert_eq!(known_slot(near.as_bytes()), None, "{near}");
+        }
+        for mixed in [
+            "x-meshwake-fOrce-sample",
+            "X-meshwake-force-sample",
+            "x-b3-ParentSpanID",
+        ] {
+            assert!(known_slot(mixed.as_bytes()).is_some(), "{mixed}");
         }
     }
 
