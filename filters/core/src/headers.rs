@@ -22,22 +22,28 @@ pub fn decode_map(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
 /// per-request path: two allocations per header fewer than owned pairs.
 pub fn decode_map_borrowed(bytes: &[u8]) -> Vec<(Cow<'_, str>, &[u8])> {
     let mut out = Vec::with_capacity(pair_count(bytes));
-    for_each_pair(bytes, |k, v| out.push((name(k), v)));
+    for_each_pair(bytes, |k, v| {
+        out.push((name(k), v));
+        true
+    });
     out
 }
 
 /// A decoded header map borrowing the host's serialized bytes: names and values are not
 /// copied nor checked for UTF-8, and lookups compare names case-insensitively as bytes.
 /// Each pair is classified once, at decoding, into a slot when its name is one the pipeline
-/// reads ([`KNOWN`]): a lookup of a known name is then an index (first pair, count), not a
-/// scan of every pair (in V8 the scans were the largest single cost of propagation, ~20
-/// lookups per request). Other names are still found by a scan.
-/// The per-request path: one allocation (the pair list) per map.
+/// reads ([`KNOWN`]); the slot keeps the first value and the count, so a lookup of a known
+/// name is an index, not a scan of every pair (in V8 the scans were the largest single
+/// cost of propagation, ~30 lookups per request). Other names, and the later values of a
+/// repeated known name, are found by walking the serialized map again.
+/// No allocation: the per-request path.
 #[derive(Debug, Default)]
 pub struct HeaderMap<'a> {
-    pairs: Vec<(&'a [u8], &'a [u8])>,
-    /// Per known slot: index of the first pair with that name (valid when `counts` > 0).
-    first: [u16; KNOWN.len()],
+    bytes: &'a [u8],
+    /// Pairs decoded.
+    len: usize,
+    /// Per known slot: the first value with that name (empty when `counts` is 0).
+    first: [&'a [u8]; KNOWN.len()],
     /// Per known slot: how many pairs have that name.
     counts: [u16; KNOWN.len()],
 }
@@ -165,25 +171,24 @@ impl<'a> HeaderMap<'a> {
     /// Decode the host's layout (see the module docs); a malformed tail is ignored.
     pub fn decode(bytes: &'a [u8]) -> HeaderMap<'a> {
         let mut map = HeaderMap {
-            pairs: Vec::with_capacity(pair_count(bytes)),
-            first: [0; KNOWN.len()],
-            counts: [0; KNOWN.len()],
+            bytes,
+            ..HeaderMap::default()
         };
         for_each_pair(bytes, |k, v| {
             if let Some(slot) = known_slot(k) {
-                map.note(slot);
+                map.note(slot, v);
             }
-            map.pairs.push((k, v));
+            map.len += 1;
+            true
         });
         map
     }
 
-    /// The pair about to be pushed has the name of `slot`.
-    fn note(&mut self, slot: usize) {
-        let index = u16::try_from(self.pairs.len()).unwrap_or(u16::MAX);
+    /// A pair named as `slot` has value `value`.
+    fn note(&mut self, slot: usize, value: &'a [u8]) {
         if let (Some(first), Some(count)) = (self.first.get_mut(slot), self.counts.get_mut(slot)) {
             if *count == 0 {
-                *first = index;
+                *first = value;
             }
             *count = count.saturating_add(1);
         }
@@ -191,40 +196,31 @@ impl<'a> HeaderMap<'a> {
 
     /// Number of pairs.
     pub fn len(&self) -> usize {
-        self.pairs.len()
+        self.len
     }
 
     /// True when the map has no pair.
     pub fn is_empty(&self) -> bool {
-        self.pairs.is_empty()
+        self.len == 0
     }
 
-    /// Index of the first pair named `name` at or after `from`. A plain loop, the length
-    /// compared first: in the module (opt-level `s`) an iterator chain here stayed a call
-    /// per pair.
-    fn find(&self, name: &[u8], from: usize) -> Option<usize> {
-        let mut i = from;
-        while let Some((k, _)) = self.pairs.get(i) {
-            if k.len() == name.len() && k.eq_ignore_ascii_case(name) {
-                return Some(i);
-            }
-            i += 1;
-        }
-        None
-    }
-
-    /// First index and count of `name`: from its slot when known, else by a scan
-    /// (`None`: not a known name).
+    /// First value and count of `name` from its slot (`None`: not a known name).
     #[inline]
-    fn known(&self, name: &[u8]) -> Option<(usize, usize)> {
+    fn known(&self, name: &[u8]) -> Option<(&'a [u8], usize)> {
         let slot = known_slot(name)?;
-        let count = usize::from(*self.counts.get(slot)?);
-        let first = usize::from(*self.first.get(slot)?);
-        Some((first, count))
+        Some((*self.first.get(slot)?, usize::from(*self.counts.get(slot)?)))
     }
 
-    fn value(&self, i: usize) -> Option<&'a [u8]> {
-        self.pairs.get(i).map(|(_, v)| *v)
+    /// Every value named `name`, in order, while `each` returns true: a walk of the
+    /// serialized map, for names without a slot and repeated ones.
+    fn scan(&self, name: &[u8], mut each: impl FnMut(&'a [u8]) -> bool) {
+        for_each_pair(self.bytes, |k, v| {
+            if k.len() == name.len() && k.eq_ignore_ascii_case(name) {
+                each(v)
+            } else {
+                true
+            }
+        });
     }
 }
 
@@ -232,34 +228,40 @@ impl HeaderSource for HeaderMap<'_> {
     fn get(&self, name: &str) -> Option<&[u8]> {
         match self.known(name.as_bytes()) {
             Some((_, 0)) => None,
-            Some((first, _)) => self.value(first),
-            None => self.find(name.as_bytes(), 0).and_then(|i| self.value(i)),
+            Some((first, _)) => Some(first),
+            None => {
+                let mut found = None;
+                self.scan(name.as_bytes(), |v| {
+                    found = Some(v);
+                    false
+                });
+                found
+            }
         }
     }
     fn get_all(&self, name: &str) -> Vec<&[u8]> {
-        let mut at = match self.known(name.as_bytes()) {
-            Some((_, 0)) => return Vec::new(),
-            Some((first, 1)) => return self.value(first).into_iter().collect(),
-            Some((first, _)) => Some(first),
-            None => self.find(name.as_bytes(), 0),
-        };
-        let mut out = Vec::new();
-        while let Some(i) = at {
-            out.extend(self.value(i));
-            at = self.find(name.as_bytes(), i + 1);
+        match self.known(name.as_bytes()) {
+            Some((_, 0)) => Vec::new(),
+            Some((first, 1)) => vec![first],
+            _ => {
+                let mut out = Vec::new();
+                self.scan(name.as_bytes(), |v| {
+                    out.push(v);
+                    true
+                });
+                out
+            }
         }
-        out
     }
     fn count(&self, name: &str) -> usize {
         if let Some((_, count)) = self.known(name.as_bytes()) {
             return count;
         }
         let mut n = 0;
-        let mut at = self.find(name.as_bytes(), 0);
-        while let Some(i) = at {
+        self.scan(name.as_bytes(), |_| {
             n += 1;
-            at = self.find(name.as_bytes(), i + 1);
-        }
+            true
+        });
         n
     }
 }
@@ -276,8 +278,9 @@ fn pair_count(bytes: &[u8]) -> usize {
         .min(bytes.len().saturating_sub(4) / 8)
 }
 
-/// Every `(name, value)` of the serialized map, in order, up to [`MAX_PAIRS`].
-fn for_each_pair<'a>(bytes: &'a [u8], mut pair: impl FnMut(&'a [u8], &'a [u8])) {
+/// Every `(name, value)` of the serialized map, in order, up to [`MAX_PAIRS`], while
+/// `pair` returns true.
+fn for_each_pair<'a>(bytes: &'a [u8], mut pair: impl FnMut(&'a [u8], &'a [u8]) -> bool) {
     let u32_at = |at: usize| -> Option<usize> {
         let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
         usize::try_from(u32::from_le_bytes(b)).ok()
@@ -302,7 +305,9 @@ fn for_each_pair<'a>(bytes: &'a [u8], mut pair: impl FnMut(&'a [u8], &'a [u8])) 
             break;
         };
         p += vlen + 1;
-        pair(key, value);
+        if !pair(key, value) {
+            break;
+        }
     }
 }
 
