@@ -46,9 +46,13 @@ pub struct HeaderMap<'a> {
     first: [&'a [u8]; KNOWN.len()],
     /// Per known slot: how many pairs have that name.
     counts: [u16; KNOWN.len()],
+    /// Bit `c` set when some pair's name has [`candidate`] `c`, known or not: a name whose
+    /// candidate no pair has is absent without comparing it (most lookups are of absent
+    /// names: the formats and identity headers removed when present).
+    candidates: u32,
 }
 
-/// The header names the pipeline reads, lower-case, by length: [`known_slot`] maps each
+/// The header names the pipeline reads, lower-case, by length: [`candidate`] maps each
 /// (length, distinguishing byte) to its index here.
 pub const KNOWN: [&str; 20] = [
     "b3",
@@ -73,11 +77,19 @@ pub const KNOWN: [&str; 20] = [
     "x-meshwake-force-sample",
 ];
 
-/// Slot of `name` in [`KNOWN`], ASCII case-insensitively: the length and at most one byte
-/// pick the only candidate, one comparison confirms it. Plain loops and matches: at
-/// opt-level `s` iterator chains here stayed calls per byte in the module.
+/// `name` is the name of `slot`, ignoring ASCII case.
 #[inline]
-fn known_slot(name: &[u8]) -> Option<usize> {
+fn is_slot(name: &[u8], slot: usize) -> bool {
+    KNOWN
+        .get(slot)
+        .is_some_and(|known| eq_lower(name, known.as_bytes()))
+}
+
+/// The only slot `name` can have, from its length and at most one (case-folded) byte. Two
+/// names equal ignoring case have the same candidate. Plain matches: at opt-level `s`
+/// iterator chains here stayed calls per byte in the module.
+#[inline]
+fn candidate(name: &[u8]) -> Option<usize> {
     let at = |i: usize| name.get(i).map_or(0, u8::to_ascii_lowercase);
     let slot = match name.len() {
         2 => 0,
@@ -114,10 +126,7 @@ fn known_slot(name: &[u8]) -> Option<usize> {
         23 => 19,
         _ => return None,
     };
-    KNOWN
-        .get(slot)
-        .is_some_and(|known| eq_lower(name, known.as_bytes()))
-        .then_some(slot)
+    Some(slot)
 }
 
 /// `name` equals `lower` (lower-case) ignoring ASCII case. Exact words first (Envoy's
@@ -175,8 +184,11 @@ impl<'a> HeaderMap<'a> {
             ..HeaderMap::default()
         };
         for_each_pair(bytes, |k, v| {
-            if let Some(slot) = known_slot(k) {
-                map.note(slot, v);
+            if let Some(c) = candidate(k) {
+                map.candidates |= 1 << c;
+                if is_slot(k, c) {
+                    map.note(c, v);
+                }
             }
             map.len += 1;
             true
@@ -204,10 +216,17 @@ impl<'a> HeaderMap<'a> {
         self.len == 0
     }
 
-    /// First value and count of `name` from its slot (`None`: not a known name).
+    /// First value and count of `name` from its slot, or nothing and 0 when no pair can
+    /// have that name (`None`: not a known name and maybe present).
     #[inline]
     fn known(&self, name: &[u8]) -> Option<(&'a [u8], usize)> {
-        let slot = known_slot(name)?;
+        let slot = candidate(name)?;
+        if self.candidates & (1 << slot) == 0 {
+            return Some((&[], 0));
+        }
+        if !is_slot(name, slot) {
+            return None;
+        }
         Some((*self.first.get(slot)?, usize::from(*self.counts.get(slot)?)))
     }
 
@@ -322,6 +341,13 @@ fn name(key: &[u8]) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Slot of `name` in [`KNOWN`], ASCII case-insensitively: [`candidate`] picks the only
+    /// possible one, one comparison confirms it.
+    #[inline]
+    fn known_slot(name: &[u8]) -> Option<usize> {
+        candidate(name).filter(|&slot| is_slot(name, slot))
+    }
 
     fn encode(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
         let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
@@ -457,6 +483,8 @@ mod tests {
             (b"x-b3-sampled", b"1"),
             (b"X-B3-Sampled", b"0"),
             (b"b3", b""),
+            (b"X-B3-Flagz", b"z"),
+            (b"B4", b"4"),
         ]);
         let m = HeaderMap::decode(&b);
         assert_eq!(m.count("baggage"), 3);
