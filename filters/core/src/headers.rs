@@ -88,7 +88,7 @@ fn is_slot(name: &[u8], slot: usize) -> bool {
 /// The only slot `name` can have, from its length and at most one (case-folded) byte. Two
 /// names equal ignoring case have the same candidate. Plain matches: at opt-level `s`
 /// iterator chains here stayed calls per byte in the module.
-#[inline]
+#[inline(always)]
 fn candidate(name: &[u8]) -> Option<usize> {
     let at = |i: usize| name.get(i).map_or(0, u8::to_ascii_lowercase);
     let slot = match name.len() {
