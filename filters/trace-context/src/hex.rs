@@ -28,6 +28,20 @@ pub(crate) fn decode<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
 
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
+/// Writes the lower-case hex form of `bytes` into `out` (two digits a byte; what does not
+/// fit, or a missing `out`, is skipped).
+pub(crate) fn write(bytes: &[u8], out: Option<&mut [u8]>) {
+    let Some(out) = out else {
+        return;
+    };
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        if let [hi, lo] = pair {
+            *hi = DIGITS.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
+            *lo = DIGITS.get(usize::from(b & 0x0f)).copied().unwrap_or(b'0');
+        }
+    }
+}
+
 /// Appends the lower-case hex form of `bytes` to `out`.
 pub(crate) fn encode_into(bytes: &[u8], out: &mut String) {
     // In chunks through a stack buffer: one `push_str` per 32 bytes instead of a `push`
