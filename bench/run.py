@@ -194,7 +194,7 @@ def sink_cluster(name, sink):
 
 
 class Envoy:
-    def __init__(self, case, sink, core, tag):
+    def __init__(self, case, sink, core, tag, ready_s=60):
         self.case = case
         self.admin, self.listen = free_port(), free_port()
         self.dir = os.path.join(WORK, f"{tag}-{case}")
@@ -209,7 +209,7 @@ class Envoy:
         env = dict(os.environ, ENVOY_DYNAMIC_MODULES_SEARCH_PATH=native_search_path(case))
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env,
                                      stderr=open(os.path.join(self.dir, "envoy.stderr"), "w"))
-        deadline = time.time() + 60
+        deadline = time.time() + ready_s
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"envoy ({case}) exited; see {self.dir}")
@@ -219,7 +219,7 @@ class Envoy:
             except OSError:
                 pass
             if time.time() > deadline:
-                raise RuntimeError(f"envoy ({case}) not ready in 60 s; see {self.dir}")
+                raise RuntimeError(f"envoy ({case}) not ready in {ready_s} s; see {self.dir}")
             time.sleep(0.05)
 
     def cpu_s(self):
@@ -551,7 +551,8 @@ def envoy_ir(case, sink):
     saved, ENVOY = ENVOY, wrapper
     os.environ["IR_OUT"] = out
     try:
-        envoy = Envoy(case, sink, None, "ir")
+        # V8 compiles the module under valgrind: minutes, not seconds.
+        envoy = Envoy(case, sink, None, "ir", ready_s=600)
     finally:
         ENVOY = saved
     try:

@@ -23,13 +23,13 @@ opt() { # in out
   mv "$2.tmp" "$2"
 }
 # Envoy calls every `proxy_on_*` callback a module exports, and each call is a crossing into
-# the VM (per body chunk, per trailer block, per stream for `proxy_on_done`). The SDK exports
-# them all; the module keeps only the callbacks meshwake implements (docs/adr/0006), and
-# wasm-metadce drops the rest and the code only they reached. tests/tests/module_hygiene.rs
-# checks the exports of the built module.
+# the VM (per body chunk, per trailer block, per stream for `proxy_on_done`/`_delete`).
+# meshwake's own dispatcher (filters/wasm/src/dispatch.rs) exports only the callbacks it
+# implements (docs/adr/0006); wasm-metadce keeps exactly those, drops any other export and the
+# code only they reached. tests/tests/module_hygiene.rs checks the exports of the built module.
 MESHWAKE_EXPORTS="memory _initialize proxy_abi_version_0_2_1 proxy_on_memory_allocate
   proxy_on_context_create proxy_on_vm_start proxy_on_configure proxy_on_tick
-  proxy_on_request_headers proxy_on_response_headers proxy_on_log proxy_on_delete
+  proxy_on_request_headers proxy_on_response_headers proxy_on_log
   proxy_on_http_call_response"
 keep_exports() { # in out names...
   local in="$1" out="$2" graph="$ROOT/target/wasm-exports.graph.json"; shift 2

@@ -259,6 +259,12 @@ pub mod stat {
     pub const CONFIG_WARNINGS: &str = "config.warnings";
     /// Context-recovery entries stored by inbound requests.
     pub const CONTEXT_RECOVERY_STORED: &str = "context_recovery_stored";
+    /// Wasm: stream states dropped to keep the VM's stream table bounded (a stream whose
+    /// log callback never came; expected 0).
+    pub const STREAMS_EVICTED: &str = "streams_evicted";
+    /// Gauge, wasm: streams whose state the VMs hold (between a stream's start and its log
+    /// callback); back to 0 when no request is in flight.
+    pub const STREAMS_ACTIVE: &str = "streams.active";
     /// Gauge: the VM's linear memory in bytes (it only grows).
     pub const VM_MEMORY_BYTES: &str = "vm.memory_bytes";
 

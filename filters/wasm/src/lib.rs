@@ -1,25 +1,39 @@
 //! The meshwake proxy-wasm module. Thin glue: Envoy callbacks in, `meshwake-core` out.
 //!
-//! - [`root`]: per-VM state: configuration, identity, span export, metric ids, the timer.
-//! - [`http`]: per-request context: reads headers, applies the core's edits, records at stream end.
+//! - [`abi`]: the proxy-wasm ABI 0.2.1 host functions and numbers.
+//! - [`dispatch`]: the exported callbacks, the plugins (root contexts) and streams of the VM.
+//! - [`root`]: per plugin: configuration, identity, span export, metric ids, the timer.
+//! - [`http`]: per stream: reads headers, applies the core's edits, records at stream end.
 //! - [`host`]: host access that cannot panic (header maps, properties, shared data, time).
 //! - [`stats`]: the filter's own counters, declared once.
+mod abi;
+mod dispatch;
 mod host;
 mod http;
 mod root;
 mod stats;
 
-use proxy_wasm::types::LogLevel;
-
 /// Version of this module, which is also the deployment version of the filter itself.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
+#[cfg(target_os = "wasi")]
+extern "C" {
+    fn __wasm_call_ctors();
+}
+
+/// The WASI reactor's entry point, called once before any callback.
+#[no_mangle]
+#[allow(unsafe_code)]
+pub extern "C" fn _initialize() {
+    #[cfg(target_os = "wasi")]
+    // SAFETY: the reactor's constructors, run once here as the WASI ABI requires.
+    unsafe {
+        __wasm_call_ctors();
+    }
+    host::init_logging(log::LevelFilter::Info);
     // A panic kills the VM; say why in Envoy's log before it does. Not run in the shipped
     // module, built with -Cpanic=immediate-abort (docs/adr/0001-no-panics.md).
     std::panic::set_hook(Box::new(|info| {
-        let _ = proxy_wasm::hostcalls::log(LogLevel::Critical, &format!("meshwake panic: {info}"));
+        host::log(abi::LogLevel::Critical, &format!("meshwake panic: {info}"));
     }));
-    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> { Box::new(root::Root::default()) });
-}}
+}

@@ -1,19 +1,16 @@
-//! Per-VM state. Timers and exports live here; request contexts only enqueue.
+//! Per plugin (root context): configuration, identity, span export, metric ids, the timer.
+//! Streams only enqueue; the tick exports.
+use crate::abi::{BufferType, MapType};
 use crate::host;
-use crate::http::Http;
+use crate::http::Stream;
 use crate::stats::Stats;
 use meshwake_core::{envoy, Engine, HostFacts, RememberBuf, Role, Severity, Spare, StreamEndText};
 use meshwake_telemetry::cardinality::LabelCache;
 use meshwake_telemetry::{export, ExportOutcome, Exporter};
 use meshwake_trace_context::IdGenerator;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType, MapType};
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::rc::Rc;
-use std::time::Duration;
 
-/// Mutable per-VM state shared with request contexts (one thread per VM: Rc/RefCell).
+/// Mutable per-plugin state its streams use.
 pub struct Shared {
     pub exporter: Exporter,
     pub labels: LabelCache<u32>,
@@ -46,81 +43,34 @@ pub const STATS_PUBLISH_MS: u64 = 100;
 /// How many ids are drawn before the generator is reseeded from the host's randomness.
 const RESEED_EVERY: u32 = 1 << 20;
 
+/// A configured plugin: what its streams use.
+pub struct Active {
+    pub engine: Engine,
+    pub shared: Shared,
+    /// Configured, else the listener direction at configure time; `None`: the first stream
+    /// reads the listener direction and keeps it here for the others (one property read
+    /// per plugin).
+    pub role: Option<Role>,
+}
+
 #[derive(Default)]
 pub struct Root {
-    engine: Option<Rc<Engine>>,
-    shared: Option<Rc<RefCell<Shared>>>,
+    /// `None` until configured: its streams pass through.
+    active: Option<Active>,
     /// Call-out token → batch id.
     calls: HashMap<u32, u64>,
-    /// Configured, else the listener direction at configure time; `None`: asked per stream.
-    /// Shared with this instance's streams: the first stream that reads the listener
-    /// direction keeps it here for the others (one property read per filter instance).
-    role: Rc<Cell<Option<Role>>>,
     /// A failed export dispatch was logged at warning level already.
     dispatch_warned: bool,
+    /// Host time of the last tick (or of configuration): a root context Envoy deleted
+    /// stops ticking (see `dispatch`).
+    last_tick_ns: u64,
+    /// Streams of this plugin whose state the VM holds (the `streams.active` gauge).
+    streams: u64,
 }
 
-impl Context for Root {
-    fn on_http_call_response(
-        &mut self,
-        token: u32,
-        num_headers: usize,
-        body_size: usize,
-        _trailers: usize,
-    ) {
-        let Some(batch) = self.calls.remove(&token) else {
-            return;
-        };
-        let Some(shared) = &self.shared else { return };
-        let now = host::now_ns();
-        let headers = if num_headers > 0 {
-            host::header_pairs(MapType::HttpCallResponseHeaders)
-        } else {
-            Vec::new()
-        };
-        let status = headers
-            .iter()
-            .find(|(k, _)| k == ":status")
-            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u16>().ok());
-        let retry_after = headers
-            .iter()
-            .find(|(k, _)| k == "retry-after")
-            .map(|(_, v)| v.as_slice());
-        // Envoy's own failures to reach the collector come back as local 502/503/504 replies:
-        // read the start of the body only for those statuses to tell them apart.
-        let probe = match status {
-            Some(502..=504) if body_size > 0 => proxy_wasm::hostcalls::get_buffer(
-                BufferType::HttpCallResponseBody,
-                0,
-                body_size.min(export::LOCAL_REPLY_PROBE_LEN),
-            )
-            .ok()
-            .flatten()
-            .unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        let outcome = match status {
-            Some(s) => export::classify_response(s, retry_after, &probe),
-            None => ExportOutcome::CallFailed,
-        };
-        let disposition = shared.borrow_mut().exporter.on_result(batch, outcome, now);
-        // Counted in meshwake.spans.* / meshwake.export.*; the detail per batch for debugging.
-        log::debug!("meshwake: export batch {batch}: {disposition:?}");
-        self.flush(now);
-    }
-}
-
-impl RootContext for Root {
-    fn on_vm_start(&mut self, _size: usize) -> bool {
-        log::info!("meshwake {} starting", crate::VERSION);
-        true
-    }
-
-    fn on_configure(&mut self, _size: usize) -> bool {
-        let raw = proxy_wasm::hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+impl Root {
+    pub fn configure(&mut self) {
+        let raw = host::buffer(BufferType::PluginConfiguration, 0, usize::MAX).unwrap_or_default();
         let host_facts = HostFacts {
             node: &host::NodeMetadata,
             listener_direction: host::property(envoy::property::LISTENER_DIRECTION)
@@ -151,52 +101,105 @@ impl RootContext for Root {
         );
         let tick = setup.timer_period_ms(STATS_PUBLISH_MS);
         let labels = setup.label_cache();
-        self.shared = Some(Rc::new(RefCell::new(Shared {
-            exporter: setup.exporter,
-            labels,
-            ids: IdGenerator::new(host::seed()),
-            stats,
-            id_draws: 0,
-            text: StreamEndText::default(),
-            remember: RememberBuf::default(),
-            spares: Vec::new(),
-        })));
-        self.role.set(setup.role);
-        self.engine = Some(Rc::new(setup.engine));
-        let _ = proxy_wasm::hostcalls::set_tick_period(Duration::from_millis(tick));
-        // Never refuse to start: a bad configuration has become defaults plus log lines.
-        true
+        self.active = Some(Active {
+            shared: Shared {
+                exporter: setup.exporter,
+                labels,
+                ids: IdGenerator::new(host::seed()),
+                stats,
+                id_draws: 0,
+                text: StreamEndText::default(),
+                remember: RememberBuf::default(),
+                spares: Vec::new(),
+            },
+            role: setup.role,
+            engine: setup.engine,
+        });
+        self.last_tick_ns = host::now_ns();
+        host::set_tick_period(tick);
     }
 
-    fn on_tick(&mut self) {
-        self.flush(host::now_ns());
+    /// A stream of this plugin (passes through while the plugin is not configured).
+    pub fn new_stream(&mut self, root_id: u32) -> Stream {
+        self.streams = self.streams.saturating_add(1);
+        Stream::new(root_id)
     }
 
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+    /// A stream's state was dropped (its log callback, or eviction).
+    pub fn stream_ended(&mut self) {
+        self.streams = self.streams.saturating_sub(1);
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let (Some(engine), Some(shared)) = (&self.engine, &self.shared) else {
-            return Some(Box::new(Http::passthrough()));
-        };
-        // Without a role known here, the first stream asks Envoy which way its listener faces.
-        Some(Box::new(Http::new(
-            engine.clone(),
-            shared.clone(),
-            self.role.clone(),
-        )))
+    pub fn active(&mut self) -> Option<&mut Active> {
+        self.active.as_mut()
     }
-}
 
-impl Root {
-    /// Send every batch that is due, then publish the exporter's counters.
-    fn flush(&mut self, now: u64) {
-        let (Some(engine), Some(shared)) = (&self.engine, &self.shared) else {
+    /// A stream's state was dropped to keep the stream table bounded.
+    pub fn stream_evicted(&mut self) {
+        self.stream_ended();
+        if let Some(a) = &mut self.active {
+            let id = a.shared.stats.streams_evicted;
+            a.shared.stats.add(id, 1);
+        }
+    }
+
+    pub fn last_tick_ns(&self) -> u64 {
+        self.last_tick_ns
+    }
+
+    pub fn on_tick(&mut self, now: u64) {
+        self.last_tick_ns = now;
+        self.flush(now);
+    }
+
+    pub fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize) {
+        let Some(batch) = self.calls.remove(&token) else {
             return;
         };
-        let mut sh = shared.borrow_mut();
-        let sh = &mut *sh;
+        let Some(active) = &mut self.active else {
+            return;
+        };
+        let now = host::now_ns();
+        let headers = if num_headers > 0 {
+            host::header_pairs(MapType::HttpCallResponse)
+        } else {
+            Vec::new()
+        };
+        let status = headers
+            .iter()
+            .find(|(k, _)| k == ":status")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u16>().ok());
+        let retry_after = headers
+            .iter()
+            .find(|(k, _)| k == "retry-after")
+            .map(|(_, v)| v.as_slice());
+        // Envoy's own failures to reach the collector come back as local 502/503/504 replies:
+        // read the start of the body only for those statuses to tell them apart.
+        let probe = match status {
+            Some(502..=504) if body_size > 0 => host::buffer(
+                BufferType::HttpCallResponseBody,
+                0,
+                body_size.min(export::LOCAL_REPLY_PROBE_LEN),
+            )
+            .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let outcome = match status {
+            Some(s) => export::classify_response(s, retry_after, &probe),
+            None => ExportOutcome::CallFailed,
+        };
+        let disposition = active.shared.exporter.on_result(batch, outcome, now);
+        // Counted in meshwake.spans.* / meshwake.export.*; the detail per batch for debugging.
+        log::debug!("meshwake: export batch {batch}: {disposition:?}");
+        self.flush(now);
+    }
+
+    /// Send every batch that is due, then publish the exporter's counters.
+    fn flush(&mut self, now: u64) {
+        let Some(Active { engine, shared, .. }) = &mut self.active else {
+            return;
+        };
+        let sh = shared;
         if sh.id_draws > RESEED_EVERY {
             sh.ids.reseed(host::seed());
             sh.id_draws = 0;
@@ -204,35 +207,25 @@ impl Root {
         let e = &engine.config().export;
         while let Some(batch) = sh.exporter.poll(now, engine.resource(), engine.scope()) {
             let id = batch.id;
-            let headers = vec![
+            let headers = [
                 (":method", "POST"),
                 (":path", e.path.as_str()),
                 (":authority", e.authority.as_str()),
                 ("content-type", meshwake_telemetry::otlp::CONTENT_TYPE),
             ];
-            let body = batch.body.to_vec();
-            match proxy_wasm::hostcalls::dispatch_http_call(
-                &e.cluster,
-                headers,
-                Some(&body),
-                vec![],
-                Duration::from_millis(e.timeout_ms),
-            ) {
-                Ok(token) => {
+            match host::http_call(&e.cluster, &headers, batch.body, e.timeout_ms) {
+                Some(token) => {
                     self.calls.insert(token, id);
                 }
-                Err(status) => {
+                None => {
                     // Almost always a cluster Envoy does not have: say so once per VM, where
                     // an operator looks; the counters tell the rest.
                     if self.dispatch_warned {
-                        log::debug!(
-                            "meshwake: export call to cluster {} failed: {status:?}",
-                            e.cluster
-                        );
+                        log::debug!("meshwake: export call to cluster {} failed", e.cluster);
                     } else {
                         self.dispatch_warned = true;
                         log::warn!(
-                            "meshwake: cannot send spans to Envoy cluster `{}` ({status:?}): is export.cluster defined in Envoy? Spans are dropped and counted in meshwake.export.failures_call_failed",
+                            "meshwake: cannot send spans to Envoy cluster `{}`: is export.cluster defined in Envoy? Spans are dropped and counted in meshwake.export.failures_call_failed",
                             e.cluster
                         );
                     }
@@ -242,7 +235,8 @@ impl Root {
                 }
             }
         }
+        let streams = self.streams;
         sh.stats
-            .sync(sh.exporter.stats(), sh.labels.label_overflow());
+            .sync(sh.exporter.stats(), sh.labels.label_overflow(), streams);
     }
 }

@@ -2,12 +2,12 @@
 //! `meshwake_semconv::stat`), defined once per VM.
 //! Counters bumped per request are summed in the VM and published on the root context's
 //! tick: a host call per counter per request would cost more than the counting is worth.
+use crate::abi::MetricType;
+use crate::host::{define_metric, increment_metric};
 use meshwake_core::notes::Note;
 use meshwake_semconv::stat;
 use meshwake_telemetry::cardinality::FxBuildHasher;
 use meshwake_telemetry::ExporterStats;
-use proxy_wasm::hostcalls::{define_metric, increment_metric};
-use proxy_wasm::types::MetricType;
 use std::collections::HashMap;
 
 /// The exporter's counters, shared with the native glue.
@@ -29,8 +29,11 @@ pub struct Stats {
     pub config_errors: u32,
     pub config_warnings: u32,
     pub recovery_stored: u32,
+    pub streams_evicted: u32,
     vm_memory: u32,
     last_vm_memory: u64,
+    streams_active: u32,
+    last_streams_active: u64,
     /// Values of [`EXPORTER_COUNTERS`] last published, row by row.
     last: [u64; EXPORTER_COUNTERS.len()],
     last_overflow: u64,
@@ -40,7 +43,7 @@ pub struct Stats {
 
 /// Define `meshwake.<name>`; 0 when the host refuses.
 fn define(kind: MetricType, name: &str) -> u32 {
-    define_metric(kind, &full_name(name)).unwrap_or(0)
+    define_metric(kind, &full_name(name))
 }
 
 fn counter(name: &str) -> u32 {
@@ -59,14 +62,16 @@ impl Stats {
             config_errors: counter(stat::CONFIG_ERRORS),
             config_warnings: counter(stat::CONFIG_WARNINGS),
             recovery_stored: counter(stat::CONTEXT_RECOVERY_STORED),
+            streams_evicted: counter(stat::STREAMS_EVICTED),
             vm_memory: define(MetricType::Gauge, stat::VM_MEMORY_BYTES),
+            streams_active: define(MetricType::Gauge, stat::STREAMS_ACTIVE),
             ..Default::default()
         }
     }
 
     pub fn bump(id: u32, by: u64) {
         if id != 0 && by > 0 {
-            let _ = increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
+            increment_metric(id, i64::try_from(by).unwrap_or(i64::MAX));
         }
     }
 
@@ -93,8 +98,10 @@ impl Stats {
 
     /// Publish pending counters, the exporter's cumulative counters as deltas, and gauges
     /// that changed. Runs on the root context's tick.
-    pub fn sync(&mut self, s: &ExporterStats, label_overflow: u64) {
+    pub fn sync(&mut self, s: &ExporterStats, label_overflow: u64, streams: u64) {
         self.publish_pending();
+        Stats::shift(self.streams_active, self.last_streams_active, streams);
+        self.last_streams_active = streams;
         let rows = self.exporter.iter().zip(self.last.iter_mut());
         for ((id, last), (_, read)) in rows.zip(EXPORTER_COUNTERS.iter()) {
             let v = read(s);
@@ -130,7 +137,7 @@ impl Stats {
             return;
         }
         let delta = i128::from(new) - i128::from(old);
-        let _ = increment_metric(id, i64::try_from(delta).unwrap_or(0));
+        increment_metric(id, i64::try_from(delta).unwrap_or(0));
     }
 }
 
