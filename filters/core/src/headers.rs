@@ -218,7 +218,7 @@ impl<'a> HeaderMap<'a> {
 
     /// First value and count of `name` from its slot, or nothing and 0 when no pair can
     /// have that name (`None`: not a known name and maybe present).
-    #[inline]
+    #[inline(always)]
     fn known(&self, name: &[u8]) -> Option<(&'a [u8], usize)> {
         let slot = candidate(name)?;
         if self.candidates & (1 << slot) == 0 {
