@@ -22,76 +22,265 @@ pub fn decode_map(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
 /// per-request path: two allocations per header fewer than owned pairs.
 pub fn decode_map_borrowed(bytes: &[u8]) -> Vec<(Cow<'_, str>, &[u8])> {
     let mut out = Vec::with_capacity(pair_count(bytes));
-    for_each_pair(bytes, |k, v| out.push((name(k), v)));
+    for_each_pair(bytes, |k, v| {
+        out.push((name(k), v));
+        true
+    });
     out
 }
 
 /// A decoded header map borrowing the host's serialized bytes: names and values are not
-/// copied nor checked for UTF-8, and lookups compare names case-insensitively as bytes
-/// (Envoy's codecs lower-case names, so a lookup is mostly a length check and a `memcmp`).
-/// The per-request path: one allocation (the pair list) per map.
+/// copied nor checked for UTF-8, and lookups compare names case-insensitively as bytes.
+/// Each pair is classified once, at decoding, into a slot when its name is one the pipeline
+/// reads ([`KNOWN`]); the slot keeps the first value and the count, so a lookup of a known
+/// name is an index, not a scan of every pair (in V8 the scans were the largest single
+/// cost of propagation, ~30 lookups per request). Other names, and the later values of a
+/// repeated known name, are found by walking the serialized map again.
+/// No allocation: the per-request path.
 #[derive(Debug, Default)]
 pub struct HeaderMap<'a> {
-    pairs: Vec<(&'a [u8], &'a [u8])>,
+    bytes: &'a [u8],
+    /// Pairs decoded.
+    len: usize,
+    /// Per known slot: the first value with that name (empty when `counts` is 0).
+    first: [&'a [u8]; KNOWN.len()],
+    /// Per known slot: how many pairs have that name.
+    counts: [u16; KNOWN.len()],
+    /// Bit `c` set when some pair's name has [`candidate`] `c`, known or not: a name whose
+    /// candidate no pair has is absent without comparing it (most lookups are of absent
+    /// names: the formats and identity headers removed when present).
+    candidates: u32,
+}
+
+/// The header names the pipeline reads, lower-case, by length: [`candidate`] maps each
+/// (length, distinguishing byte) to its index here.
+pub const KNOWN: [&str; 20] = [
+    "b3",
+    ":path",
+    ":method",
+    ":scheme",
+    "baggage",
+    ":authority",
+    "user-agent",
+    "tracestate",
+    "x-b3-flags",
+    "traceparent",
+    "grpc-status",
+    "x-b3-spanid",
+    "x-request-id",
+    "x-b3-traceid",
+    "x-b3-sampled",
+    "content-type",
+    "x-meshwake-peer",
+    "x-b3-parentspanid",
+    "x-meshwake-lineage",
+    "x-meshwake-force-sample",
+];
+
+/// `name` is the name of `slot`, ignoring ASCII case.
+#[inline]
+fn is_slot(name: &[u8], slot: usize) -> bool {
+    KNOWN
+        .get(slot)
+        .is_some_and(|known| eq_lower(name, known.as_bytes()))
+}
+
+/// The only slot `name` can have, from its length and at most one (case-folded) byte. Two
+/// names equal ignoring case have the same candidate. Plain matches: at opt-level `s`
+/// iterator chains here stayed calls per byte in the module.
+#[inline(always)]
+fn candidate(name: &[u8]) -> Option<usize> {
+    let at = |i: usize| name.get(i).map_or(0, u8::to_ascii_lowercase);
+    let slot = match name.len() {
+        2 => 0,
+        5 => 1,
+        7 => match at(1) {
+            b'm' => 2,
+            b's' => 3,
+            b'a' => 4,
+            _ => return None,
+        },
+        10 => match at(0) {
+            b':' => 5,
+            b'u' => 6,
+            b't' => 7,
+            b'x' => 8,
+            _ => return None,
+        },
+        11 => match at(0) {
+            b't' => 9,
+            b'g' => 10,
+            b'x' => 11,
+            _ => return None,
+        },
+        12 => match at(5) {
+            b'u' => 12,
+            b't' => 13,
+            b's' => 14,
+            b'n' => 15,
+            _ => return None,
+        },
+        15 => 16,
+        17 => 17,
+        18 => 18,
+        23 => 19,
+        _ => return None,
+    };
+    Some(slot)
+}
+
+/// `name` equals `lower` (lower-case) ignoring ASCII case. Exact words first (Envoy's
+/// codecs lower-case names, and the pipeline asks with lower-case constants), byte by byte
+/// with case folding only when they differ.
+#[inline]
+fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len() && (same_bytes(name, lower) || eq_folded(name, lower))
+}
+
+/// Exact equality of two slices of the same length, by 8-byte words, the last one
+/// overlapping the one before (names of 8 bytes or more); shorter ones are left to
+/// [`eq_folded`].
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if std::ptr::eq(a.as_ptr(), b.as_ptr()) {
+        return true;
+    }
+    let n = a.len();
+    if n < 8 {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_ne_bytes)
+    };
+    let mut at = 0;
+    while at + 8 < n {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    word(a, n - 8) == word(b, n - 8)
+}
+
+/// Byte by byte, `name` folded to lower case.
+fn eq_folded(name: &[u8], lower: &[u8]) -> bool {
+    let mut i = 0;
+    while let (Some(a), Some(b)) = (name.get(i), lower.get(i)) {
+        if a.to_ascii_lowercase() != *b {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 impl<'a> HeaderMap<'a> {
     /// Decode the host's layout (see the module docs); a malformed tail is ignored.
     pub fn decode(bytes: &'a [u8]) -> HeaderMap<'a> {
-        let mut pairs = Vec::with_capacity(pair_count(bytes));
-        for_each_pair(bytes, |k, v| pairs.push((k, v)));
-        HeaderMap { pairs }
+        let mut map = HeaderMap {
+            bytes,
+            ..HeaderMap::default()
+        };
+        for_each_pair(bytes, |k, v| {
+            if let Some(c) = candidate(k) {
+                map.candidates |= 1 << c;
+                if is_slot(k, c) {
+                    map.note(c, v);
+                }
+            }
+            map.len += 1;
+            true
+        });
+        map
+    }
+
+    /// A pair named as `slot` has value `value`.
+    fn note(&mut self, slot: usize, value: &'a [u8]) {
+        if let (Some(first), Some(count)) = (self.first.get_mut(slot), self.counts.get_mut(slot)) {
+            if *count == 0 {
+                *first = value;
+            }
+            *count = count.saturating_add(1);
+        }
     }
 
     /// Number of pairs.
     pub fn len(&self) -> usize {
-        self.pairs.len()
+        self.len
     }
 
     /// True when the map has no pair.
     pub fn is_empty(&self) -> bool {
-        self.pairs.is_empty()
+        self.len == 0
     }
 
-    /// Index of the first pair named `name` at or after `from`. A plain loop, the length
-    /// compared first: in the module (opt-level `s`) an iterator chain here stayed a call
-    /// per pair, the largest single cost of propagation in V8.
-    fn find(&self, name: &[u8], from: usize) -> Option<usize> {
-        let mut i = from;
-        while let Some((k, _)) = self.pairs.get(i) {
-            if k.len() == name.len() && k.eq_ignore_ascii_case(name) {
-                return Some(i);
-            }
-            i += 1;
+    /// First value and count of `name` from its slot, or nothing and 0 when no pair can
+    /// have that name (`None`: not a known name and maybe present).
+    #[inline(always)]
+    fn known(&self, name: &[u8]) -> Option<(&'a [u8], usize)> {
+        let slot = candidate(name)?;
+        if self.candidates & (1 << slot) == 0 {
+            return Some((&[], 0));
         }
-        None
+        if !is_slot(name, slot) {
+            return None;
+        }
+        Some((*self.first.get(slot)?, usize::from(*self.counts.get(slot)?)))
     }
 
-    fn value(&self, i: usize) -> Option<&'a [u8]> {
-        self.pairs.get(i).map(|(_, v)| *v)
+    /// Every value named `name`, in order, while `each` returns true: a walk of the
+    /// serialized map, for names without a slot and repeated ones.
+    fn scan(&self, name: &[u8], mut each: impl FnMut(&'a [u8]) -> bool) {
+        for_each_pair(self.bytes, |k, v| {
+            if k.len() == name.len() && k.eq_ignore_ascii_case(name) {
+                each(v)
+            } else {
+                true
+            }
+        });
     }
 }
 
 impl HeaderSource for HeaderMap<'_> {
     fn get(&self, name: &str) -> Option<&[u8]> {
-        self.find(name.as_bytes(), 0).and_then(|i| self.value(i))
+        match self.known(name.as_bytes()) {
+            Some((_, 0)) => None,
+            Some((first, _)) => Some(first),
+            None => {
+                let mut found = None;
+                self.scan(name.as_bytes(), |v| {
+                    found = Some(v);
+                    false
+                });
+                found
+            }
+        }
     }
     fn get_all(&self, name: &str) -> Vec<&[u8]> {
-        let mut out = Vec::new();
-        let mut at = self.find(name.as_bytes(), 0);
-        while let Some(i) = at {
-            out.extend(self.value(i));
-            at = self.find(name.as_bytes(), i + 1);
+        match self.known(name.as_bytes()) {
+            Some((_, 0)) => Vec::new(),
+            Some((first, 1)) => vec![first],
+            _ => {
+                let mut out = Vec::new();
+                self.scan(name.as_bytes(), |v| {
+                    out.push(v);
+                    true
+                });
+                out
+            }
         }
-        out
     }
     fn count(&self, name: &str) -> usize {
-        let mut n = 0;
-        let mut at = self.find(name.as_bytes(), 0);
-        while let Some(i) = at {
-            n += 1;
-            at = self.find(name.as_bytes(), i + 1);
+        if let Some((_, count)) = self.known(name.as_bytes()) {
+            return count;
         }
+        let mut n = 0;
+        self.scan(name.as_bytes(), |_| {
+            n += 1;
+            true
+        });
         n
     }
 }
@@ -108,8 +297,9 @@ fn pair_count(bytes: &[u8]) -> usize {
         .min(bytes.len().saturating_sub(4) / 8)
 }
 
-/// Every `(name, value)` of the serialized map, in order, up to [`MAX_PAIRS`].
-fn for_each_pair<'a>(bytes: &'a [u8], mut pair: impl FnMut(&'a [u8], &'a [u8])) {
+/// Every `(name, value)` of the serialized map, in order, up to [`MAX_PAIRS`], while
+/// `pair` returns true.
+fn for_each_pair<'a>(bytes: &'a [u8], mut pair: impl FnMut(&'a [u8], &'a [u8]) -> bool) {
     let u32_at = |at: usize| -> Option<usize> {
         let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
         usize::try_from(u32::from_le_bytes(b)).ok()
@@ -134,7 +324,9 @@ fn for_each_pair<'a>(bytes: &'a [u8], mut pair: impl FnMut(&'a [u8], &'a [u8])) 
             break;
         };
         p += vlen + 1;
-        pair(key, value);
+        if !pair(key, value) {
+            break;
+        }
     }
 }
 
@@ -149,6 +341,13 @@ fn name(key: &[u8]) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Slot of `name` in [`KNOWN`], ASCII case-insensitively: [`candidate`] picks the only
+    /// possible one, one comparison confirms it.
+    #[inline]
+    fn known_slot(name: &[u8]) -> Option<usize> {
+        candidate(name).filter(|&slot| is_slot(name, slot))
+    }
 
     fn encode(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
         let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
@@ -215,6 +414,105 @@ mod tests {
         for name in [":path", "traceparent", "x-bin", "tracestatf", "missing"] {
             assert_eq!(m.get(name), owned.get(name), "{name}");
             assert_eq!(m.get_all(name), owned.get_all(name), "{name}");
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn every_known_name_has_its_slot_and_the_pipeline_reads_only_known_names() {
+        for (slot, name) in KNOWN.iter().enumerate() {
+            assert_eq!(known_slot(name.as_bytes()), Some(slot), "{name}");
+            assert_eq!(known_slot(name.to_ascii_uppercase().as_bytes()), Some(slot));
+            assert_eq!(name.to_ascii_lowercase(), *name);
+        }
+        use meshwake_semconv::header;
+        use meshwake_trace_context::{b3, baggage, traceparent, tracestate};
+        let read = [
+            traceparent::TRACEPARENT_HEADER,
+            tracestate::TRACESTATE_HEADER,
+            baggage::BAGGAGE_HEADER,
+            b3::B3_HEADER,
+            header::PATH,
+            header::METHOD,
+            header::SCHEME,
+            header::AUTHORITY,
+            header::USER_AGENT,
+            header::REQUEST_ID,
+            header::CONTENT_TYPE,
+            header::GRPC_STATUS,
+            header::FORCE_SAMPLE,
+            meshwake_identity::PEER_HEADER,
+            meshwake_identity::LINEAGE_HEADER,
+        ];
+        for name in read.iter().chain(b3::B3_MULTI_HEADERS.iter()) {
+            assert!(known_slot(name.as_bytes()).is_some(), "{name} has no slot");
+        }
+        for near in [
+            "b4",
+            ":paths",
+            "traceparenT-",
+            "x-b3-flagz",
+            "",
+            "x-meshwake-force-samplf",
+            "x-meshwake-forcx-sample",
+            "xraceparent",
+            "x-b3-parentspanjd",
+        ] {
+            assert_eq!(known_slot(near.as_bytes()), None, "{near}");
+        }
+        for mixed in [
+            "x-meshwake-fOrce-sample",
+            "X-meshwake-force-sample",
+            "x-b3-ParentSpanID",
+        ] {
+            assert!(known_slot(mixed.as_bytes()).is_some(), "{mixed}");
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn known_and_unknown_names_agree_with_a_scan_on_duplicates_and_case() {
+        let b = encode(&[
+            (b"X-Custom", b"1"),
+            (b"Baggage", b"a=1"),
+            (b":authority", b"host"),
+            (b"x-custom", b"2"),
+            (b"BAGGAGE", b"b=2"),
+            (b"baggage", b"c=3"),
+            (b"TraceState", b"k=v"),
+            (b"x-b3-sampled", b"1"),
+            (b"X-B3-Sampled", b"0"),
+            (b"b3", b""),
+            (b"X-B3-Flagz", b"z"),
+            (b"B4", b"4"),
+        ]);
+        let m = HeaderMap::decode(&b);
+        assert_eq!(m.count("baggage"), 3);
+        assert_eq!(m.get("BaGgAgE"), Some(&b"a=1"[..]));
+        assert_eq!(
+            m.get_all("baggage"),
+            vec![&b"a=1"[..], &b"b=2"[..], &b"c=3"[..]]
+        );
+        assert_eq!(m.count("x-custom"), 2);
+        assert_eq!(m.get_all("X-CUSTOM"), vec![&b"1"[..], &b"2"[..]]);
+        assert_eq!(m.get("x-b3-sampled"), Some(&b"1"[..]));
+        assert_eq!(m.count("x-b3-sampled"), 2);
+        assert_eq!(m.get("b3"), Some(&b""[..]));
+        assert_eq!(m.get_all("tracestate"), vec![&b"k=v"[..]]);
+        assert_eq!(m.count("traceparent"), 0);
+        assert!(m.get_all("traceparent").is_empty());
+        let scan = decode_map_borrowed(&b);
+        let names = KNOWN
+            .iter()
+            .copied()
+            .chain(["x-custom", "X-Custom", "missing", ""]);
+        for name in names {
+            let upper = name.to_ascii_uppercase();
+            for n in [name, upper.as_str()] {
+                assert_eq!(m.get(n), scan.get(n), "{n}");
+                assert_eq!(m.get_all(n), scan.get_all(n), "{n}");
+                assert_eq!(m.count(n), scan.count(n), "{n}");
+            }
         }
     }
 }

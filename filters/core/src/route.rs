@@ -63,8 +63,37 @@ impl RouteTemplate {
     }
 }
 
-fn split(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|s| !s.is_empty())
+fn split(path: &str) -> Segments<'_> {
+    Segments { path, at: 0 }
+}
+
+/// The non-empty `/`-separated segments of a path (`path.split('/')` without the empty
+/// ones), found by a byte loop: per request, and `str::split` stayed a searcher call per
+/// segment in the module.
+struct Segments<'a> {
+    path: &'a str,
+    at: usize,
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let bytes = self.path.as_bytes();
+        while self.at < bytes.len() {
+            let start = self.at;
+            let mut end = start;
+            while bytes.get(end).is_some_and(|b| *b != b'/') {
+                end += 1;
+            }
+            self.at = end + 1;
+            if end > start {
+                // `/` is ASCII: both ends are char boundaries.
+                return self.path.get(start..end);
+            }
+        }
+        None
+    }
 }
 
 /// The path part of a request target (no query, no fragment), bounded.
@@ -153,6 +182,25 @@ mod tests {
         ("/v1/traces",                               "/v1/traces"),
         ("/a/b/c/d/e/f/g/h/i/j",                     "/a/b/c/d/e/f/g/h/…"),
     ];
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn segments_are_the_non_empty_parts_between_slashes() {
+        for path in [
+            "",
+            "/",
+            "//",
+            "a",
+            "/a",
+            "a/",
+            "//a//b/",
+            "/ü/x/",
+            "/a/b/c/d/e/f/g/h/i/j",
+        ] {
+            let want: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+            assert_eq!(split(path).collect::<Vec<_>>(), want, "{path:?}");
+        }
+    }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]

@@ -28,6 +28,7 @@
 
 use crate::span::{
     AnyValue, AttrRef, Event, KeyValue, Link, Resource, Scope, Span, SpanView, Status, ValueRef,
+    MAX_VIEW_ATTRIBUTES,
 };
 
 // Wire types (protobuf encoding spec).
@@ -115,10 +116,13 @@ pub fn encode_span(span: &Span) -> Vec<u8> {
 /// Appends one span, as [`encode_span`] would encode [`SpanView::to_span`], straight from
 /// the borrowed view: the per-request path, with no allocation when `buf` has room.
 pub fn write_span_view(buf: &mut Vec<u8>, span: &SpanView<'_>) {
-    let len = span_view_len(span);
+    // Each attribute's encoded length, computed once for the span's length and reused as
+    // the attribute's own header when writing it.
+    let mut attr_lens = [0usize; MAX_VIEW_ATTRIBUTES];
+    let len = span_view_len(span, &mut attr_lens);
     buf.reserve(msg_len(field::SS_SPANS, len));
     write_len_header(buf, field::SS_SPANS, len);
-    write_span_view_body(buf, span);
+    write_span_view_body(buf, span, &attr_lens);
 }
 
 /// Appends what [`encode_span`] returns.
@@ -474,7 +478,13 @@ fn attr_ref_len(a: &AttrRef<'_>) -> usize {
     str_len(field::KV_KEY, a.key) + msg_len(field::KV_VALUE, value_ref_len(&a.value))
 }
 
-fn span_view_len(s: &SpanView<'_>) -> usize {
+/// The span's encoded length; `attr_lens` gets each attribute's ([`attr_ref_len`]).
+fn span_view_len(s: &SpanView<'_>, attr_lens: &mut [usize; MAX_VIEW_ATTRIBUTES]) -> usize {
+    let mut attrs = 0;
+    for (a, slot) in s.attributes.as_slice().iter().zip(attr_lens.iter_mut()) {
+        *slot = attr_ref_len(a);
+        attrs += msg_len(field::SPAN_ATTRIBUTES, *slot);
+    }
     let name_len = s.name_len();
     msg_len(field::SPAN_TRACE_ID, s.trace_id.len())
         + msg_len(field::SPAN_SPAN_ID, s.span_id.len())
@@ -489,11 +499,7 @@ fn span_view_len(s: &SpanView<'_>) -> usize {
         + enum_len(field::SPAN_KIND, s.kind as u64)
         + fixed64_len(field::SPAN_START_TIME, s.start_time_unix_nano)
         + fixed64_len(field::SPAN_END_TIME, s.end_time_unix_nano)
-        + s.attributes
-            .as_slice()
-            .iter()
-            .map(|a| msg_len(field::SPAN_ATTRIBUTES, attr_ref_len(a)))
-            .sum::<usize>()
+        + attrs
         + s.event.map_or(0, |(t, name)| {
             msg_len(
                 field::SPAN_EVENTS,
@@ -532,7 +538,11 @@ fn write_value_ref(buf: &mut Vec<u8>, v: &ValueRef<'_>) {
     }
 }
 
-fn write_span_view_body(buf: &mut Vec<u8>, s: &SpanView<'_>) {
+fn write_span_view_body(
+    buf: &mut Vec<u8>,
+    s: &SpanView<'_>,
+    attr_lens: &[usize; MAX_VIEW_ATTRIBUTES],
+) {
     write_bytes(buf, field::SPAN_TRACE_ID, &s.trace_id);
     write_bytes(buf, field::SPAN_SPAN_ID, &s.span_id);
     write_str(buf, field::SPAN_TRACE_STATE, &s.trace_state);
@@ -549,8 +559,8 @@ fn write_span_view_body(buf: &mut Vec<u8>, s: &SpanView<'_>) {
     write_enum(buf, field::SPAN_KIND, s.kind as u64);
     write_fixed64(buf, field::SPAN_START_TIME, s.start_time_unix_nano);
     write_fixed64(buf, field::SPAN_END_TIME, s.end_time_unix_nano);
-    for a in s.attributes.as_slice() {
-        write_len_header(buf, field::SPAN_ATTRIBUTES, attr_ref_len(a));
+    for (a, len) in s.attributes.as_slice().iter().zip(attr_lens) {
+        write_len_header(buf, field::SPAN_ATTRIBUTES, *len);
         write_str(buf, field::KV_KEY, a.key);
         write_len_header(buf, field::KV_VALUE, value_ref_len(&a.value));
         write_value_ref(buf, &a.value);

@@ -16,17 +16,57 @@ pub(crate) fn decode<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
         return None;
     }
     let mut out = [0u8; N];
+    // Through a table, and one check per byte: ids are decoded on every request.
+    let mut bad = 0u8;
     for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        let (hi, lo) = match pair {
-            [hi, lo] => (lower_hex_val(*hi)?, lower_hex_val(*lo)?),
-            _ => return None,
-        };
-        *byte = (hi << 4) | lo;
+        if let [hi, lo] = pair {
+            let (hi, lo) = (hex_value(*hi), hex_value(*lo));
+            bad |= hi | lo;
+            *byte = (hi << 4) | (lo & 0x0f);
+        }
     }
-    Some(out)
+    (bad & INVALID == 0).then_some(out)
 }
 
+/// Marks a byte that is not a lower-case hex digit in [`HEX_VALUE`].
+const INVALID: u8 = 0x80;
+
+/// [`lower_hex_val`] of `c`, or [`INVALID`].
+#[inline]
+fn hex_value(c: u8) -> u8 {
+    HEX_VALUE.get(usize::from(c)).copied().unwrap_or(INVALID)
+}
+
+/// [`lower_hex_val`] of every byte, [`INVALID`] for the others.
+// Indexing in a constant's evaluation: out of bounds would fail the build, not panic.
+#[allow(clippy::indexing_slicing)]
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut c = 0;
+    while c < 256 {
+        if let Some(v) = lower_hex_val(c as u8) {
+            table[c] = v;
+        }
+        c += 1;
+    }
+    table
+};
+
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Writes the lower-case hex form of `bytes` into `out` (two digits a byte; what does not
+/// fit, or a missing `out`, is skipped).
+pub(crate) fn write(bytes: &[u8], out: Option<&mut [u8]>) {
+    let Some(out) = out else {
+        return;
+    };
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        if let [hi, lo] = pair {
+            *hi = DIGITS.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
+            *lo = DIGITS.get(usize::from(b & 0x0f)).copied().unwrap_or(b'0');
+        }
+    }
+}
 
 /// Appends the lower-case hex form of `bytes` to `out`.
 pub(crate) fn encode_into(bytes: &[u8], out: &mut String) {
@@ -50,6 +90,22 @@ pub(crate) fn encode_into(bytes: &[u8], out: &mut String) {
 #[allow(clippy::type_complexity)] // test tables are tuples on purpose
 mod tests {
     use super::*;
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn table_decoding_agrees_with_the_digit_rule_for_every_byte_pair() {
+        for hi in 0..=255u8 {
+            for lo in 0..=255u8 {
+                let want = match (lower_hex_val(hi), lower_hex_val(lo)) {
+                    (Some(h), Some(l)) => Some([(h << 4) | l]),
+                    _ => None,
+                };
+                assert_eq!(decode::<1>(&[hi, lo]), want, "{hi:#x} {lo:#x}");
+            }
+        }
+        assert_eq!(decode::<2>(b"0aFF"), None);
+        assert_eq!(decode::<2>(b"0aff"), Some([0x0a, 0xff]));
+    }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]

@@ -1,4 +1,5 @@
-//! Trace and span id generation: a ChaCha20 CSPRNG seeded by the caller.
+//! Trace and span id generation: a ChaCha8 CSPRNG seeded by the caller (ADR 0003: 8 rounds;
+//! published cryptanalysis reaches 7, at impractical cost; ~2.5x cheaper per id than 20).
 //!
 //! The crate never reads a clock or the OS: the wasm host gives the seed (for example
 //! from `getrandom` in the filter crate or a host random property), so ids are
@@ -7,7 +8,7 @@
 
 use core::fmt;
 
-use rand_chacha::ChaCha20Rng;
+use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
 use crate::types::{SpanId, TraceId};
@@ -24,10 +25,10 @@ pub trait RandomSource {
     fn fill_bytes(&mut self, dest: &mut [u8]);
 }
 
-/// Generates ids from a seeded ChaCha20 stream.
+/// Generates ids from a seeded ChaCha8 stream.
 #[derive(Clone)]
 pub struct IdGenerator {
-    rng: ChaCha20Rng,
+    rng: ChaCha8Rng,
 }
 
 impl fmt::Debug for IdGenerator {
@@ -41,7 +42,7 @@ impl IdGenerator {
     /// A generator seeded with 32 bytes from the caller.
     pub fn new(seed: [u8; SEED_LEN]) -> Self {
         Self {
-            rng: ChaCha20Rng::from_seed(seed),
+            rng: ChaCha8Rng::from_seed(seed),
         }
     }
 
@@ -60,7 +61,7 @@ impl IdGenerator {
         for (k, s) in key.iter_mut().zip(seed) {
             *k ^= s;
         }
-        self.rng = ChaCha20Rng::from_seed(key);
+        self.rng = ChaCha8Rng::from_seed(key);
     }
 
     /// A random, non-zero trace id.

@@ -15,7 +15,7 @@ failure.
 | [`b3`] | Zipkin B3 single (`b3`) and multi (`x-b3-*`) headers |
 | [`propagator`] | `OTEL_PROPAGATORS`-like config, [`HeaderSource`], [`extract`], [`inject`] |
 | [`sampling`] | [`Sampler`]: parent-based, OpenTelemetry `TraceIdRatioBased` roots |
-| [`ids`] | [`IdGenerator`]: ChaCha20 CSPRNG seeded by the caller, [`RandomSource`] |
+| [`ids`] | [`IdGenerator`]: ChaCha8 CSPRNG seeded by the caller, [`RandomSource`] |
 | [`edge`] | edge-role helpers dropping this mesh's entries received from outside |
 | [`error`] | error enums |
 

@@ -121,7 +121,12 @@ impl Engine {
             mut request_id,
         } = spare;
         let mut notes = Notes::default();
-        let mut edits = HeaderEdits::default();
+        // Room for what a request usually sets (traceparent, tracestate, identity, lineage):
+        // one allocation, none of `Vec`'s growth steps.
+        let mut edits = HeaderEdits {
+            set: Vec::with_capacity(4),
+            remove: Vec::new(),
+        };
 
         let caller = self.caller_identity(role, headers, &mut notes);
         for name in identity::OWNED_HEADERS {
