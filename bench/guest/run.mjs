@@ -16,9 +16,24 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 const calls = {};
 let ex, mem;
-const u8 = () => new Uint8Array(mem.buffer);
-const dv = () => new DataView(mem.buffer);
-const str = (p, n) => dec.decode(u8().subarray(p, p + n));
+// Views of the module's memory, made again only when it grows (a new buffer): the mock's
+// own work stays small next to the module's.
+let viewsOf = null, u8view, dvview;
+function views() {
+  if (viewsOf !== mem.buffer) {
+    viewsOf = mem.buffer; u8view = new Uint8Array(viewsOf); dvview = new DataView(viewsOf);
+  }
+}
+const u8 = () => (views(), u8view);
+const dv = () => (views(), dvview);
+// Keys and paths are short ASCII: decoded without a TextDecoder call.
+function str(p, n) {
+  const b = u8();
+  if (n > 64) return dec.decode(b.subarray(p, p + n));
+  let s = "";
+  for (let i = p; i < p + n; i++) s += String.fromCharCode(b[i]);
+  return s;
+}
 
 function give(bytes, retPtr, retSize) {
   // As Envoy does: the guest allocates, the host copies in and hands back pointer and size.
@@ -56,6 +71,9 @@ const RESPONSE = [
   ["date", "Tue, 25 Nov 2025 16:00:00 GMT"], ["server", "envoy"],
 ];
 const response = serialize(RESPONSE);
+// Values encoded once, as Envoy's are already bytes: the mock's own cost stays out.
+const values = (pairs) => new Map(pairs.map(([k, v]) => [k, enc.encode(v)]));
+const requestValues = values(REQUEST), responseValues = values(RESPONSE);
 const callResponse = serialize([[":status", "200"], ["content-length", "0"]]);
 const int64 = (v) => { const b = new Uint8Array(8); new DataView(b.buffer).setBigInt64(0, BigInt(v), true); return b; };
 const props = { "response\0code": int64(200), "response\0flags": int64(0), "request\0size": int64(0),
@@ -66,16 +84,15 @@ const pending = [];
 const impl = {
   proxy_get_header_map_pairs: (t, rp, rs) => give(t === 0 ? request : t === 2 ? response : callResponse, rp, rs),
   proxy_get_header_map_value: (t, kp, kn, rp, rs) => {
-    const key = str(kp, kn);
-    const hit = (t === 0 ? REQUEST : t === 2 ? RESPONSE : []).find(([k]) => k === key);
-    return hit ? give(enc.encode(hit[1]), rp, rs) : 1;
+    const v = (t === 0 ? requestValues : t === 2 ? responseValues : new Map()).get(str(kp, kn));
+    return v ? give(v, rp, rs) : 1;
   },
   proxy_replace_header_map_value: () => 0,
   proxy_remove_header_map_value: () => 0,
   proxy_add_header_map_value: () => 0,
   proxy_get_buffer_bytes: (t, s, n, rp, rs) => t === 7 ? give(enc.encode(config), rp, rs) : 1,
   proxy_get_property: (p, n, rp, rs) => {
-    const v = props[str(p, n).replace(/\0$/, "")];
+    const v = props[str(p, u8()[p + n - 1] === 0 ? n - 1 : n)];
     return v ? give(v, rp, rs) : 1;
   },
   proxy_get_current_time_nanoseconds: (rp) => { now += 1000n; dv().setBigUint64(rp, now, true); return 0; },
