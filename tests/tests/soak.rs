@@ -327,6 +327,13 @@ fn soak() {
         c(stat::EXPORT_FAILURES_CALL_FAILED), c(stat::EXPORT_FAILURES_TIMEOUT), c(stat::EXPORT_FAILURES_STATUS_5XX), c(stat::EXPORT_FAILURES_STATUS_429), c(stat::EXPORT_FAILURES_STATUS_4XX), c(stat::EXPORT_FAILURES_STATUS_OTHER), c(stat::EXPORT_RETRIES), c(stat::EXPORT_BATCHES_SENT));
     let _ = writeln!(r, "rejected input (counters): context_invalid {}, peer_identity_malformed {}, lineage_rejected {}, lineage_truncated {}", c(stat::note::CONTEXT_INVALID), c(stat::note::PEER_IDENTITY_MALFORMED), c(stat::note::LINEAGE_REJECTED), c(stat::note::LINEAGE_TRUNCATED));
     let _ = writeln!(r, "collector phases: {}", flaps.join(", "));
+    // Wasm: every stream's state dropped at its log callback (filters/wasm/src/dispatch.rs).
+    let streams_active = envoy.meshwake_stat(stat::STREAMS_ACTIVE);
+    let _ = writeln!(
+        r,
+        "stream states held after the traffic: {streams_active}; evicted: {}",
+        c(stat::STREAMS_EVICTED)
+    );
     let _ = writeln!(r, "memory (MiB) every {every} s: t, requests, VM linear memory, Envoy heap allocated, Envoy RSS, span queue");
     for s in &samples {
         let _ = writeln!(
@@ -370,5 +377,7 @@ fn soak() {
         c(stat::SPANS_EXPORTED) + dropped,
         "every span exported or dropped with a reason"
     );
+    assert_eq!(streams_active, 0, "stream states left after the traffic");
+    assert_eq!(c(stat::STREAMS_EVICTED), 0, "stream states evicted");
     envoy.assert_alive();
 }
