@@ -48,11 +48,16 @@ fn burst(m: &Mesh) {
     }
 }
 
-/// Waits until Prometheus has scraped `want` requests at the frontend and at checkout.
+/// Waits until Prometheus has scraped `want` requests at every Envoy that reports them:
+/// the frontend's and checkout's inbound, the edge's and the frontend's outbound. Each
+/// Envoy is scraped at its own offset: a series first scraped only after both bursts
+/// would show no growth, and a dashboard's ratio of two zero rates is NaN.
 fn wait_scraped(prom: &Prometheus, want: usize) {
     let queries = [
         "sum(meshwake_requests_total{reporter=\"destination\"})",
         "sum(istio_requests_total{reporter=\"destination\"})",
+        "sum(meshwake_requests_total{reporter=\"source\", source_workload=\"edge-v1\"})",
+        "sum(meshwake_requests_total{reporter=\"source\", source_workload=\"frontend-f1\"})",
     ];
     meshwake_tests::wait_for(60, &format!("{want} requests in Prometheus"), || {
         queries
