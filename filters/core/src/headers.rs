@@ -9,6 +9,25 @@ use std::borrow::Cow;
 /// Most header pairs decoded from one map; the rest are ignored (Envoy limits headers anyway).
 pub const MAX_PAIRS: usize = 1024;
 
+/// Pairs in the proxy-wasm map layout (what [`decode_map`] reads): the count, then each
+/// name's and value's length, then each name and value NUL-terminated (u32 little-endian).
+pub fn encode_map(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let n = |x: usize| u32::try_from(x).unwrap_or(u32::MAX).to_le_bytes();
+    out.extend_from_slice(&n(pairs.len()));
+    for (k, v) in pairs {
+        out.extend_from_slice(&n(k.len()));
+        out.extend_from_slice(&n(v.len()));
+    }
+    for (k, v) in pairs {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
 /// Header pairs with lower-cased, lossily decoded names and raw value bytes.
 pub fn decode_map(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     decode_map_borrowed(bytes)
@@ -340,6 +359,18 @@ fn name(key: &[u8]) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn encode_map_is_what_decode_map_reads() {
+        let m = super::encode_map(&[(":status", "200"), ("x-a", "")]);
+        assert_eq!(
+            super::decode_map(&m),
+            vec![
+                (":status".to_string(), b"200".to_vec()),
+                ("x-a".to_string(), Vec::new())
+            ]
+        );
+    }
+
     use super::*;
 
     /// Slot of `name` in [`KNOWN`], ASCII case-insensitively: [`candidate`] picks the only

@@ -181,7 +181,7 @@ pub fn http_call(
     body: &[u8],
     timeout_ms: u64,
 ) -> Option<u32> {
-    let headers = serialize_pairs(headers);
+    let headers = meshwake_core::headers::encode_map(headers);
     let mut token = 0;
     // SAFETY: all slices outlive the call; the host copies them and writes one u32.
     let status = unsafe {
@@ -199,25 +199,6 @@ pub fn http_call(
         )
     };
     (status == OK).then_some(token)
-}
-
-/// Pairs in the ABI's map layout: count, then each name and value length, then each name
-/// and value NUL-terminated (all u32 little-endian).
-fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let n = |x: usize| u32::try_from(x).unwrap_or(u32::MAX).to_le_bytes();
-    out.extend_from_slice(&n(pairs.len()));
-    for (k, v) in pairs {
-        out.extend_from_slice(&n(k.len()));
-        out.extend_from_slice(&n(v.len()));
-    }
-    for (k, v) in pairs {
-        out.extend_from_slice(k.as_bytes());
-        out.push(0);
-        out.extend_from_slice(v.as_bytes());
-        out.push(0);
-    }
-    out
 }
 
 /// One line in Envoy's log.

@@ -6,6 +6,7 @@
 //!
 //! Usage: `hotpath <requests> [full|propagation]`. The benchmark runs it under callgrind
 //! twice (N and 2N requests) and divides the difference by N, so setup cost cancels out.
+use meshwake_core::headers::encode_map;
 use meshwake_core::{Completion, HostFacts, Role};
 use meshwake_telemetry::cardinality::LabelCache;
 use meshwake_trace_context::IdGenerator;
@@ -36,22 +37,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// Serialize headers in the proxy-wasm map layout the host hands to the filter.
-fn encode_map(pairs: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
-    for (k, v) in pairs {
-        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-    }
-    for (k, v) in pairs {
-        out.extend_from_slice(k.as_bytes());
-        out.push(0);
-        out.extend_from_slice(v.as_bytes());
-        out.push(0);
-    }
-    out
-}
 
 struct NoNode;
 impl meshwake_identity::NodeMetadata for NoNode {
