@@ -148,9 +148,18 @@ impl Engine {
             &mut notes,
         );
 
-        // The span id is drawn before a root's trace id: the id sequence stays as it was.
-        let span_id = ids.new_span_id();
+        // A hop that records no span passes its parent on (W3C: a vendor MAY update
+        // `parent-id`): an id of its own would name a span nobody exports, and the
+        // context it forwards unchanged needs no header write. Otherwise the span id is
+        // drawn before a root's trace id, so the id sequence stays as it was.
+        let passes_through =
+            !self.cfg.spans.enabled && (extracted.context.is_some() || recovered.is_some());
+        let own_span_id = (!passes_through).then(|| ids.new_span_id());
         let parent = choose_parent(&extracted, recovered.as_ref(), ids, &mut notes);
+        let span_id = match (own_span_id, parent.span_id) {
+            (Some(id), _) | (None, Some(id)) => id,
+            (None, None) => ids.new_span_id(),
+        };
         let debug = self.is_debug(&extracted, &parent.trace_state);
         let sampled = self.sampler.decide_hop(
             &extracted,
@@ -169,7 +178,14 @@ impl Engine {
             meshwake_trace_context::mark_mesh_debug(&mut ctx.trace_state, key);
         }
 
-        self.write_context(role, headers, &ctx, parent.span_id, &extracted, &mut edits);
+        // B3's `ParentSpanId` names the parent of the span propagated: ours, or when passing
+        // through, the caller's own parent as it came.
+        let b3_parent = if passes_through {
+            extracted.context.as_ref().and_then(|c| c.parent_span_id)
+        } else {
+            parent.span_id
+        };
+        self.write_context(role, headers, &ctx, b3_parent, &extracted, &mut edits);
         let lineage =
             self.identity_towards_callee(role, recovered.as_ref(), caller.lineage, &mut edits);
         if lineage.recorded.is_truncated() {
