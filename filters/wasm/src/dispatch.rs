@@ -182,10 +182,15 @@ pub extern "C" fn proxy_on_request_headers(
         if let Some((stream, root)) = vm.stream(context_id) {
             stream.on_request_headers(root);
         }
+        // Nothing more of this stream reaches the propagation-only build.
+        if crate::PROPAGATION_ONLY {
+            vm.end_stream(context_id);
+        }
     });
     CONTINUE
 }
 
+#[cfg(not(feature = "propagation-only"))]
 #[no_mangle]
 pub extern "C" fn proxy_on_response_headers(
     context_id: u32,
@@ -201,6 +206,7 @@ pub extern "C" fn proxy_on_response_headers(
 }
 
 /// The stream's last callback: record it, then drop its state.
+#[cfg(not(feature = "propagation-only"))]
 #[no_mangle]
 pub extern "C" fn proxy_on_log(context_id: u32) {
     with_vm(|vm| {
