@@ -509,6 +509,22 @@ fn a_hop_without_spans_passes_the_context_on_unchanged() {
             assert_eq!(tp_parts(&get(&out, "traceparent").unwrap())[2], caller);
         }
     }
+    // Nothing to write for a W3C context: not even the same traceparent again. A
+    // traceparent of another version is rewritten as version 00.
+    let (h, none) = (headers(&[("traceparent", TP)]), &mut |_: &str, _: &[u8]| {
+        None
+    });
+    let (_, edits) = e.on_request(Role::Inbound, &h, 1, Vm::default().ids(), none);
+    assert!(edits.set.is_empty() && edits.remove.is_empty(), "{edits:?}");
+    let v1 = TP.replacen("00", "01", 1);
+    let (_, edits) = e.on_request(
+        Role::Inbound,
+        &headers(&[("traceparent", &v1)]),
+        1,
+        Vm::default().ids(),
+        none,
+    );
+    assert_eq!(edits.set, [("traceparent", TP.to_string())]);
     // No context: one is started, so the app and the callees share a trace id.
     let (s, out) = request(&e, Role::Inbound, &mut Vm::default(), &[]);
     assert_eq!(

@@ -245,8 +245,13 @@ mod tests {
         let s = setup(raw, &only);
         let c = s.engine.config();
         assert!(!c.spans.enabled && !c.metrics.enabled && !c.identity.exchange);
-        assert!(c.context_recovery.enabled, "recovery works at request headers");
-        assert!(s.summary().contains("spans=false metrics=false exchange=false"));
+        assert!(
+            c.context_recovery.enabled,
+            "recovery works at request headers"
+        );
+        assert!(s
+            .summary()
+            .contains("spans=false metrics=false exchange=false"));
         let c = setup(raw, &host(&Pod, Some(1))).engine.config().clone();
         assert!(c.spans.enabled && c.metrics.enabled && c.identity.exchange);
     }

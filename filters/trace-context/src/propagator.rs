@@ -235,6 +235,9 @@ pub struct InjectOptions {
     pub parent_span_id: Option<SpanId>,
     /// Written as B3 debug when the context is sampled or not.
     pub debug: bool,
+    /// The request's one `traceparent` already says exactly this context (a hop passing
+    /// its caller's on): it is not formatted or set again.
+    pub keep_traceparent: bool,
 }
 
 /// Headers to write on the outgoing request.
@@ -302,10 +305,12 @@ pub fn inject_each(
         }
     };
     if on(Propagator::TraceContext) {
-        edit(Edit::Set(
-            TRACEPARENT_HEADER,
-            traceparent::format(&ctx.trace_id, &ctx.span_id, ctx.flags),
-        ));
+        if !opts.keep_traceparent {
+            edit(Edit::Set(
+                TRACEPARENT_HEADER,
+                traceparent::format(&ctx.trace_id, &ctx.span_id, ctx.flags),
+            ));
+        }
         if ctx.trace_state.is_empty() {
             remove(TRACESTATE_HEADER);
         } else {
@@ -531,6 +536,7 @@ mod tests {
         let opts = InjectOptions {
             parent_span_id: SpanId::from_hex("05e3ac9a4f6e3b90"),
             debug: true,
+            keep_traceparent: false,
         };
         let mut c = ctx();
         c.trace_state = TraceState::default();

@@ -11,6 +11,7 @@ use meshwake_identity::{self as identity, Lineage, PeerIdentity};
 use meshwake_trace_context::propagator::{
     self, Edit, Extracted, HeaderSource, InjectOptions, Propagator,
 };
+use meshwake_trace_context::traceparent::{TRACEPARENT_HEADER, TRACEPARENT_V00_LEN};
 use meshwake_trace_context::{IdGenerator, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
 /// Who called, as the caller's sidecar said (inbound only).
@@ -121,10 +122,10 @@ impl Engine {
             mut request_id,
         } = spare;
         let mut notes = Notes::default();
-        // Room for what a request usually sets (traceparent, tracestate, identity, lineage):
-        // one allocation, none of `Vec`'s growth steps.
+        // A first set makes room for four (traceparent, tracestate, identity, lineage): one
+        // allocation, none when nothing is set (a hop passing its caller's context on).
         let mut edits = HeaderEdits {
-            set: Vec::with_capacity(4),
+            set: Vec::new(),
             remove: Vec::new(),
         };
 
@@ -136,7 +137,10 @@ impl Engine {
         let mut extracted = propagator::extract(&self.extract, headers);
         let untrusted = self.apply_edge_trust(role, &mut extracted, &mut notes);
 
-        let request_id_bytes = headers.get(header::REQUEST_ID);
+        // Only context recovery (its key) and spans (an attribute) use the request id.
+        let request_id_bytes = (self.cfg.context_recovery.enabled || self.cfg.spans.enabled)
+            .then(|| headers.get(header::REQUEST_ID))
+            .flatten();
         // The key exactly as `remember` stores it (cut, lossy): a long or non-UTF-8
         // request id must land in the same slot on both sides.
         lossy_into(&mut request_id, request_id_bytes, recovery::MAX_KEY_LEN);
@@ -357,6 +361,7 @@ impl Engine {
         let options = InjectOptions {
             parent_span_id,
             debug,
+            keep_traceparent: traceparent_says(headers, extracted, ctx),
         };
         let mut edit = |e: Edit| match e {
             Edit::Set(name, value) => edits.set(name, value),
@@ -463,6 +468,22 @@ fn choose_parent(
         trace_state: TraceState::default(),
         flags: None,
     }
+}
+
+/// Whether the request's one `traceparent` already says exactly `ctx` (a hop passing its
+/// caller's context on): it came as W3C version 00, 55 bytes of lower-case hex (anything
+/// else fails to parse), so formatting `ctx` would give the same bytes.
+fn traceparent_says(headers: &dyn HeaderSource, extracted: &Extracted, ctx: &SpanContext) -> bool {
+    let Some(incoming) = extracted.context.as_ref() else {
+        return false;
+    };
+    let c = &incoming.span_context;
+    incoming.format == Propagator::TraceContext
+        && (c.trace_id, c.span_id, c.flags) == (ctx.trace_id, ctx.span_id, ctx.flags)
+        && headers.count(TRACEPARENT_HEADER) == 1
+        && headers
+            .get(TRACEPARENT_HEADER)
+            .is_some_and(|v| v.len() == TRACEPARENT_V00_LEN && v.starts_with(b"00-"))
 }
 
 fn is_grpc(headers: &dyn HeaderSource) -> bool {
