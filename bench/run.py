@@ -537,7 +537,8 @@ def nativecalls(a, sink):
 # The `ir` phase: each case's Envoy under callgrind, IR_REQUESTS requests at IR_RATE/s.
 IR_REQUESTS, IR_RATE = 1000, 100
 IR_CASES = ["envoy", "noop", "propagation", "full", "native-noop", "native-propagation",
-            "native-full", "otel"]
+            "native-full", "otel", "envoy+body", "noop+body", "propagation+body", "full+body",
+            "otel+body"]
 
 
 def envoy_ir(case, sink):
@@ -560,12 +561,13 @@ def envoy_ir(case, sink):
         envoy = Envoy(case, sink, None, "ir", ready_s=600)
     finally:
         ENVOY = saved
+    body = case.endswith(BODY)
     try:
-        wrk(envoy.listen, 1, 1, 4, None)
+        wrk(envoy.listen, 1, 1, 4, None, body)
         time.sleep(1)
         r0 = envoy.requests()
         subprocess.run(["callgrind_control", "-z", str(envoy.proc.pid)], capture_output=True)
-        fixed_rate(envoy.listen, IR_RATE, IR_REQUESTS / IR_RATE, 4, None)
+        fixed_rate(envoy.listen, IR_RATE, IR_REQUESTS / IR_RATE, 4, None, body)
         time.sleep(1)
         n = envoy.requests() - r0
         for f in os.listdir(WORK):
@@ -599,14 +601,17 @@ def instructions(a, sink):
     for c in cases:
         ir[c] = envoy_ir(c, sink)
         log(f"ir {c:20} {ir[c]:10,.0f} instructions/request")
-    added = {c: v - ir.get("envoy", 0) for c, v in ir.items()}
+    # Over bare Envoy on the same route: `envoy+body` for the body cases.
+    added = {c: v - ir.get("envoy" + (BODY if c.endswith(BODY) else ""), 0) for c, v in ir.items()}
     ratio = lambda n, d: added[n] / added[d] if n in added and added.get(d) else None
     return {"requests": IR_REQUESTS, "rate": IR_RATE, "instructions_per_request": ir,
             "added": added,
             "full_vs_otel": ratio("full", "otel"),
             "propagation_vs_noop": ratio("propagation", "noop"),
             "native_full_vs_otel": ratio("native-full", "otel"),
-            "native_propagation_vs_native_noop": ratio("native-propagation", "native-noop")}
+            "native_propagation_vs_native_noop": ratio("native-propagation", "native-noop"),
+            "full_vs_otel_body": ratio("full" + BODY, "otel" + BODY),
+            "propagation_vs_noop_body": ratio("propagation" + BODY, "noop" + BODY)}
 
 
 # Body chunks per direction in the guest phase's body modes: the data and the end of stream,
@@ -729,7 +734,9 @@ def markdown(doc):
     ir = doc.get("ir") or {}
     for key, label, target in (("full_vs_otel", "instructions (callgrind): meshwake full / Envoy OTel tracer", 1.0),
                                ("propagation_vs_noop", "instructions (callgrind): meshwake propagation / no-op filter", 1.5),
-                               ("native_full_vs_otel", "instructions (callgrind): native full / Envoy OTel tracer", 0.5)):
+                               ("native_full_vs_otel", "instructions (callgrind): native full / Envoy OTel tracer", 0.5),
+                               ("full_vs_otel_body", "instructions (callgrind), with bodies: meshwake full / Envoy OTel tracer", 1.0),
+                               ("propagation_vs_noop_body", "instructions (callgrind), with bodies: meshwake propagation / no-op filter", 1.5)):
         if ir.get(key) is not None:
             L.append(f"| {label} | {ir[key]:.2f} | ≤ {target} | {'yes' if ir[key] <= target else 'no'} |")
     for sus in sustained_runs(doc):
