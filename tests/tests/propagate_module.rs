@@ -107,3 +107,67 @@ fn many_streams_leave_nothing_behind() {
     assert_eq!(envoy.meshwake_stat(stat::STREAMS_EVICTED), 0);
     envoy.assert_alive();
 }
+
+/// Two plugins in one VM (an edge listener and an inbound one, the same `vm_id` and code):
+/// each request runs with its own listener's plugin, which the build learns from the
+/// stream's creation without keeping a table. The edge does not trust outside context and
+/// starts a trace; the inbound listener passes the caller's on.
+#[test]
+fn each_stream_runs_with_its_own_plugin() {
+    let upstream = Server::echo();
+    let listener = |name: &str, config: &str| {
+        format!(
+            r#"
+  - name: {name}
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {{{{{port}_PORT}}}} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: {name}
+          route_config:
+            virtual_hosts:
+            - {{ name: all, domains: ["*"], routes: [{{ match: {{ prefix: "/" }}, route: {{ cluster: upstream }} }}] }}
+          http_filters:
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: {name}
+                root_id: meshwake
+                failure_policy: FAIL_CLOSED
+                configuration: {{ "@type": type.googleapis.com/google.protobuf.StringValue, value: '{config}' }}
+                vm_config: {{ vm_id: meshwake, runtime: envoy.wasm.runtime.v8, code: {{ local: {{ filename: {{{{WASM_PATH}}}} }} }} }}
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}"#,
+            port = name.to_uppercase()
+        )
+    };
+    let template = format!(
+        "admin:\n  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {{{{ADMIN_PORT}}}} }} }}\n\
+         static_resources:\n  listeners:{}{}\n  clusters:\n  - name: upstream\n    connect_timeout: 1s\n    \
+         load_assignment:\n      cluster_name: upstream\n      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ \
+         socket_address: {{ address: 127.0.0.1, port_value: {{{{UPSTREAM_PORT}}}} }} }} }} }}] }}]\n",
+        listener("edge", r#"{"role":"edge"}"#),
+        listener("inbound", r#"{"role":"inbound"}"#)
+    );
+    let envoy = Envoy::start(EnvoyOptions {
+        wasm_path: paths::propagate_wasm(),
+        build: Build::Wasm,
+        ..EnvoyOptions::default()
+            .name("propagate-roots")
+            .template(template)
+            .var("UPSTREAM_PORT", upstream.port())
+    });
+    for _ in 0..3 {
+        http::get(envoy.port("EDGE_PORT"), "/", &[("traceparent", TP)]);
+        let restarted = upstream.last().header("traceparent").unwrap();
+        assert!(
+            !restarted.contains("4bf92f3577b34da6a3ce929d0e0e4736"),
+            "{restarted}"
+        );
+        http::get(envoy.port("INBOUND_PORT"), "/", &[("traceparent", TP)]);
+        assert_eq!(upstream.last().header("traceparent").as_deref(), Some(TP));
+    }
+}

@@ -1,7 +1,5 @@
 //! Per-request state: read headers as bytes, let the core decide, apply its edits,
 //! and at stream end record the span and the metrics.
-// The propagation-only build compiles no response or stream-end callback.
-#![cfg_attr(feature = "propagation-only", allow(dead_code))]
 use crate::abi::{MapType, MetricType};
 use crate::host;
 use crate::root::{Active, Root};
