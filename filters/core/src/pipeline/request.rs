@@ -210,7 +210,8 @@ impl Engine {
             authority: span_text.authority,
             user_agent: span_text.user_agent,
             request_id,
-            grpc: is_grpc(headers),
+            // Read at stream end only, which spans or metrics need.
+            grpc: (self.cfg.spans.enabled || self.cfg.metrics.enabled) && is_grpc(headers),
             source: caller.source,
             destination: None,
             lineage: lineage.recorded,
@@ -357,7 +358,11 @@ impl Engine {
         };
         let debug = self.is_debug(extracted, &ctx.trace_state);
         // Never strip formats we did not extract from: an app's own headers pass through.
-        let strip = extracted.context.is_some() || role != Role::Outbound;
+        // Removals name only trace headers: when none is there (B3 and the W3C state absent,
+        // traceparent written), there is nothing to look up name by name.
+        let strip = (extracted.context.is_some() || role != Role::Outbound)
+            && (headers.has_any(&propagator::REMOVABLE_BESIDES_TRACEPARENT)
+                || !formats.contains(&Propagator::TraceContext));
         let options = InjectOptions {
             parent_span_id,
             debug,
