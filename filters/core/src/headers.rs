@@ -156,9 +156,8 @@ fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
     name.len() == lower.len() && (same_bytes(name, lower) || eq_folded(name, lower))
 }
 
-/// Exact equality of two slices of the same length, by 8-byte words, the last one
-/// overlapping the one before (names of 8 bytes or more); shorter ones are left to
-/// [`eq_folded`].
+/// Exact equality of two slices of the same length: by 8-byte words, the last one
+/// overlapping the one before (names of 8 bytes or more), byte by byte below that.
 #[inline]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if std::ptr::eq(a.as_ptr(), b.as_ptr()) {
@@ -166,7 +165,15 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     }
     let n = a.len();
     if n < 8 {
-        return false;
+        // Pseudo-headers (`:path`, `:method`): exact bytes, no case folding per byte.
+        let mut i = 0;
+        while let (Some(x), Some(y)) = (a.get(i), b.get(i)) {
+            if x != y {
+                return false;
+            }
+            i += 1;
+        }
+        return true;
     }
     let word = |s: &[u8], at: usize| {
         s.get(at..at + 8)
