@@ -116,9 +116,9 @@ pub fn encode_span(span: &Span) -> Vec<u8> {
 /// Appends one span, as [`encode_span`] would encode [`SpanView::to_span`], straight from
 /// the borrowed view: the per-request path, with no allocation when `buf` has room.
 pub fn write_span_view(buf: &mut Vec<u8>, span: &SpanView<'_>) {
-    // Each attribute's encoded length, computed once for the span's length and reused as
-    // the attribute's own header when writing it.
-    let mut attr_lens = [0usize; MAX_VIEW_ATTRIBUTES];
+    // Each attribute's encoded length and its value's, computed once for the span's length
+    // and reused as the attribute's and the value's headers when writing it.
+    let mut attr_lens = [(0usize, 0usize); MAX_VIEW_ATTRIBUTES];
     let len = span_view_len(span, &mut attr_lens);
     buf.reserve(msg_len(field::SS_SPANS, len));
     write_len_header(buf, field::SS_SPANS, len);
@@ -474,16 +474,22 @@ fn str_list_len(l: &[String]) -> usize {
         .sum()
 }
 
-fn attr_ref_len(a: &AttrRef<'_>) -> usize {
-    str_len(field::KV_KEY, a.key) + msg_len(field::KV_VALUE, value_ref_len(&a.value))
+/// An attribute's encoded length and its value's.
+fn attr_ref_len(a: &AttrRef<'_>) -> (usize, usize) {
+    let value = value_ref_len(&a.value);
+    (
+        str_len(field::KV_KEY, a.key) + msg_len(field::KV_VALUE, value),
+        value,
+    )
 }
 
-/// The span's encoded length; `attr_lens` gets each attribute's ([`attr_ref_len`]).
-fn span_view_len(s: &SpanView<'_>, attr_lens: &mut [usize; MAX_VIEW_ATTRIBUTES]) -> usize {
+/// The span's encoded length; `attr_lens` gets each attribute's and its value's
+/// ([`attr_ref_len`]).
+fn span_view_len(s: &SpanView<'_>, attr_lens: &mut [(usize, usize); MAX_VIEW_ATTRIBUTES]) -> usize {
     let mut attrs = 0;
     for (a, slot) in s.attributes.as_slice().iter().zip(attr_lens.iter_mut()) {
         *slot = attr_ref_len(a);
-        attrs += msg_len(field::SPAN_ATTRIBUTES, *slot);
+        attrs += msg_len(field::SPAN_ATTRIBUTES, slot.0);
     }
     let name_len = s.name_len();
     msg_len(field::SPAN_TRACE_ID, s.trace_id.len())
@@ -541,7 +547,7 @@ fn write_value_ref(buf: &mut Vec<u8>, v: &ValueRef<'_>) {
 fn write_span_view_body(
     buf: &mut Vec<u8>,
     s: &SpanView<'_>,
-    attr_lens: &[usize; MAX_VIEW_ATTRIBUTES],
+    attr_lens: &[(usize, usize); MAX_VIEW_ATTRIBUTES],
 ) {
     write_bytes(buf, field::SPAN_TRACE_ID, &s.trace_id);
     write_bytes(buf, field::SPAN_SPAN_ID, &s.span_id);
@@ -559,10 +565,10 @@ fn write_span_view_body(
     write_enum(buf, field::SPAN_KIND, s.kind as u64);
     write_fixed64(buf, field::SPAN_START_TIME, s.start_time_unix_nano);
     write_fixed64(buf, field::SPAN_END_TIME, s.end_time_unix_nano);
-    for (a, len) in s.attributes.as_slice().iter().zip(attr_lens) {
+    for (a, (len, value_len)) in s.attributes.as_slice().iter().zip(attr_lens) {
         write_len_header(buf, field::SPAN_ATTRIBUTES, *len);
         write_str(buf, field::KV_KEY, a.key);
-        write_len_header(buf, field::KV_VALUE, value_ref_len(&a.value));
+        write_len_header(buf, field::KV_VALUE, *value_len);
         write_value_ref(buf, &a.value);
     }
     if let Some((t, name)) = s.event {
