@@ -544,6 +544,37 @@ fn write_value_ref(buf: &mut Vec<u8>, v: &ValueRef<'_>) {
     }
 }
 
+/// One span attribute (`KeyValue`): the same bytes as the general writers, with the usual
+/// short case (lengths below 128, so one byte each) written as 4-byte header groups, one
+/// capacity check each instead of one per byte.
+fn write_attr_ref(buf: &mut Vec<u8>, a: &AttrRef<'_>, len: usize, value_len: usize) {
+    const ATTR: u8 = key(field::SPAN_ATTRIBUTES, WT_LEN) as u8;
+    const KEY: u8 = key(field::KV_KEY, WT_LEN) as u8;
+    const VALUE: u8 = key(field::KV_VALUE, WT_LEN) as u8;
+    const STRING: u8 = key(field::ANY_STRING, WT_LEN) as u8;
+    match (u8::try_from(len), u8::try_from(a.key.len())) {
+        (Ok(l), Ok(k)) if l < 0x80 && k < 0x80 && k > 0 => {
+            buf.extend_from_slice(&[ATTR, l, KEY, k]);
+            buf.extend_from_slice(a.key.as_bytes());
+        }
+        _ => {
+            write_len_header(buf, field::SPAN_ATTRIBUTES, len);
+            write_str(buf, field::KV_KEY, a.key);
+        }
+    }
+    match (&a.value, u8::try_from(value_len)) {
+        (ValueRef::Str(v), Ok(l)) if l < 0x80 => {
+            // `value_len` < 128 holds the string's tag and length: its length is below 126.
+            buf.extend_from_slice(&[VALUE, l, STRING, v.len() as u8]);
+            buf.extend_from_slice(v.as_bytes());
+        }
+        _ => {
+            write_len_header(buf, field::KV_VALUE, value_len);
+            write_value_ref(buf, &a.value);
+        }
+    }
+}
+
 fn write_span_view_body(
     buf: &mut Vec<u8>,
     s: &SpanView<'_>,
@@ -566,10 +597,7 @@ fn write_span_view_body(
     write_fixed64(buf, field::SPAN_START_TIME, s.start_time_unix_nano);
     write_fixed64(buf, field::SPAN_END_TIME, s.end_time_unix_nano);
     for (a, (len, value_len)) in s.attributes.as_slice().iter().zip(attr_lens) {
-        write_len_header(buf, field::SPAN_ATTRIBUTES, *len);
-        write_str(buf, field::KV_KEY, a.key);
-        write_len_header(buf, field::KV_VALUE, *value_len);
-        write_value_ref(buf, &a.value);
+        write_attr_ref(buf, a, *len, *value_len);
     }
     if let Some((t, name)) = s.event {
         let len = fixed64_len(field::EVENT_TIME, t) + str_len(field::EVENT_NAME, name);
@@ -672,6 +700,16 @@ pub(crate) mod tests {
         attributes.push(attr::MESHWAKE_LINEAGE, ValueRef::StrList(&lineage));
         attributes.push("no_entries", ValueRef::StrList(&[]));
         attributes.str("unicode", "héllo ✓");
+        // Around the one-byte length limit (127) of the short header path: string values
+        // whose value message, or whose whole attribute, needs a two-byte length.
+        let long = "x".repeat(200);
+        for n in [120, 121, 122, 123, 124, 125, 126, 127, 128, 200] {
+            attributes.str(attr::URL_PATH, &long[..n]);
+        }
+        attributes.str("", "empty key");
+        let long_key: &'static str = Box::leak("k".repeat(130).into_boxed_str());
+        attributes.str(long_key, "v");
+        attributes.int(long_key, 7);
         let full = SpanView {
             trace_id: [1; 16],
             span_id: [2; 8],
