@@ -193,7 +193,12 @@ impl Engine {
             trace_id: state.ctx.trace_id.0,
             span_id: state.ctx.span_id.0,
             parent_span_id: state.parent_span_id.map(|p| p.0),
-            trace_state: Cow::Owned(state.ctx.trace_state.to_header()),
+            // Most requests carry no `tracestate`: no header to format then.
+            trace_state: if state.ctx.trace_state.is_empty() {
+                Cow::Borrowed("")
+            } else {
+                Cow::Owned(state.ctx.trace_state.to_header())
+            },
             flags: u32::from(state.ctx.flags.0)
                 | flags::CONTEXT_HAS_IS_REMOTE
                 | if remote_parent {
