@@ -430,8 +430,7 @@ fn write_link(buf: &mut Vec<u8>, l: &Link) {
 }
 
 fn write_span(buf: &mut Vec<u8>, s: &Span) {
-    write_bytes(buf, field::SPAN_TRACE_ID, &s.trace_id);
-    write_bytes(buf, field::SPAN_SPAN_ID, &s.span_id);
+    write_ids(buf, &s.trace_id, &s.span_id);
     write_str(buf, field::SPAN_TRACE_STATE, &s.trace_state);
     if let Some(p) = &s.parent_span_id {
         write_bytes(buf, field::SPAN_PARENT_SPAN_ID, p);
@@ -575,13 +574,45 @@ fn write_attr_ref(buf: &mut Vec<u8>, a: &AttrRef<'_>, len: usize, value_len: usi
     }
 }
 
+/// The span's trace and span ids (fields 1 and 2, always 16 and 8 bytes): one fixed
+/// layout, one append.
+fn write_ids(buf: &mut Vec<u8>, trace_id: &[u8; 16], span_id: &[u8; 8]) {
+    let mut ids = [0u8; 28];
+    ids[0] = key(field::SPAN_TRACE_ID, WT_LEN) as u8;
+    ids[1] = 16;
+    ids[2..18].copy_from_slice(trace_id);
+    ids[18] = key(field::SPAN_SPAN_ID, WT_LEN) as u8;
+    ids[19] = 8;
+    ids[20..].copy_from_slice(span_id);
+    buf.extend_from_slice(&ids);
+}
+
+/// Kind, start and end time (fields 6, 7, 8): one fixed layout, one append, when none is
+/// the default (omitted); else field by field.
+fn write_kind_and_times(buf: &mut Vec<u8>, s: &SpanView<'_>) {
+    let (kind, start, end) = (s.kind as u64, s.start_time_unix_nano, s.end_time_unix_nano);
+    if kind == 0 || kind >= 0x80 || start == 0 || end == 0 {
+        write_enum(buf, field::SPAN_KIND, kind);
+        write_fixed64(buf, field::SPAN_START_TIME, start);
+        write_fixed64(buf, field::SPAN_END_TIME, end);
+        return;
+    }
+    let mut b = [0u8; 20];
+    b[0] = key(field::SPAN_KIND, WT_VARINT) as u8;
+    b[1] = kind as u8;
+    b[2] = key(field::SPAN_START_TIME, WT_I64) as u8;
+    b[3..11].copy_from_slice(&start.to_le_bytes());
+    b[11] = key(field::SPAN_END_TIME, WT_I64) as u8;
+    b[12..].copy_from_slice(&end.to_le_bytes());
+    buf.extend_from_slice(&b);
+}
+
 fn write_span_view_body(
     buf: &mut Vec<u8>,
     s: &SpanView<'_>,
     attr_lens: &[(usize, usize); MAX_VIEW_ATTRIBUTES],
 ) {
-    write_bytes(buf, field::SPAN_TRACE_ID, &s.trace_id);
-    write_bytes(buf, field::SPAN_SPAN_ID, &s.span_id);
+    write_ids(buf, &s.trace_id, &s.span_id);
     write_str(buf, field::SPAN_TRACE_STATE, &s.trace_state);
     if let Some(p) = &s.parent_span_id {
         write_bytes(buf, field::SPAN_PARENT_SPAN_ID, p);
@@ -593,9 +624,7 @@ fn write_span_view_body(
             buf.extend_from_slice(part.as_bytes());
         }
     }
-    write_enum(buf, field::SPAN_KIND, s.kind as u64);
-    write_fixed64(buf, field::SPAN_START_TIME, s.start_time_unix_nano);
-    write_fixed64(buf, field::SPAN_END_TIME, s.end_time_unix_nano);
+    write_kind_and_times(buf, s);
     for (a, (len, value_len)) in s.attributes.as_slice().iter().zip(attr_lens) {
         write_attr_ref(buf, a, *len, *value_len);
     }
