@@ -109,7 +109,7 @@ impl Stream {
         let headers = meshwake_core::headers::HeaderMap::decode(&raw);
         // The status for the stream end: one header read here costs Envoy far less than the
         // `response.code` property at stream end (docs/adr/0006, decision 8).
-        let parse = |v: &[u8]| std::str::from_utf8(v).ok()?.parse().ok();
+        let parse = meshwake_core::envoy::status_code;
         self.status = if reads_all {
             headers.get(":status").and_then(parse)
         } else if engine.config().spans.enabled || engine.config().metrics.enabled {
