@@ -321,12 +321,17 @@ impl PartialEq for LabelsRef<'_> {
     }
 }
 
-/// `a == b` without `memcmp`, which in the module is a call and a loop per byte: the
-/// lengths, then whole words (8 bytes, or 4 for shorter strings; the last word overlaps the
-/// one before), bytes only below 4.
 #[inline]
 fn same_text(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+    same_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// `a == b` without `memcmp`, which in the module is a call and a loop per byte: the
+/// lengths, then whole words (8 bytes, or 4 for shorter strings; the last word overlaps the
+/// one before), bytes only below 4. For the per-request comparisons of label values and
+/// header values.
+#[inline]
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;
