@@ -13,13 +13,14 @@ all: build
 setup:
 	@scripts/setup.sh test
 
-## Build both filters: target/meshwake.wasm (+ .sha256, and the no-op baseline) and the native
-## Envoy dynamic module target/libmeshwake.so (+ .sha256; for Envoy 1.40 on x86_64 Linux).
+## Build both filters: target/meshwake.wasm and the propagation-only target/meshwake-propagate.wasm
+## (+ .sha256 each, and the no-op baseline) and the native Envoy dynamic module
+## target/libmeshwake.so (+ .sha256; for Envoy 1.40 on x86_64 Linux).
 build:
 	@scripts/setup.sh base
 	@scripts/build-wasm.sh
 	@scripts/build-native.sh
-	@ls -l target/meshwake.wasm target/libmeshwake.so
+	@ls -l target/meshwake.wasm target/meshwake-propagate.wasm target/libmeshwake.so
 
 ## Every test: lint, native and wasm unit tests, real-Envoy integration tests.
 test:

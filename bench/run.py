@@ -5,7 +5,9 @@ Cases, each against a fresh Envoy (--concurrency 1, pinned to one core, a direct
 route so no upstream is involved):
   envoy        no HTTP filter but the router
   noop         the no-op proxy-wasm Rust filter (target/meshwake-noop.wasm)
-  propagation  meshwake with spans, metrics and context recovery off
+  propagation  meshwake's propagation-only module (target/meshwake-propagate.wasm: spans,
+               metrics, identity exchange and context recovery off); the full module with
+               the same configuration: `--variant full=target/meshwake.wasm`, `propagation@full`
   full         meshwake: propagation + 100%-sampled spans over OTLP/HTTP + metrics + version tags
   otel         Envoy's built-in OpenTelemetry tracer, 100% sampled, OTLP/HTTP, batched
   native-noop, native-propagation, native-full
@@ -70,6 +72,8 @@ PLUGIN = {
              "export": {"cluster": "otlp_collector", "max_batch_spans": BATCH_SPANS,
                         "flush_interval_ms": FLUSH_MS}},
 }
+# The module each meshwake case runs (a `@variant` replaces it).
+MODULE = {"propagation": "target/meshwake-propagate.wasm", "full": "target/meshwake.wasm"}
 # Envoy's OTel tracer flushes every 5 spans by default (a call-out per 5 requests): set it to
 # batch like meshwake. Names from Envoy's source (tracer.cc: Tracer::sendSpan, enableTimer).
 OTEL_RUNTIME = {"tracing.opentelemetry.min_flush_spans": BATCH_SPANS,
@@ -137,7 +141,7 @@ def bootstrap(case, admin, listen, sink):
     elif case.startswith("probe:"):
         wasm = ("target/meshwake-probe.wasm", case[len("probe:"):])
     elif case in PLUGIN:
-        wasm = (VARIANTS.get(variant, "target/meshwake.wasm"), json.dumps(PLUGIN[case]))
+        wasm = (VARIANTS.get(variant, MODULE[case]), json.dumps(PLUGIN[case]))
     filters = []
     if wasm:
         filters.append({"name": "envoy.filters.http.wasm", "typed_config": {
@@ -533,7 +537,8 @@ def nativecalls(a, sink):
 # The `ir` phase: each case's Envoy under callgrind, IR_REQUESTS requests at IR_RATE/s.
 IR_REQUESTS, IR_RATE = 1000, 100
 IR_CASES = ["envoy", "noop", "propagation", "full", "native-noop", "native-propagation",
-            "native-full", "otel"]
+            "native-full", "otel", "envoy+body", "noop+body", "propagation+body", "full+body",
+            "otel+body"]
 
 
 def envoy_ir(case, sink):
@@ -556,12 +561,13 @@ def envoy_ir(case, sink):
         envoy = Envoy(case, sink, None, "ir", ready_s=600)
     finally:
         ENVOY = saved
+    body = case.endswith(BODY)
     try:
-        wrk(envoy.listen, 1, 1, 4, None)
+        wrk(envoy.listen, 1, 1, 4, None, body)
         time.sleep(1)
         r0 = envoy.requests()
         subprocess.run(["callgrind_control", "-z", str(envoy.proc.pid)], capture_output=True)
-        fixed_rate(envoy.listen, IR_RATE, IR_REQUESTS / IR_RATE, 4, None)
+        fixed_rate(envoy.listen, IR_RATE, IR_REQUESTS / IR_RATE, 4, None, body)
         time.sleep(1)
         n = envoy.requests() - r0
         for f in os.listdir(WORK):
@@ -595,14 +601,17 @@ def instructions(a, sink):
     for c in cases:
         ir[c] = envoy_ir(c, sink)
         log(f"ir {c:20} {ir[c]:10,.0f} instructions/request")
-    added = {c: v - ir.get("envoy", 0) for c, v in ir.items()}
+    # Over bare Envoy on the same route: `envoy+body` for the body cases.
+    added = {c: v - ir.get("envoy" + (BODY if c.endswith(BODY) else ""), 0) for c, v in ir.items()}
     ratio = lambda n, d: added[n] / added[d] if n in added and added.get(d) else None
     return {"requests": IR_REQUESTS, "rate": IR_RATE, "instructions_per_request": ir,
             "added": added,
             "full_vs_otel": ratio("full", "otel"),
             "propagation_vs_noop": ratio("propagation", "noop"),
             "native_full_vs_otel": ratio("native-full", "otel"),
-            "native_propagation_vs_native_noop": ratio("native-propagation", "native-noop")}
+            "native_propagation_vs_native_noop": ratio("native-propagation", "native-noop"),
+            "full_vs_otel_body": ratio("full" + BODY, "otel" + BODY),
+            "propagation_vs_noop_body": ratio("propagation" + BODY, "noop" + BODY)}
 
 
 # Body chunks per direction in the guest phase's body modes: the data and the end of stream,
@@ -615,7 +624,7 @@ def guest():
     `noop` is the SDK's own per-request dispatch (context map, boxed trait objects)."""
     res = {}
     modules = {"noop": ("target/meshwake-noop.wasm", "")} | {
-        m: ("target/meshwake.wasm", json.dumps(PLUGIN[m])) for m in ("propagation", "full")}
+        m: (MODULE[m], json.dumps(PLUGIN[m])) for m in ("propagation", "full")}
     for mode, (wasm, cfg) in modules.items():
         for chunks in (0, GUEST_BODY_CHUNKS):
             runs = []
@@ -725,7 +734,9 @@ def markdown(doc):
     ir = doc.get("ir") or {}
     for key, label, target in (("full_vs_otel", "instructions (callgrind): meshwake full / Envoy OTel tracer", 1.0),
                                ("propagation_vs_noop", "instructions (callgrind): meshwake propagation / no-op filter", 1.5),
-                               ("native_full_vs_otel", "instructions (callgrind): native full / Envoy OTel tracer", 0.5)):
+                               ("native_full_vs_otel", "instructions (callgrind): native full / Envoy OTel tracer", 0.5),
+                               ("full_vs_otel_body", "instructions (callgrind), with bodies: meshwake full / Envoy OTel tracer", 1.0),
+                               ("propagation_vs_noop_body", "instructions (callgrind), with bodies: meshwake propagation / no-op filter", 1.5)):
         if ir.get(key) is not None:
             L.append(f"| {label} | {ir[key]:.2f} | ≤ {target} | {'yes' if ir[key] <= target else 'no'} |")
     for sus in sustained_runs(doc):
@@ -759,7 +770,8 @@ def markdown(doc):
                  f"{fmt(x, 'added_cpu_us', 2)} | {fmt(x, 'cpu_us_per_req_fixed_rate', 1)} | "
                  f"{fmt(x, 'p50_us')} | {fmt(x, 'p99_us')} | {sp} | {fmt(x, 'rss_mib', 1)} | "
                  f"{f'{vm / 1048576:.2f} MiB' if vm else '–'} |")
-    L += ["", f"Module: `target/meshwake.wasm` {m['meshwake_bytes']:,} bytes; "
+    L += ["", f"Modules: `target/meshwake.wasm` {m['meshwake_bytes']:,} bytes; "
+          f"`target/meshwake-propagate.wasm` {m.get('propagate_bytes') or 0:,} bytes; "
           f"`target/meshwake-noop.wasm` {m['noop_bytes']:,} bytes.", ""]
     sus_runs = sustained_runs(doc)
     if sus_runs:
@@ -815,7 +827,7 @@ def markdown(doc):
     g = doc.get("guest")
     if g:
         L += ["## The module's own time (V8 in Node, mock host)", "",
-              "`bench/guest/run.mjs` drives the same `target/meshwake.wasm` through the proxy-wasm "
+              "`bench/guest/run.mjs` drives the same modules as the cases through the proxy-wasm "
               "callbacks with a host that answers at once: what is left is the filter's code. "
               "Host calls per request are what the filter asks of Envoy.", "",
               "µs: the process's CPU time per request (wall time is in the JSON). `noop` is the "
@@ -897,6 +909,7 @@ def main():
            "settings": vars(a) | {"plugin_config": PLUGIN, "otel_runtime": OTEL_RUNTIME,
                                   "traceparent": TRACEPARENT, "path": PATH},
            "module": {"meshwake_bytes": os.path.getsize(os.path.join(ROOT, "target/meshwake.wasm")),
+                      "propagate_bytes": os.path.getsize(os.path.join(ROOT, MODULE["propagation"])),
                       "native_bytes": os.path.getsize(os.path.join(ROOT, "target/libmeshwake.so"))
                       if os.path.exists(os.path.join(ROOT, "target/libmeshwake.so")) else None,
                       "noop_bytes": os.path.getsize(os.path.join(ROOT, "target/meshwake-noop.wasm"))},

@@ -35,6 +35,8 @@ DEMO_IMAGE = "meshwake-demo:local"
 
 # Where the module sits inside every Envoy container / host of the ready-to-use configs.
 WASM_PATH = "/etc/meshwake/meshwake.wasm"
+# The propagation-only build (trace context only; docs/adr/0006-host-call-budget.md).
+PROPAGATE_PATH = "/etc/meshwake/meshwake-propagate.wasm"
 WASM_RUNTIME = "envoy.wasm.runtime.v8"
 # A broken module is reloaded; while it cannot run, requests pass without it (never blocks).
 FAILURE_POLICY = "FAIL_RELOAD"
@@ -232,6 +234,27 @@ def use_native_filter(node):
     return node
 
 
+def use_propagate_module(node):
+    """A bootstrap with every meshwake wasm filter on the propagation-only module: the plugin
+    configuration keeps what that build uses (role, identity, context recovery), and the
+    span collector's cluster goes (the build exports nothing)."""
+    if isinstance(node, dict):
+        if node.get("name") == "envoy.filters.http.wasm":
+            config = node["typed_config"]["config"]
+            cfg = json.loads(config["configuration"]["value"])
+            keep = {k: cfg[k] for k in ("role", "identity", "context_recovery") if k in cfg}
+            config["configuration"]["value"] = json.dumps(keep, separators=(",", ":"))
+            config["vm_config"]["code"] = local_code(PROPAGATE_PATH)
+            return node
+        if node.get("name") == "otlp_collector" and "load_assignment" in node:
+            return None
+        out = {k: use_propagate_module(v) for k, v in node.items()}
+        return out
+    if isinstance(node, list):
+        return [v for v in (use_propagate_module(v) for v in node) if v is not None]
+    return node
+
+
 def local_code(path=WASM_PATH):
     return {"local": {"filename": path}}
 
@@ -357,7 +380,7 @@ def sidecar_bootstrap(identity, upstream_vhosts, upstream_clusters, collector, *
 # ---------------------------------------------------------------------------------------
 # envoy-config/: ready-to-use configs and templates.
 
-def ready_sidecar(native=False):
+def ready_sidecar(native=False, propagate=False):
     identity = {"service": "my-service", "version": "v1", "namespace": "default",
                 "workload": "my-service-v1"}
     # The app calls http://<service>:<port>/ through 127.0.0.1:15001 (HTTP proxy style, or by
@@ -380,6 +403,15 @@ def ready_sidecar(native=False):
     # The forward proxy filter must run after meshwake (which must see the original Host).
     out_filters = b["static_resources"]["listeners"][1]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
     out_filters.insert(1, dfp_filter)
+    if propagate:
+        return (HEADER +
+                "# The sidecar of envoy-config/sidecar.yaml with the propagation-only module\n"
+                "# meshwake-propagate.wasm (`make build` -> target/meshwake-propagate.wasm): trace context\n"
+                "# (W3C, B3, baggage) passed on, started when missing, identity headers stripped, context\n"
+                "# recovery; no spans, metrics or version tags. Envoy enters it only for a stream's creation\n"
+                "# and its request headers (docs/adr/0006-host-call-budget.md; README, Performance).\n"
+                "# Run: envoy -c envoy-config/sidecar-propagate.yaml (module at " + PROPAGATE_PATH + ").\n"
+                + to_yaml(use_propagate_module(b)))
     if native:
         return (HEADER +
                 "# The sidecar of envoy-config/sidecar.yaml with the native build of the filter: the Envoy\n"
@@ -1014,6 +1046,7 @@ def all_files():
     files = {
         "envoy-config/sidecar.yaml": ready_sidecar(),
         "envoy-config/sidecar-native.yaml": ready_sidecar(native=True),
+        "envoy-config/sidecar-propagate.yaml": ready_sidecar(propagate=True),
         "envoy-config/edge.yaml": ready_edge(),
         "envoy-config/wasm-remote.yaml": ready_wasm_remote(read_remote_sha()),
         "envoy-config/bootstrap-stats-tags.yaml": ready_stats_tags(),

@@ -29,6 +29,7 @@ import gen  # noqa: E402
 
 ENVOY = os.environ.get("MESHWAKE_ENVOY", os.path.join(ROOT, ".venv/bin/envoy"))
 WASM = os.path.join(ROOT, "target/meshwake.wasm")
+PROPAGATE = os.path.join(ROOT, "target/meshwake-propagate.wasm")
 # shared/ sits beside the checkout (as in CI's fresh clone); /work/shared on developer machines.
 SCHEMAS = os.environ.get("MESHWAKE_SCHEMAS") or next(
     (p for p in (os.path.join(os.path.dirname(ROOT), "shared/schemas"), "/work/shared/schemas")
@@ -74,7 +75,7 @@ def envoy_configs():
             # A test template filled with YAML snippets by its own harness (tests/src/mesh.rs):
             # the integration tests start it in Envoy; dummy values cannot stand in here.
             continue
-        text = text.replace(gen.WASM_PATH, WASM)
+        text = text.replace(gen.WASM_PATH, WASM).replace(gen.PROPAGATE_PATH, PROPAGATE)
         # Templates: what tests/src/envoy.rs would fill in, with dummy ports.
         port = [20000]
 

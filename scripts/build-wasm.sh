@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the deployable module target/meshwake.wasm (+ .sha256) and the no-op baseline module.
+# Builds the deployable modules target/meshwake.wasm and target/meshwake-propagate.wasm
+# (+ .sha256 each) and the no-op baseline and probe modules.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 # Panic strategy immediate-abort (Rust 1.91+): a panic is a bare trap, without the panic
@@ -12,8 +13,12 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "${WASM_TARGET:-wasm3
     -Clink-self-contained=no -Lnative=/usr/lib/wasm32-wasi -Zunstable-options)-Cpanic=immediate-abort"
   export CARGO_ENCODED_RUSTFLAGS
 fi
-wasm_cargo build -q --profile wasm -p meshwake-filter -p meshwake-noop -p meshwake-probe
 out="$ROOT/target/wasm-build/wasm32-wasip1/wasm"
+# The propagation-only module first: the same crate with a feature, so its cdylib is copied
+# out before the full build writes the same file name.
+wasm_cargo build -q --profile wasm -p meshwake-filter --features propagation-only
+cp "$out/meshwake_filter.wasm" "$ROOT/target/meshwake-propagate.built.wasm"
+wasm_cargo build -q --profile wasm -p meshwake-filter -p meshwake-noop -p meshwake-probe
 opt() { # in out
   # Rust's wasm32 default features (bulk memory, sign-ext, ...) are all in V8.
   wasm-opt -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
@@ -31,6 +36,10 @@ MESHWAKE_EXPORTS="memory _initialize proxy_abi_version_0_2_1 proxy_on_memory_all
   proxy_on_context_create proxy_on_vm_start proxy_on_configure proxy_on_tick
   proxy_on_request_headers proxy_on_response_headers proxy_on_log
   proxy_on_http_call_response"
+# The propagation-only build: a stream is done after its request headers (decision 10).
+PROPAGATE_EXPORTS="memory _initialize proxy_abi_version_0_2_1 proxy_on_memory_allocate
+  proxy_on_context_create proxy_on_vm_start proxy_on_configure proxy_on_tick
+  proxy_on_request_headers proxy_on_http_call_response"
 keep_exports() { # in out names...
   local in="$1" out="$2" graph="$ROOT/target/wasm-exports.graph.json"; shift 2
   { printf '['; local sep=""
@@ -44,6 +53,10 @@ keep_exports() { # in out names...
 # shellcheck disable=SC2086 # the export list is word-split on purpose
 keep_exports "$out/meshwake_filter.wasm" "$ROOT/target/meshwake.linked.wasm" $MESHWAKE_EXPORTS
 opt "$ROOT/target/meshwake.linked.wasm" "$ROOT/target/meshwake.wasm"
+# shellcheck disable=SC2086
+keep_exports "$ROOT/target/meshwake-propagate.built.wasm" "$ROOT/target/meshwake-propagate.linked.wasm" $PROPAGATE_EXPORTS
+opt "$ROOT/target/meshwake-propagate.linked.wasm" "$ROOT/target/meshwake-propagate.wasm"
 opt "$out/meshwake_noop.wasm" "$ROOT/target/meshwake-noop.wasm"
 opt "$out/meshwake_probe.wasm" "$ROOT/target/meshwake-probe.wasm"
-(cd "$ROOT/target" && sha256sum meshwake.wasm > meshwake.wasm.sha256)
+(cd "$ROOT/target" && sha256sum meshwake.wasm > meshwake.wasm.sha256 \
+  && sha256sum meshwake-propagate.wasm > meshwake-propagate.wasm.sha256)

@@ -54,6 +54,18 @@ pub fn meshwake_wasm() -> PathBuf {
     p
 }
 
+/// The propagation-only module built by `make build` (trace context only; no response or
+/// stream-end callbacks).
+pub fn propagate_wasm() -> PathBuf {
+    let p = root().join("target/meshwake-propagate.wasm");
+    assert!(
+        p.exists(),
+        "{} missing: run `make build` first",
+        p.display()
+    );
+    p
+}
+
 /// The native build (Envoy dynamic module) built by `make build`.
 pub fn meshwake_native() -> PathBuf {
     let p = root().join("target/libmeshwake.so");

@@ -87,6 +87,21 @@ const MESHWAKE_EXPORTS: &[&str] = &[
     "proxy_on_vm_start",
 ];
 
+/// What meshwake-propagate.wasm exports (`PROPAGATE_EXPORTS`): a stream is done after its
+/// request headers, so neither the response nor the stream end enters the VM.
+const PROPAGATE_EXPORTS: &[&str] = &[
+    "_initialize",
+    "memory",
+    "proxy_abi_version_0_2_1",
+    "proxy_on_configure",
+    "proxy_on_context_create",
+    "proxy_on_http_call_response",
+    "proxy_on_memory_allocate",
+    "proxy_on_request_headers",
+    "proxy_on_tick",
+    "proxy_on_vm_start",
+];
+
 /// Callbacks Envoy would make for every request if exported, which the filter has no use for.
 const NEVER_EXPORTED: &[&str] = &[
     "proxy_on_request_body",
@@ -110,9 +125,9 @@ fn exports(bytes: &[u8]) -> BTreeSet<String> {
 
 /// Exports of `bytes` that are per-request callbacks the filter does not implement, and
 /// the difference to the expected export set.
-fn check_exports(bytes: &[u8]) -> Result<(), String> {
+fn check_exports(bytes: &[u8], expected: &[&str]) -> Result<(), String> {
     let got = exports(bytes);
-    let want: BTreeSet<String> = MESHWAKE_EXPORTS.iter().map(|s| s.to_string()).collect();
+    let want: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
     let unwanted: Vec<&str> = NEVER_EXPORTED
         .iter()
         .copied()
@@ -131,7 +146,22 @@ fn check_exports(bytes: &[u8]) -> Result<(), String> {
 #[test]
 fn meshwake_module_exports_only_the_callbacks_it_implements() {
     let bytes = std::fs::read(paths::meshwake_wasm()).unwrap();
-    check_exports(&bytes).unwrap_or_else(|e| panic!("meshwake.wasm: {e}"));
+    check_exports(&bytes, MESHWAKE_EXPORTS).unwrap_or_else(|e| panic!("meshwake.wasm: {e}"));
+}
+
+#[test]
+fn propagate_module_exports_no_response_or_stream_end_callback() {
+    let bytes = std::fs::read(paths::propagate_wasm()).unwrap();
+    check_exports(&bytes, PROPAGATE_EXPORTS)
+        .unwrap_or_else(|e| panic!("meshwake-propagate.wasm: {e}"));
+    check_module(&bytes).unwrap_or_else(|bad| panic!("meshwake-propagate.wasm: {bad:?}"));
+    // The full module's export set is not the propagation build's (the check can fail).
+    let full = std::fs::read(paths::meshwake_wasm()).unwrap();
+    let e = check_exports(&full, PROPAGATE_EXPORTS).expect_err("the full module has more");
+    assert!(
+        e.contains("proxy_on_log") && e.contains("proxy_on_response_headers"),
+        "{e}"
+    );
 }
 
 /// The export check fails on what the SDK exports by default (the no-op module keeps it):
@@ -139,7 +169,7 @@ fn meshwake_module_exports_only_the_callbacks_it_implements() {
 #[test]
 fn export_check_rejects_the_sdk_default_callbacks() {
     let bytes = std::fs::read(paths::noop_wasm()).unwrap();
-    let e = check_exports(&bytes).expect_err("the SDK exports every callback");
+    let e = check_exports(&bytes, MESHWAKE_EXPORTS).expect_err("the SDK exports every callback");
     for name in NEVER_EXPORTED {
         assert!(e.contains(name), "{name} not reported: {e}");
     }

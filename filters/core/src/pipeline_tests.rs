@@ -482,6 +482,74 @@ fn identity_exchange_off_leaves_trace_context_only() {
     assert!(response(&e, &mut s, &[]).is_empty());
 }
 
+/// With spans off a hop records nothing, so it names no span of its own: what reaches the
+/// app or the callee is the caller's context exactly as it came, B3 parent included.
+#[test]
+fn a_hop_without_spans_passes_the_context_on_unchanged() {
+    let e = engine(
+        "a",
+        "v1",
+        r#"{"spans":{"enabled":false},"identity":{"exchange":false}}"#,
+    );
+    let caller = "00f067aa0ba902b7";
+    #[rustfmt::skip]
+    let cases: &[&[(&str, &str)]] = &[
+        &[("traceparent", TP)],
+        &[("traceparent", TP), ("tracestate", "congo=t61rcWkgMzE")],
+        &[("b3", "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1-05e3ac9a4f6e3b90")],
+        &[("x-b3-traceid", TID), ("x-b3-spanid", caller), ("x-b3-parentspanid", "05e3ac9a4f6e3b90"), ("x-b3-sampled", "1")],
+    ];
+    for role in [Role::Inbound, Role::Outbound] {
+        for h in cases {
+            let (s, out) = request(&e, role, &mut Vm::default(), h);
+            assert_eq!(s.ctx.span_id.to_hex(), caller, "{role:?} {h:?}");
+            for (name, value) in h.iter() {
+                assert_eq!(get(&out, name).as_deref(), Some(*value), "{role:?} {h:?}");
+            }
+            assert_eq!(tp_parts(&get(&out, "traceparent").unwrap())[2], caller);
+        }
+    }
+    // Nothing to write for a W3C context: not even the same traceparent again. A
+    // traceparent of another version is rewritten as version 00.
+    let (h, none) = (headers(&[("traceparent", TP)]), &mut |_: &str, _: &[u8]| {
+        None
+    });
+    let (_, edits) = e.on_request(Role::Inbound, &h, 1, Vm::default().ids(), none);
+    assert!(edits.set.is_empty() && edits.remove.is_empty(), "{edits:?}");
+    let v1 = TP.replacen("00", "01", 1);
+    let (_, edits) = e.on_request(
+        Role::Inbound,
+        &headers(&[("traceparent", &v1)]),
+        1,
+        Vm::default().ids(),
+        none,
+    );
+    assert_eq!(edits.set, [("traceparent", TP.to_string())]);
+    // No context: one is started, so the app and the callees share a trace id.
+    let (s, out) = request(&e, Role::Inbound, &mut Vm::default(), &[]);
+    assert_eq!(
+        tp_parts(&get(&out, "traceparent").unwrap())[2],
+        s.ctx.span_id.to_hex()
+    );
+    // An app that dropped the context: the callee's parent is still the caller's span.
+    let mut vm = Vm::default();
+    let id = ("x-request-id", "r-1");
+    request(&e, Role::Inbound, &mut vm, &[("traceparent", TP), id]);
+    let (s, out) = request(&e, Role::Outbound, &mut vm, &[id]);
+    assert!(s.notes.has(Note::ContextRecovered));
+    assert_eq!(get(&out, "traceparent").as_deref(), Some(TP));
+    // With spans on, the hop's own span is the parent it sends.
+    let spans = engine("a", "v1", "{}");
+    let (s, out) = request(
+        &spans,
+        Role::Inbound,
+        &mut Vm::default(),
+        &[("traceparent", TP)],
+    );
+    assert_ne!(s.ctx.span_id.to_hex(), caller);
+    assert_ne!(get(&out, "traceparent").as_deref(), Some(TP));
+}
+
 #[test]
 fn stream_end_reads_follow_configuration_and_role() {
     let reads = |cfg: &str, role: Role| {

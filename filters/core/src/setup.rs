@@ -33,6 +33,10 @@ pub struct HostFacts<'a> {
     pub listener_direction: Option<i64>,
     /// The filter's own version: the instrumentation scope version of every span.
     pub filter_version: &'static str,
+    /// The build sees only request headers (the propagation-only wasm module exports no
+    /// response or stream-end callback): spans, metrics and the identity exchange, which
+    /// need those, are turned off whatever the configuration says.
+    pub propagation_only: bool,
 }
 
 /// Everything a glue needs to run the filter, built by [`setup`].
@@ -98,7 +102,12 @@ impl fmt::Display for SetupIssue {
 /// Parse the plugin configuration and build the runtime objects. Never fails: see
 /// [`Config::parse`] for how bad values fall back, and [`Setup::issues`] for what to log.
 pub fn setup(raw_plugin_config: &[u8], host: &HostFacts<'_>) -> Setup {
-    let (config, config_issues) = Config::parse(raw_plugin_config);
+    let (mut config, config_issues) = Config::parse(raw_plugin_config);
+    if host.propagation_only {
+        config.spans.enabled = false;
+        config.metrics.enabled = false;
+        config.identity.exchange = false;
+    }
     let mut issues: Vec<SetupIssue> = config_issues.into_iter().map(SetupIssue::Config).collect();
     let (local, identity_warnings) = identity::resolve(&config.identity, host.node);
     issues.extend(identity_warnings.into_iter().map(SetupIssue::Identity));
@@ -145,18 +154,19 @@ impl Setup {
     }
 
     /// One line saying what this filter will do, for the start-up log:
-    /// `role=inbound identity=reviews@v2 namespace=default spans=true metrics=true export=cluster:otlp_collector`.
+    /// `role=inbound identity=reviews@v2 namespace=default spans=true metrics=true exchange=true export=cluster:otlp_collector`.
     pub fn summary(&self) -> String {
         let config = self.engine.config();
         let local = self.engine.local();
         format!(
-            "role={} identity={}@{} namespace={} spans={} metrics={} export=cluster:{}",
+            "role={} identity={}@{} namespace={} spans={} metrics={} exchange={} export=cluster:{}",
             self.role.map_or("auto(outbound)", Role::as_str),
             local.service,
             local.version,
             local.namespace,
             config.spans.enabled,
             config.metrics.enabled,
+            config.identity.exchange,
             config.export.cluster,
         )
     }
@@ -194,6 +204,7 @@ mod tests {
             node,
             listener_direction: direction,
             filter_version: "9.9.9",
+            propagation_only: false,
         }
     }
 
@@ -210,7 +221,7 @@ mod tests {
         );
         assert_eq!(
             s.summary(),
-            "role=inbound identity=reviews@v2 namespace=shop spans=true metrics=true export=cluster:otlp_collector"
+            "role=inbound identity=reviews@v2 namespace=shop spans=true metrics=true exchange=true export=cluster:otlp_collector"
         );
         assert_eq!(s.engine.scope().version, "9.9.9");
         // A configured role wins over the direction; no direction and no role: per stream.
@@ -219,6 +230,30 @@ mod tests {
         let s = setup(b"{}", &host(&Pod, Some(0)));
         assert_eq!(s.role, None);
         assert!(s.summary().starts_with("role=auto(outbound) "));
+    }
+
+    /// The propagation-only build cannot see responses or stream ends: what needs them is
+    /// off whatever the configuration asks, and the summary line says so.
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn a_propagation_only_build_turns_off_what_needs_the_stream_end() {
+        let raw = br#"{"spans":{"enabled":true},"metrics":{"enabled":true},"identity":{"exchange":true},"context_recovery":{"enabled":true}}"#;
+        let only = HostFacts {
+            propagation_only: true,
+            ..host(&Pod, Some(1))
+        };
+        let s = setup(raw, &only);
+        let c = s.engine.config();
+        assert!(!c.spans.enabled && !c.metrics.enabled && !c.identity.exchange);
+        assert!(
+            c.context_recovery.enabled,
+            "recovery works at request headers"
+        );
+        assert!(s
+            .summary()
+            .contains("spans=false metrics=false exchange=false"));
+        let c = setup(raw, &host(&Pod, Some(1))).engine.config().clone();
+        assert!(c.spans.enabled && c.metrics.enabled && c.identity.exchange);
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]

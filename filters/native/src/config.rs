@@ -165,6 +165,7 @@ fn setup(envoy: FilterConfigEnvoyPtr, raw: &[u8]) -> (Shared, u64) {
         node: &host::EnvNodeMetadata,
         listener_direction: None,
         filter_version: crate::VERSION,
+        propagation_only: false,
     };
     let setup = meshwake_core::setup(raw, &host_facts);
     let ids = StatIds::define(envoy, setup.metric_naming);

@@ -61,7 +61,25 @@ pub trait HeaderSource {
     fn count(&self, name: &str) -> usize {
         self.get_all(name).len()
     }
+    /// Whether any of `names` is present: one question for a family of headers that is
+    /// usually absent (B3 in a W3C mesh), instead of one call per name.
+    fn has_any(&self, names: &[&str]) -> bool {
+        names.iter().any(|n| self.get(n).is_some())
+    }
 }
+
+/// The trace headers [`inject_each`] may remove besides `traceparent`: the W3C state and
+/// baggage when empty, and B3 in the formats it does not write.
+pub const REMOVABLE_BESIDES_TRACEPARENT: [&str; 8] = [
+    TRACESTATE_HEADER,
+    BAGGAGE_HEADER,
+    b3::B3_HEADER,
+    b3::X_B3_TRACE_ID,
+    b3::X_B3_SPAN_ID,
+    b3::X_B3_PARENT_SPAN_ID,
+    b3::X_B3_SAMPLED,
+    b3::X_B3_FLAGS,
+];
 
 impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderSource for [(K, V)] {
     fn get(&self, name: &str) -> Option<&[u8]> {
@@ -209,6 +227,7 @@ pub fn extract<H: HeaderSource + ?Sized>(cfg: &PropagationConfig, headers: &H) -
                 Some(Ok(b)) => out.set_b3(b, Propagator::B3Single),
                 Some(Err(e)) => out.errors.push(ExtractError::B3Single(e)),
             },
+            Propagator::B3Multi if !headers.has_any(&b3::B3_MULTI_HEADERS) => {}
             Propagator::B3Multi => {
                 let v = B3MultiValues {
                     trace_id: headers.get(b3::X_B3_TRACE_ID),
@@ -235,6 +254,9 @@ pub struct InjectOptions {
     pub parent_span_id: Option<SpanId>,
     /// Written as B3 debug when the context is sampled or not.
     pub debug: bool,
+    /// The request's one `traceparent` already says exactly this context (a hop passing
+    /// its caller's on): it is not formatted or set again.
+    pub keep_traceparent: bool,
 }
 
 /// Headers to write on the outgoing request.
@@ -302,10 +324,12 @@ pub fn inject_each(
         }
     };
     if on(Propagator::TraceContext) {
-        edit(Edit::Set(
-            TRACEPARENT_HEADER,
-            traceparent::format(&ctx.trace_id, &ctx.span_id, ctx.flags),
-        ));
+        if !opts.keep_traceparent {
+            edit(Edit::Set(
+                TRACEPARENT_HEADER,
+                traceparent::format(&ctx.trace_id, &ctx.span_id, ctx.flags),
+            ));
+        }
         if ctx.trace_state.is_empty() {
             remove(TRACESTATE_HEADER);
         } else {
@@ -531,6 +555,7 @@ mod tests {
         let opts = InjectOptions {
             parent_span_id: SpanId::from_hex("05e3ac9a4f6e3b90"),
             debug: true,
+            keep_traceparent: false,
         };
         let mut c = ctx();
         c.trace_state = TraceState::default();

@@ -37,6 +37,10 @@ struct Vm {
     roots: Vec<(u32, Root)>,
     /// Stream context id → its state.
     streams: HashMap<u32, Stream, FxBuildHasher>,
+    /// The propagation-only build's one stream between its creation and its request
+    /// headers (stream context id, root context id): it needs no table.
+    #[cfg(feature = "propagation-only")]
+    pending: Option<(u32, u32)>,
 }
 
 thread_local! {
@@ -91,6 +95,27 @@ impl Vm {
     }
 
     /// The stream's last callback: drop its state.
+    #[cfg(not(feature = "propagation-only"))]
+    fn request_headers(&mut self, id: u32) {
+        if let Some((stream, root)) = self.stream(id) {
+            stream.on_request_headers(root);
+        }
+    }
+
+    /// Envoy creates a stream's context right before its request headers (its
+    /// `Context::decodeHeaders` calls `onCreate` then `onRequestHeaders`), and nothing of
+    /// the stream reaches this build after them: the pending pair is all it needs. A
+    /// mismatch (not seen from Envoy) leaves the request as it came.
+    #[cfg(feature = "propagation-only")]
+    fn request_headers(&mut self, id: u32) {
+        let Some((_, root_id)) = self.pending.take().filter(|(stream, _)| *stream == id) else {
+            return;
+        };
+        if let Some(root) = self.root(root_id) {
+            Stream::new(root_id).on_request_headers(root);
+        }
+    }
+
     fn end_stream(&mut self, id: u32) {
         if let Some(old) = self.streams.remove(&id) {
             if let Some(root) = self.root(old.root) {
@@ -127,6 +152,11 @@ pub extern "C" fn proxy_on_context_create(context_id: u32, root_context_id: u32)
                 vm.roots.push((context_id, Root::default()));
             }
         } else {
+            #[cfg(feature = "propagation-only")]
+            {
+                vm.pending = Some((context_id, root_context_id));
+            }
+            #[cfg(not(feature = "propagation-only"))]
             vm.new_stream(context_id, root_context_id);
         }
     })
@@ -178,14 +208,11 @@ pub extern "C" fn proxy_on_request_headers(
     _num_headers: usize,
     _end_of_stream: bool,
 ) -> u32 {
-    with_vm(|vm| {
-        if let Some((stream, root)) = vm.stream(context_id) {
-            stream.on_request_headers(root);
-        }
-    });
+    with_vm(|vm| vm.request_headers(context_id));
     CONTINUE
 }
 
+#[cfg(not(feature = "propagation-only"))]
 #[no_mangle]
 pub extern "C" fn proxy_on_response_headers(
     context_id: u32,
@@ -201,6 +228,7 @@ pub extern "C" fn proxy_on_response_headers(
 }
 
 /// The stream's last callback: record it, then drop its state.
+#[cfg(not(feature = "propagation-only"))]
 #[no_mangle]
 pub extern "C" fn proxy_on_log(context_id: u32) {
     with_vm(|vm| {

@@ -96,7 +96,12 @@ impl Stream {
                 stats.add(id, 1);
             }
         });
-        self.state = Some(state);
+        if crate::PROPAGATION_ONLY {
+            // No response or stream end reaches this build: the request is done.
+            sh.retire(state);
+        } else {
+            self.state = Some(state);
+        }
     }
 
     pub fn on_response_headers(&mut self, root: &mut Root) {
@@ -145,14 +150,14 @@ impl Stream {
         else {
             return;
         };
-        for n in state.notes.iter() {
-            sh.stats.note(n);
-        }
         if !engine.config().spans.enabled && !engine.config().metrics.enabled {
             // Propagation only: no span, no metrics, so skip `stream_end` and the property
             // reads it needs (host calls).
-            sh.keep_spare(state.into_spare());
+            sh.retire(state);
             return;
+        }
+        for n in state.notes.iter() {
+            sh.stats.note(n);
         }
         let c = completion(engine, &state, self.status);
         let start = state.start_ns;

@@ -6,6 +6,11 @@
 //! - [`http`]: per stream: reads headers, applies the core's edits, records at stream end.
 //! - [`host`]: host access that cannot panic (header maps, properties, shared data, time).
 //! - [`stats`]: the filter's own counters, declared once.
+//!
+//! With the `propagation-only` feature the response and stream-end callbacks are not
+//! compiled: a stream is done once its request headers are.
+// That build leaves the stream table, the stream end and their stats unused.
+#![cfg_attr(feature = "propagation-only", allow(dead_code))]
 mod abi;
 mod dispatch;
 mod host;
@@ -15,6 +20,11 @@ mod stats;
 
 /// Version of this module, which is also the deployment version of the filter itself.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The propagation-only build (`meshwake-propagate.wasm`, feature `propagation-only`):
+/// Envoy enters it for a stream's creation and request headers only, so it forwards trace
+/// context and keeps nothing per stream (docs/adr/0006, decision 10).
+pub const PROPAGATION_ONLY: bool = cfg!(feature = "propagation-only");
 
 #[cfg(target_os = "wasi")]
 extern "C" {

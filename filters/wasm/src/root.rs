@@ -4,7 +4,9 @@ use crate::abi::{BufferType, MapType};
 use crate::host;
 use crate::http::Stream;
 use crate::stats::Stats;
-use meshwake_core::{envoy, Engine, HostFacts, RememberBuf, Role, Severity, Spare, StreamEndText};
+use meshwake_core::{
+    envoy, Engine, HostFacts, RememberBuf, RequestState, Role, Severity, Spare, StreamEndText,
+};
 use meshwake_telemetry::cardinality::LabelCache;
 use meshwake_telemetry::{export, ExportOutcome, Exporter};
 use meshwake_trace_context::IdGenerator;
@@ -34,6 +36,14 @@ impl Shared {
         if self.spares.len() < MAX_SPARES {
             self.spares.push(spare);
         }
+    }
+
+    /// A request nothing more will be asked of: its notes counted, its buffers kept.
+    pub fn retire(&mut self, state: RequestState) {
+        for n in state.notes.iter() {
+            self.stats.note(n);
+        }
+        self.keep_spare(state.into_spare());
     }
 }
 
@@ -76,6 +86,7 @@ impl Root {
             listener_direction: host::property(envoy::property::LISTENER_DIRECTION)
                 .and_then(|b| envoy::int(&b)),
             filter_version: crate::VERSION,
+            propagation_only: crate::PROPAGATION_ONLY,
         };
         let setup = meshwake_core::setup(&raw, &host_facts);
         let stats = Stats::define();

@@ -61,6 +61,7 @@ fn main() {
         node: &NoNode,
         listener_direction: None,
         filter_version: "0.1.0",
+        propagation_only: false,
     };
     let setup = meshwake_core::setup(raw.as_bytes(), &host);
     let mut labels: LabelCache<u32> = setup.label_cache();

@@ -11,6 +11,7 @@ use meshwake_identity::{self as identity, Lineage, PeerIdentity};
 use meshwake_trace_context::propagator::{
     self, Edit, Extracted, HeaderSource, InjectOptions, Propagator,
 };
+use meshwake_trace_context::traceparent::{TRACEPARENT_HEADER, TRACEPARENT_V00_LEN};
 use meshwake_trace_context::{IdGenerator, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
 /// Who called, as the caller's sidecar said (inbound only).
@@ -121,10 +122,10 @@ impl Engine {
             mut request_id,
         } = spare;
         let mut notes = Notes::default();
-        // Room for what a request usually sets (traceparent, tracestate, identity, lineage):
-        // one allocation, none of `Vec`'s growth steps.
+        // A first set makes room for four (traceparent, tracestate, identity, lineage): one
+        // allocation, none when nothing is set (a hop passing its caller's context on).
         let mut edits = HeaderEdits {
-            set: Vec::with_capacity(4),
+            set: Vec::new(),
             remove: Vec::new(),
         };
 
@@ -136,7 +137,10 @@ impl Engine {
         let mut extracted = propagator::extract(&self.extract, headers);
         let untrusted = self.apply_edge_trust(role, &mut extracted, &mut notes);
 
-        let request_id_bytes = headers.get(header::REQUEST_ID);
+        // Only context recovery (its key) and spans (an attribute) use the request id.
+        let request_id_bytes = (self.cfg.context_recovery.enabled || self.cfg.spans.enabled)
+            .then(|| headers.get(header::REQUEST_ID))
+            .flatten();
         // The key exactly as `remember` stores it (cut, lossy): a long or non-UTF-8
         // request id must land in the same slot on both sides.
         lossy_into(&mut request_id, request_id_bytes, recovery::MAX_KEY_LEN);
@@ -148,9 +152,18 @@ impl Engine {
             &mut notes,
         );
 
-        // The span id is drawn before a root's trace id: the id sequence stays as it was.
-        let span_id = ids.new_span_id();
+        // A hop that records no span passes its parent on (W3C: a vendor MAY update
+        // `parent-id`): an id of its own would name a span nobody exports, and the
+        // context it forwards unchanged needs no header write. Otherwise the span id is
+        // drawn before a root's trace id, so the id sequence stays as it was.
+        let passes_through =
+            !self.cfg.spans.enabled && (extracted.context.is_some() || recovered.is_some());
+        let own_span_id = (!passes_through).then(|| ids.new_span_id());
         let parent = choose_parent(&extracted, recovered.as_ref(), ids, &mut notes);
+        let span_id = match (own_span_id, parent.span_id) {
+            (Some(id), _) | (None, Some(id)) => id,
+            (None, None) => ids.new_span_id(),
+        };
         let debug = self.is_debug(&extracted, &parent.trace_state);
         let sampled = self.sampler.decide_hop(
             &extracted,
@@ -169,7 +182,14 @@ impl Engine {
             meshwake_trace_context::mark_mesh_debug(&mut ctx.trace_state, key);
         }
 
-        self.write_context(role, headers, &ctx, parent.span_id, &extracted, &mut edits);
+        // B3's `ParentSpanId` names the parent of the span propagated: ours, or when passing
+        // through, the caller's own parent as it came.
+        let b3_parent = if passes_through {
+            extracted.context.as_ref().and_then(|c| c.parent_span_id)
+        } else {
+            parent.span_id
+        };
+        self.write_context(role, headers, &ctx, b3_parent, &extracted, &mut edits);
         let lineage =
             self.identity_towards_callee(role, recovered.as_ref(), caller.lineage, &mut edits);
         if lineage.recorded.is_truncated() {
@@ -190,7 +210,8 @@ impl Engine {
             authority: span_text.authority,
             user_agent: span_text.user_agent,
             request_id,
-            grpc: is_grpc(headers),
+            // Read at stream end only, which spans or metrics need.
+            grpc: (self.cfg.spans.enabled || self.cfg.metrics.enabled) && is_grpc(headers),
             source: caller.source,
             destination: None,
             lineage: lineage.recorded,
@@ -337,10 +358,15 @@ impl Engine {
         };
         let debug = self.is_debug(extracted, &ctx.trace_state);
         // Never strip formats we did not extract from: an app's own headers pass through.
-        let strip = extracted.context.is_some() || role != Role::Outbound;
+        // Removals name only trace headers: when none is there (B3 and the W3C state absent,
+        // traceparent written), there is nothing to look up name by name.
+        let strip = (extracted.context.is_some() || role != Role::Outbound)
+            && (headers.has_any(&propagator::REMOVABLE_BESIDES_TRACEPARENT)
+                || !formats.contains(&Propagator::TraceContext));
         let options = InjectOptions {
             parent_span_id,
             debug,
+            keep_traceparent: traceparent_says(headers, extracted, ctx),
         };
         let mut edit = |e: Edit| match e {
             Edit::Set(name, value) => edits.set(name, value),
@@ -447,6 +473,22 @@ fn choose_parent(
         trace_state: TraceState::default(),
         flags: None,
     }
+}
+
+/// Whether the request's one `traceparent` already says exactly `ctx` (a hop passing its
+/// caller's context on): it came as W3C version 00, 55 bytes of lower-case hex (anything
+/// else fails to parse), so formatting `ctx` would give the same bytes.
+fn traceparent_says(headers: &dyn HeaderSource, extracted: &Extracted, ctx: &SpanContext) -> bool {
+    let Some(incoming) = extracted.context.as_ref() else {
+        return false;
+    };
+    let c = &incoming.span_context;
+    incoming.format == Propagator::TraceContext
+        && (c.trace_id, c.span_id, c.flags) == (ctx.trace_id, ctx.span_id, ctx.flags)
+        && headers.count(TRACEPARENT_HEADER) == 1
+        && headers
+            .get(TRACEPARENT_HEADER)
+            .is_some_and(|v| v.len() == TRACEPARENT_V00_LEN && v.starts_with(b"00-"))
 }
 
 fn is_grpc(headers: &dyn HeaderSource) -> bool {
