@@ -31,6 +31,23 @@ pub fn int(bytes: &[u8]) -> Option<i64> {
     Some(i64::from_le_bytes(arr))
 }
 
+/// A `:status` value as `str::parse::<u16>` reads it (an optional `+`, then decimal digits,
+/// no overflow), from the bytes: no UTF-8 check and no generic parser per response.
+pub fn status_code(bytes: &[u8]) -> Option<u16> {
+    let digits = bytes.strip_prefix(b"+").unwrap_or(bytes);
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: u16 = 0;
+    for b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u16::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
 /// A string property, lossily, bounded.
 pub fn text(bytes: &[u8], max: usize) -> String {
     let b = bytes.get(..bytes.len().min(max)).unwrap_or(bytes);
@@ -87,5 +104,43 @@ mod tests {
         assert_eq!(int(&200i64.to_le_bytes()), Some(200));
         assert_eq!(int(b"abc"), None);
         assert_eq!(text(b"\xffab", 2), "\u{fffd}a");
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn status_code_reads_like_str_parse() {
+        let parse = |v: &[u8]| std::str::from_utf8(v).ok()?.parse::<u16>().ok();
+        let mut cases: Vec<Vec<u8>> = [
+            "200",
+            "0",
+            "+200",
+            "+",
+            "",
+            "-1",
+            "65535",
+            "65536",
+            "99999",
+            "0000000200",
+            " 200",
+            "200 ",
+            "2x0",
+            "++1",
+            "+-1",
+            "1e3",
+            "٣",
+            "\u{ff}",
+        ]
+        .iter()
+        .map(|c| c.as_bytes().to_vec())
+        .collect();
+        cases.push(b"\xff200".to_vec());
+        cases.extend(
+            (0..=70_000u32)
+                .step_by(7)
+                .map(|n| n.to_string().into_bytes()),
+        );
+        for c in cases {
+            assert_eq!(status_code(&c), parse(&c), "{c:?}");
+        }
     }
 }

@@ -89,7 +89,6 @@ pub struct RequestState {
 pub struct RememberBuf {
     key: String,
     value: Vec<u8>,
-    trace_hex: String,
     lineage: String,
 }
 
@@ -271,7 +270,6 @@ impl Engine {
         let RememberBuf {
             key,
             value,
-            trace_hex,
             lineage,
         } = buf;
         let lineage: &str = if s.lineage.is_empty() {
@@ -291,10 +289,9 @@ impl Engine {
         };
         let slots = self.cfg.context_recovery.slots;
         if exchange {
-            trace_hex.clear();
-            s.ctx.trace_id.write_hex(trace_hex);
-            recovery::slot_key_into(key, "t", trace_hex.as_bytes(), slots);
-            recovery::encode_into(value, trace_hex.as_bytes(), &r, lineage);
+            let trace_hex = s.ctx.trace_id.hex_bytes();
+            recovery::slot_key_into(key, "t", &trace_hex, slots);
+            recovery::encode_into(value, &trace_hex, &r, lineage);
             store(key, value);
         }
         if by_request_id {

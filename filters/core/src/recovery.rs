@@ -88,14 +88,20 @@ pub fn encode_into(out: &mut Vec<u8>, key: &[u8], r: &Remembered, lineage: &str)
     let lineage = lineage
         .get(..lineage.len().min(MAX_LINEAGE_LEN))
         .unwrap_or(b"");
+    // The fixed-size parts laid out on the stack, each run one append (twice per inbound
+    // request).
+    let mut head = [0u8; 9];
+    head[..8].copy_from_slice(&r.stored_ns.to_le_bytes());
+    head[8] = key.len() as u8;
+    let mut ids = [0u8; 25];
+    ids[..16].copy_from_slice(&r.trace_id.0);
+    ids[16..24].copy_from_slice(&r.span_id.0);
+    ids[24] = r.flags.0;
     out.clear();
     out.reserve(34 + key.len() + lineage.len());
-    out.extend_from_slice(&r.stored_ns.to_le_bytes());
-    out.push(key.len() as u8);
+    out.extend_from_slice(&head);
     out.extend_from_slice(key);
-    out.extend_from_slice(&r.trace_id.0);
-    out.extend_from_slice(&r.span_id.0);
-    out.push(r.flags.0);
+    out.extend_from_slice(&ids);
     out.extend_from_slice(lineage);
 }
 

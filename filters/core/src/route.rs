@@ -98,7 +98,11 @@ impl<'a> Iterator for Segments<'a> {
 
 /// The path part of a request target (no query, no fragment), bounded.
 pub fn path_only(target: &str) -> &str {
-    let end = target.find(['?', '#']).unwrap_or(target.len());
+    // A byte loop: `find` with a char pattern is a searcher call per request.
+    let end = target
+        .bytes()
+        .position(|b| b == b'?' || b == b'#')
+        .unwrap_or(target.len());
     let p = target.get(..end).unwrap_or(target);
     if p.len() <= MAX_PATH_LEN {
         return p;

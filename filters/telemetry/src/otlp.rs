@@ -116,9 +116,9 @@ pub fn encode_span(span: &Span) -> Vec<u8> {
 /// Appends one span, as [`encode_span`] would encode [`SpanView::to_span`], straight from
 /// the borrowed view: the per-request path, with no allocation when `buf` has room.
 pub fn write_span_view(buf: &mut Vec<u8>, span: &SpanView<'_>) {
-    // Each attribute's encoded length, computed once for the span's length and reused as
-    // the attribute's own header when writing it.
-    let mut attr_lens = [0usize; MAX_VIEW_ATTRIBUTES];
+    // Each attribute's encoded length and its value's, computed once for the span's length
+    // and reused as the attribute's and the value's headers when writing it.
+    let mut attr_lens = [(0usize, 0usize); MAX_VIEW_ATTRIBUTES];
     let len = span_view_len(span, &mut attr_lens);
     buf.reserve(msg_len(field::SS_SPANS, len));
     write_len_header(buf, field::SS_SPANS, len);
@@ -430,8 +430,7 @@ fn write_link(buf: &mut Vec<u8>, l: &Link) {
 }
 
 fn write_span(buf: &mut Vec<u8>, s: &Span) {
-    write_bytes(buf, field::SPAN_TRACE_ID, &s.trace_id);
-    write_bytes(buf, field::SPAN_SPAN_ID, &s.span_id);
+    write_ids(buf, &s.trace_id, &s.span_id);
     write_str(buf, field::SPAN_TRACE_STATE, &s.trace_state);
     if let Some(p) = &s.parent_span_id {
         write_bytes(buf, field::SPAN_PARENT_SPAN_ID, p);
@@ -474,16 +473,22 @@ fn str_list_len(l: &[String]) -> usize {
         .sum()
 }
 
-fn attr_ref_len(a: &AttrRef<'_>) -> usize {
-    str_len(field::KV_KEY, a.key) + msg_len(field::KV_VALUE, value_ref_len(&a.value))
+/// An attribute's encoded length and its value's.
+fn attr_ref_len(a: &AttrRef<'_>) -> (usize, usize) {
+    let value = value_ref_len(&a.value);
+    (
+        str_len(field::KV_KEY, a.key) + msg_len(field::KV_VALUE, value),
+        value,
+    )
 }
 
-/// The span's encoded length; `attr_lens` gets each attribute's ([`attr_ref_len`]).
-fn span_view_len(s: &SpanView<'_>, attr_lens: &mut [usize; MAX_VIEW_ATTRIBUTES]) -> usize {
+/// The span's encoded length; `attr_lens` gets each attribute's and its value's
+/// ([`attr_ref_len`]).
+fn span_view_len(s: &SpanView<'_>, attr_lens: &mut [(usize, usize); MAX_VIEW_ATTRIBUTES]) -> usize {
     let mut attrs = 0;
     for (a, slot) in s.attributes.as_slice().iter().zip(attr_lens.iter_mut()) {
         *slot = attr_ref_len(a);
-        attrs += msg_len(field::SPAN_ATTRIBUTES, *slot);
+        attrs += msg_len(field::SPAN_ATTRIBUTES, slot.0);
     }
     let name_len = s.name_len();
     msg_len(field::SPAN_TRACE_ID, s.trace_id.len())
@@ -538,13 +543,76 @@ fn write_value_ref(buf: &mut Vec<u8>, v: &ValueRef<'_>) {
     }
 }
 
+/// One span attribute (`KeyValue`): the same bytes as the general writers, with the usual
+/// short case (lengths below 128, so one byte each) written as 4-byte header groups, one
+/// capacity check each instead of one per byte.
+fn write_attr_ref(buf: &mut Vec<u8>, a: &AttrRef<'_>, len: usize, value_len: usize) {
+    const ATTR: u8 = key(field::SPAN_ATTRIBUTES, WT_LEN) as u8;
+    const KEY: u8 = key(field::KV_KEY, WT_LEN) as u8;
+    const VALUE: u8 = key(field::KV_VALUE, WT_LEN) as u8;
+    const STRING: u8 = key(field::ANY_STRING, WT_LEN) as u8;
+    match (u8::try_from(len), u8::try_from(a.key.len())) {
+        (Ok(l), Ok(k)) if l < 0x80 && k < 0x80 && k > 0 => {
+            buf.extend_from_slice(&[ATTR, l, KEY, k]);
+            buf.extend_from_slice(a.key.as_bytes());
+        }
+        _ => {
+            write_len_header(buf, field::SPAN_ATTRIBUTES, len);
+            write_str(buf, field::KV_KEY, a.key);
+        }
+    }
+    match (&a.value, u8::try_from(value_len)) {
+        (ValueRef::Str(v), Ok(l)) if l < 0x80 => {
+            // `value_len` < 128 holds the string's tag and length: its length is below 126.
+            buf.extend_from_slice(&[VALUE, l, STRING, v.len() as u8]);
+            buf.extend_from_slice(v.as_bytes());
+        }
+        _ => {
+            write_len_header(buf, field::KV_VALUE, value_len);
+            write_value_ref(buf, &a.value);
+        }
+    }
+}
+
+/// The span's trace and span ids (fields 1 and 2, always 16 and 8 bytes): one fixed
+/// layout, one append.
+fn write_ids(buf: &mut Vec<u8>, trace_id: &[u8; 16], span_id: &[u8; 8]) {
+    let mut ids = [0u8; 28];
+    ids[0] = key(field::SPAN_TRACE_ID, WT_LEN) as u8;
+    ids[1] = 16;
+    ids[2..18].copy_from_slice(trace_id);
+    ids[18] = key(field::SPAN_SPAN_ID, WT_LEN) as u8;
+    ids[19] = 8;
+    ids[20..].copy_from_slice(span_id);
+    buf.extend_from_slice(&ids);
+}
+
+/// Kind, start and end time (fields 6, 7, 8): one fixed layout, one append, when none is
+/// the default (omitted); else field by field.
+fn write_kind_and_times(buf: &mut Vec<u8>, s: &SpanView<'_>) {
+    let (kind, start, end) = (s.kind as u64, s.start_time_unix_nano, s.end_time_unix_nano);
+    if kind == 0 || kind >= 0x80 || start == 0 || end == 0 {
+        write_enum(buf, field::SPAN_KIND, kind);
+        write_fixed64(buf, field::SPAN_START_TIME, start);
+        write_fixed64(buf, field::SPAN_END_TIME, end);
+        return;
+    }
+    let mut b = [0u8; 20];
+    b[0] = key(field::SPAN_KIND, WT_VARINT) as u8;
+    b[1] = kind as u8;
+    b[2] = key(field::SPAN_START_TIME, WT_I64) as u8;
+    b[3..11].copy_from_slice(&start.to_le_bytes());
+    b[11] = key(field::SPAN_END_TIME, WT_I64) as u8;
+    b[12..].copy_from_slice(&end.to_le_bytes());
+    buf.extend_from_slice(&b);
+}
+
 fn write_span_view_body(
     buf: &mut Vec<u8>,
     s: &SpanView<'_>,
-    attr_lens: &[usize; MAX_VIEW_ATTRIBUTES],
+    attr_lens: &[(usize, usize); MAX_VIEW_ATTRIBUTES],
 ) {
-    write_bytes(buf, field::SPAN_TRACE_ID, &s.trace_id);
-    write_bytes(buf, field::SPAN_SPAN_ID, &s.span_id);
+    write_ids(buf, &s.trace_id, &s.span_id);
     write_str(buf, field::SPAN_TRACE_STATE, &s.trace_state);
     if let Some(p) = &s.parent_span_id {
         write_bytes(buf, field::SPAN_PARENT_SPAN_ID, p);
@@ -556,14 +624,9 @@ fn write_span_view_body(
             buf.extend_from_slice(part.as_bytes());
         }
     }
-    write_enum(buf, field::SPAN_KIND, s.kind as u64);
-    write_fixed64(buf, field::SPAN_START_TIME, s.start_time_unix_nano);
-    write_fixed64(buf, field::SPAN_END_TIME, s.end_time_unix_nano);
-    for (a, len) in s.attributes.as_slice().iter().zip(attr_lens) {
-        write_len_header(buf, field::SPAN_ATTRIBUTES, *len);
-        write_str(buf, field::KV_KEY, a.key);
-        write_len_header(buf, field::KV_VALUE, value_ref_len(&a.value));
-        write_value_ref(buf, &a.value);
+    write_kind_and_times(buf, s);
+    for (a, (len, value_len)) in s.attributes.as_slice().iter().zip(attr_lens) {
+        write_attr_ref(buf, a, *len, *value_len);
     }
     if let Some((t, name)) = s.event {
         let len = fixed64_len(field::EVENT_TIME, t) + str_len(field::EVENT_NAME, name);
@@ -666,6 +729,16 @@ pub(crate) mod tests {
         attributes.push(attr::MESHWAKE_LINEAGE, ValueRef::StrList(&lineage));
         attributes.push("no_entries", ValueRef::StrList(&[]));
         attributes.str("unicode", "héllo ✓");
+        // Around the one-byte length limit (127) of the short header path: string values
+        // whose value message, or whose whole attribute, needs a two-byte length.
+        let long = "x".repeat(200);
+        for n in [120, 121, 122, 123, 124, 125, 126, 127, 128, 200] {
+            attributes.str(attr::URL_PATH, &long[..n]);
+        }
+        attributes.str("", "empty key");
+        let long_key: &'static str = Box::leak("k".repeat(130).into_boxed_str());
+        attributes.str(long_key, "v");
+        attributes.int(long_key, 7);
         let full = SpanView {
             trace_id: [1; 16],
             span_id: [2; 8],

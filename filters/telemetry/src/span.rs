@@ -238,8 +238,10 @@ pub struct Scope {
 pub use meshwake_semconv::attr;
 
 /// Most attributes a [`SpanView`] holds; more are dropped and counted in
-/// [`SpanView::dropped_attributes`] (the pipeline writes at most 24).
-pub const MAX_VIEW_ATTRIBUTES: usize = 32;
+/// [`SpanView::dropped_attributes`] (the pipeline writes at most 23: the stream end's
+/// `push_*_attributes`). Every slot is initialised and the view is moved per span, so no
+/// more than needed.
+pub const MAX_VIEW_ATTRIBUTES: usize = 24;
 
 /// An attribute value borrowed from the request: what the pipeline emits (no floats, no
 /// booleans, arrays only of strings).

@@ -72,6 +72,14 @@ impl TraceId {
     pub fn write_hex(&self, out: &mut String) {
         hex::encode_into(&self.0, out);
     }
+
+    /// The hex form as bytes, on the stack: for keys used as bytes, with no string (and no
+    /// UTF-8 check) made.
+    pub fn hex_bytes(&self) -> [u8; Self::HEX_LEN] {
+        let mut out = [0u8; Self::HEX_LEN];
+        hex::write(&self.0, Some(&mut out));
+        out
+    }
 }
 
 impl SpanId {
@@ -255,6 +263,8 @@ mod tests {
             TraceId::from_u64(0x1234).to_hex(),
             "00000000000000000000000000001234"
         );
+        let id = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        assert_eq!(&id.hex_bytes(), id.to_hex().as_bytes());
         assert_eq!(
             TraceId::from_hex("0000000000000000ffffffffffffffff")
                 .unwrap()

@@ -26,7 +26,13 @@ fn apply(map: MapType, edits: HeaderEdits, current: &dyn HeaderSource) {
         host::remove_header(map, n);
     }
     for (n, v) in edits.set {
-        if current.count(n) != 1 || current.get(n) != Some(v.as_bytes()) {
+        // Compared by words: `memcmp` is a byte loop in the module (a new `traceparent`
+        // differs from the incoming one only after the 36 bytes of version and trace id).
+        let same = current.count(n) == 1
+            && current
+                .get(n)
+                .is_some_and(|c| meshwake_telemetry::metrics::same_bytes(c, v.as_bytes()));
+        if !same {
             host::set_header(map, n, v.as_bytes());
         }
     }
@@ -114,7 +120,7 @@ impl Stream {
         let headers = meshwake_core::headers::HeaderMap::decode(&raw);
         // The status for the stream end: one header read here costs Envoy far less than the
         // `response.code` property at stream end (docs/adr/0006, decision 8).
-        let parse = |v: &[u8]| std::str::from_utf8(v).ok()?.parse().ok();
+        let parse = meshwake_core::envoy::status_code;
         self.status = if reads_all {
             headers.get(":status").and_then(parse)
         } else if engine.config().spans.enabled || engine.config().metrics.enabled {

@@ -193,7 +193,12 @@ impl Engine {
             trace_id: state.ctx.trace_id.0,
             span_id: state.ctx.span_id.0,
             parent_span_id: state.parent_span_id.map(|p| p.0),
-            trace_state: Cow::Owned(state.ctx.trace_state.to_header()),
+            // Most requests carry no `tracestate`: no header to format then.
+            trace_state: if state.ctx.trace_state.is_empty() {
+                Cow::Borrowed("")
+            } else {
+                Cow::Owned(state.ctx.trace_state.to_header())
+            },
             flags: u32::from(state.ctx.flags.0)
                 | flags::CONTEXT_HAS_IS_REMOTE
                 | if remote_parent {
@@ -360,7 +365,10 @@ fn split_authority(authority: &str) -> (&str, Option<u16>) {
             return (host, port);
         }
     }
-    match authority.rsplit_once(':') {
+    // A byte loop: `rsplit_once` is a `memrchr` call per sampled request. `:` is ASCII, so
+    // both sides are char boundaries.
+    let colon = authority.bytes().rposition(|b| b == b':');
+    match colon.and_then(|at| Some((authority.get(..at)?, authority.get(at + 1..)?))) {
         Some((host, port)) => match port.parse() {
             Ok(port) => (host, Some(port)),
             Err(_) => (authority, None),
@@ -376,5 +384,30 @@ fn protocol_version(protocol: &str) -> Option<&'static str> {
         "HTTP/2" => Some("2"),
         "HTTP/3" => Some("3"),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_authority;
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn authority_splits_at_the_last_colon_when_a_port_follows() {
+        for (authority, want) in [
+            ("bench", ("bench", None)),
+            ("bench:8080", ("bench", Some(8080))),
+            ("a:b:80", ("a:b", Some(80))),
+            ("bench:", ("bench:", None)),
+            ("bench:http", ("bench:http", None)),
+            ("bench:70000", ("bench:70000", None)),
+            (":80", ("", Some(80))),
+            ("[::1]:443", ("[::1]", Some(443))),
+            ("[::1]", ("[::1]", None)),
+            ("", ("", None)),
+            ("hé:1", ("hé", Some(1))),
+        ] {
+            assert_eq!(split_authority(authority), want, "{authority}");
+        }
     }
 }
