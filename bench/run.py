@@ -881,11 +881,15 @@ def main():
     p.add_argument("--json", default=os.path.join(ROOT, "docs/bench-latest.json"))
     p.add_argument("--md", default=os.path.join(ROOT, "docs/bench-latest.md"))
     p.add_argument("--render", action="store_true", help="only rewrite --md from --json")
+    p.add_argument("--role", choices=("inbound", "outbound", "edge"),
+                   help="the role of every meshwake case's plugin (default: PLUGIN's, inbound)")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=WASM",
                    help="another module build for A/B cases <case>@NAME (see VARIANTS); for "
                    "native-* cases a path to another libmeshwake.so")
     a = p.parse_args()
     VARIANTS.update(v.split("=", 1) for v in a.variant)
+    for plugin in PLUGIN.values():
+        plugin["role"] = a.role or plugin["role"]
     if a.render:
         with open(a.json) as f:
             doc = json.load(f)

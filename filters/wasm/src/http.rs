@@ -66,8 +66,13 @@ impl Stream {
         else {
             return;
         };
+        #[cfg(not(feature = "value-reads"))]
         let raw = host::header_map_bytes(MapType::Request);
+        #[cfg(not(feature = "value-reads"))]
         let headers = meshwake_core::headers::HeaderMap::decode(&raw);
+        // The A/B variant: each header the core asks for is one host read.
+        #[cfg(feature = "value-reads")]
+        let headers = crate::value_reads::ValueReads::new(MapType::Request);
         let now = if engine.wants_start_time() {
             host::now_ns()
         } else {
@@ -112,12 +117,21 @@ impl Stream {
         // Each read is a host call: inbound needs no response header, and only spans need
         // the time.
         let reads_all = engine.reads_response_headers(state.role);
+        #[cfg(not(feature = "value-reads"))]
         let raw = if reads_all {
             host::header_map_bytes(MapType::Response)
         } else {
             Vec::new()
         };
+        #[cfg(not(feature = "value-reads"))]
         let headers = meshwake_core::headers::HeaderMap::decode(&raw);
+        // The A/B variant (roles that read the response map): one host read per header asked.
+        #[cfg(feature = "value-reads")]
+        let headers = if reads_all {
+            crate::value_reads::ValueReads::new(MapType::Response)
+        } else {
+            crate::value_reads::ValueReads::empty()
+        };
         // The status for the stream end: one header read here costs Envoy far less than the
         // `response.code` property at stream end (docs/adr/0006, decision 8).
         let parse = meshwake_core::envoy::status_code;

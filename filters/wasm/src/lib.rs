@@ -6,6 +6,7 @@
 //! - [`http`]: per stream: reads headers, applies the core's edits, records at stream end.
 //! - [`host`]: host access that cannot panic (header maps, properties, shared data, time).
 //! - [`stats`]: the filter's own counters, declared once.
+//! - `value_reads` (feature `value-reads`, an A/B variant): headers read one by one.
 //!
 //! With the `propagation-only` feature the response and stream-end callbacks are not
 //! compiled: a stream is done once its request headers are.
@@ -17,6 +18,8 @@ mod host;
 mod http;
 mod root;
 mod stats;
+#[cfg(feature = "value-reads")]
+mod value_reads;
 
 /// Version of this module, which is also the deployment version of the filter itself.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
