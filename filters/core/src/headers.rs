@@ -96,6 +96,13 @@ pub const KNOWN: [&str; 20] = [
     "x-meshwake-force-sample",
 ];
 
+/// Slot of `name` in [`KNOWN`], ignoring ASCII case: [`candidate`] picks the only possible
+/// one, one comparison confirms it (no scan of the names).
+#[inline]
+pub fn known_slot(name: &[u8]) -> Option<usize> {
+    candidate(name).filter(|&slot| is_slot(name, slot))
+}
+
 /// `name` is the name of `slot`, ignoring ASCII case.
 #[inline]
 fn is_slot(name: &[u8], slot: usize) -> bool {
@@ -385,13 +392,6 @@ mod tests {
     }
 
     use super::*;
-
-    /// Slot of `name` in [`KNOWN`], ASCII case-insensitively: [`candidate`] picks the only
-    /// possible one, one comparison confirms it.
-    #[inline]
-    fn known_slot(name: &[u8]) -> Option<usize> {
-        candidate(name).filter(|&slot| is_slot(name, slot))
-    }
 
     fn encode(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
         let mut out = (pairs.len() as u32).to_le_bytes().to_vec();

@@ -8,7 +8,7 @@
 //! the pairs map sees every value (a repeated `traceparent` or `baggage` reads differently).
 use crate::abi::MapType;
 use crate::host;
-use meshwake_core::headers::KNOWN;
+use meshwake_core::headers::{known_slot, KNOWN};
 use meshwake_trace_context::propagator::HeaderSource;
 use std::cell::OnceCell;
 
@@ -63,16 +63,9 @@ impl ValueReads {
     }
 }
 
-/// Slot of `name` in [`KNOWN`], ignoring ASCII case.
-fn slot(name: &str) -> Option<usize> {
-    KNOWN
-        .iter()
-        .position(|k| k.len() == name.len() && k.eq_ignore_ascii_case(name))
-}
-
 impl HeaderSource for ValueReads {
     fn get(&self, name: &str) -> Option<&[u8]> {
-        match slot(name).and_then(|s| self.known.get(s)) {
+        match known_slot(name.as_bytes()).and_then(|s| self.known.get(s)) {
             Some(cell) => cell.get_or_init(|| self.read(name)).as_deref(),
             None => self.other(name),
         }
