@@ -29,6 +29,7 @@ test:
 lint:
 	@$(CARGO) fmt --all --check
 	@$(CARGO) clippy -q --workspace --all-targets -- -D warnings
+	@$(CARGO) clippy -q -p meshwake-filter --all-targets --features propagation-only,value-reads -- -D warnings
 
 ## The main job: a local mesh, a bad canary, and the impact analysis that names it (BUILD=native: the native filter).
 demo: build

@@ -24,6 +24,10 @@ stage build bash scripts/build-wasm.sh
 stage build-native bash scripts/build-native.sh
 stage fmt cargo fmt --all --check
 stage clippy cargo clippy -q --workspace --all-targets -- -D warnings
+# The wasm glue's other builds: the shipped propagation-only module and the header-read A/B.
+stage clippy-features bash -c "cargo clippy -q -p meshwake-filter --all-targets \
+  --features value-reads -- -D warnings && cargo clippy -q -p meshwake-filter --all-targets \
+  --features propagation-only,value-reads -- -D warnings"
 stage unit cargo test -q --workspace --exclude meshwake-tests
 # No -q: cargo would pass --quiet to wasm-bindgen-test-runner, which rejects it.
 stage wasm-unit env WASM_TARGET=wasm32-unknown-unknown WASM_TEST=1 \
