@@ -10,6 +10,9 @@ fuzz_target!(|data: &[u8]| {
         node: &meshwake_fuzz::NoNode,
         listener_direction: data.first().map(|b| i64::from(*b % 4)),
         filter_version: "fuzz",
+        // Both builds' setups: the propagation-only one turns spans, metrics and the
+        // identity exchange off whatever the bytes say.
+        propagation_only: data.get(1).is_some_and(|b| b & 1 == 1),
     };
     let setup = meshwake_core::setup(data, &host);
     for i in &setup.issues {
@@ -17,6 +20,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = setup.summary();
     let cfg = setup.engine.config();
+    if host.propagation_only {
+        assert!(!cfg.spans.enabled && !cfg.metrics.enabled && !cfg.identity.exchange);
+    }
     let e = &cfg.export;
     assert!((1..=limits::MAX_QUEUE_SPANS).contains(&e.max_queue_spans));
     assert!((1..=limits::MAX_BATCH_SPANS).contains(&e.max_batch_spans));
