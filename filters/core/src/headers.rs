@@ -3,6 +3,7 @@
 //! Layout (proxy-wasm ABI): `count(u32 LE)`, then `count` pairs of `(key_len u32, value_len u32)`,
 //! then each key and value followed by a NUL byte.
 
+use meshwake_telemetry::metrics::same_bytes;
 use meshwake_trace_context::propagator::HeaderSource;
 use std::borrow::Cow;
 
@@ -155,46 +156,16 @@ fn candidate(name: &[u8]) -> Option<usize> {
     Some(slot)
 }
 
-/// `name` equals `lower` (lower-case) ignoring ASCII case. Exact words first (Envoy's
-/// codecs lower-case names, and the pipeline asks with lower-case constants), byte by byte
-/// with case folding only when they differ.
+/// `name` equals `lower` (lower-case) ignoring ASCII case. The same bytes first (Envoy's
+/// codecs lower-case names, and the pipeline asks with lower-case constants, often the very
+/// constant of [`KNOWN`]), compared by words; byte by byte with case folding only when they
+/// differ.
 #[inline]
 fn eq_lower(name: &[u8], lower: &[u8]) -> bool {
-    name.len() == lower.len() && (same_bytes(name, lower) || eq_folded(name, lower))
-}
-
-/// Exact equality of two slices of the same length: by 8-byte words, the last one
-/// overlapping the one before (names of 8 bytes or more), byte by byte below that.
-#[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if std::ptr::eq(a.as_ptr(), b.as_ptr()) {
-        return true;
-    }
-    let n = a.len();
-    if n < 8 {
-        // Pseudo-headers (`:path`, `:method`): exact bytes, no case folding per byte.
-        let mut i = 0;
-        while let (Some(x), Some(y)) = (a.get(i), b.get(i)) {
-            if x != y {
-                return false;
-            }
-            i += 1;
-        }
-        return true;
-    }
-    let word = |s: &[u8], at: usize| {
-        s.get(at..at + 8)
-            .and_then(|w| <[u8; 8]>::try_from(w).ok())
-            .map(u64::from_ne_bytes)
-    };
-    let mut at = 0;
-    while at + 8 < n {
-        if word(a, at) != word(b, at) {
-            return false;
-        }
-        at += 8;
-    }
-    word(a, n - 8) == word(b, n - 8)
+    name.len() == lower.len()
+        && (std::ptr::eq(name.as_ptr(), lower.as_ptr())
+            || same_bytes(name, lower)
+            || eq_folded(name, lower))
 }
 
 /// Byte by byte, `name` folded to lower case.

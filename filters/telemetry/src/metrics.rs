@@ -328,8 +328,8 @@ fn same_text(a: &str, b: &str) -> bool {
 
 /// `a == b` without `memcmp`, which in the module is a call and a loop per byte: the
 /// lengths, then whole words (8 bytes, or 4 for shorter strings; the last word overlaps the
-/// one before), bytes only below 4. For the per-request comparisons of label values and
-/// header values.
+/// one before), bytes only below 4. For the per-request comparisons of label values, header
+/// values (the wasm glue) and header names (`meshwake_core::headers`).
 #[inline]
 pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
