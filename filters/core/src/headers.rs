@@ -276,12 +276,6 @@ impl HeaderSource for HeaderMap<'_> {
             }
         }
     }
-    fn has_any(&self, names: &[&str]) -> bool {
-        // Each name's slot looked up here, inlined: no call per name.
-        names
-            .iter()
-            .any(|n| <Self as HeaderSource>::get(self, n).is_some())
-    }
     fn count(&self, name: &str) -> usize {
         if let Some((_, count)) = self.known(name.as_bytes()) {
             return count;
