@@ -36,10 +36,10 @@ MESHWAKE_EXPORTS="memory _initialize proxy_abi_version_0_2_1 proxy_on_memory_all
   proxy_on_context_create proxy_on_vm_start proxy_on_configure proxy_on_tick
   proxy_on_request_headers proxy_on_response_headers proxy_on_log
   proxy_on_http_call_response"
-# The propagation-only build: a stream is done after its request headers (decision 10).
-PROPAGATE_EXPORTS="memory _initialize proxy_abi_version_0_2_1 proxy_on_memory_allocate
-  proxy_on_context_create proxy_on_vm_start proxy_on_configure proxy_on_tick
-  proxy_on_request_headers proxy_on_http_call_response"
+# The propagation-only build: the same without the response and stream-end callbacks (a
+# stream is done after its request headers; ADR 0006, decision 11).
+# shellcheck disable=SC2086 # word-split on purpose
+PROPAGATE_EXPORTS=$(printf '%s\n' $MESHWAKE_EXPORTS | grep -vx -e proxy_on_response_headers -e proxy_on_log)
 keep_exports() { # in out names...
   local in="$1" out="$2" graph="$ROOT/target/wasm-exports.graph.json"; shift 2
   { printf '['; local sep=""
