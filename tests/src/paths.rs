@@ -43,38 +43,31 @@ pub fn envoy_elf() -> PathBuf {
     found.unwrap_or_else(|| panic!("no Envoy ELF binary under {}", lib.display()))
 }
 
-/// The optimized module built by `make build`.
-pub fn meshwake_wasm() -> PathBuf {
-    let p = root().join("target/meshwake.wasm");
+/// A build output under `target/`, which must exist.
+fn built(rel: &str) -> PathBuf {
+    let p = root().join(rel);
     assert!(
         p.exists(),
         "{} missing: run `make build` first",
         p.display()
     );
     p
+}
+
+/// The optimized module built by `make build`.
+pub fn meshwake_wasm() -> PathBuf {
+    built("target/meshwake.wasm")
 }
 
 /// The propagation-only module built by `make build` (trace context only; no response or
 /// stream-end callbacks).
 pub fn propagate_wasm() -> PathBuf {
-    let p = root().join("target/meshwake-propagate.wasm");
-    assert!(
-        p.exists(),
-        "{} missing: run `make build` first",
-        p.display()
-    );
-    p
+    built("target/meshwake-propagate.wasm")
 }
 
 /// The native build (Envoy dynamic module) built by `make build`.
 pub fn meshwake_native() -> PathBuf {
-    let p = root().join("target/libmeshwake.so");
-    assert!(
-        p.exists(),
-        "{} missing: run `make build` first",
-        p.display()
-    );
-    p
+    built("target/libmeshwake.so")
 }
 
 /// The no-op baseline module.
