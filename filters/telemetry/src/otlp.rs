@@ -20,15 +20,16 @@
 //!   written straight from [`Span`] into a single `Vec<u8>` allocated once at its exact final
 //!   size: one size pass computes the nested lengths, one write pass emits the bytes
 //!   (lengths of the few small nested messages below a span are recomputed, which is cheaper
-//!   than storing them).
+//!   than storing them). The per-request path, [`write_span_view`], needs no size pass: it
+//!   writes the span behind a gap for its length and fills the gap in after.
 //!
 //! Proto3 defaults (empty strings, zero numbers, absent parent) are omitted like any
 //! protobuf encoder would; `oneof` members of `AnyValue` are always written so that
 //! `Int(0)`, `Bool(false)` and `""` keep their type.
 
 use crate::span::{
-    AnyValue, AttrRef, Event, KeyValue, Link, Resource, Scope, Span, SpanView, Status, ValueRef,
-    MAX_VIEW_ATTRIBUTES,
+    AnyValue, AttrRef, Event, KeyValue, Link, Resource, Scope, Span, SpanView, Status, StatusCode,
+    ValueRef,
 };
 
 // Wire types (protobuf encoding spec).
@@ -115,14 +116,18 @@ pub fn encode_span(span: &Span) -> Vec<u8> {
 
 /// Appends one span, as [`encode_span`] would encode [`SpanView::to_span`], straight from
 /// the borrowed view: the per-request path, with no allocation when `buf` has room.
+///
+/// One pass, no size pass: the body is written behind a gap of [`SPAN_LEN_GAP`] bytes for
+/// its length, which is filled in after; the body moves only when its length needs another
+/// number of bytes.
 pub fn write_span_view(buf: &mut Vec<u8>, span: &SpanView<'_>) {
-    // Each attribute's encoded length and its value's, computed once for the span's length
-    // and reused as the attribute's and the value's headers when writing it.
-    let mut attr_lens = [(0usize, 0usize); MAX_VIEW_ATTRIBUTES];
-    let len = span_view_len(span, &mut attr_lens);
-    buf.reserve(msg_len(field::SS_SPANS, len));
-    write_len_header(buf, field::SS_SPANS, len);
-    write_span_view_body(buf, span, &attr_lens);
+    let mut head = [0u8; 1 + SPAN_LEN_GAP];
+    head[0] = key(field::SS_SPANS, WT_LEN) as u8;
+    let at = buf.len() + 1;
+    buf.extend_from_slice(&head);
+    write_span_view_body(buf, span);
+    let len = buf.len() - at - SPAN_LEN_GAP;
+    put_len_in_gap(buf, at, len);
 }
 
 /// Appends what [`encode_span`] returns.
@@ -429,6 +434,19 @@ fn write_link(buf: &mut Vec<u8>, l: &Link) {
     write_fixed32(buf, field::LINK_FLAGS, l.flags);
 }
 
+/// The span's trace and span ids (fields 1 and 2, always 16 and 8 bytes): one fixed
+/// layout, one append.
+fn write_ids(buf: &mut Vec<u8>, trace_id: &[u8; 16], span_id: &[u8; 8]) {
+    let mut ids = [0u8; 28];
+    ids[0] = key(field::SPAN_TRACE_ID, WT_LEN) as u8;
+    ids[1] = 16;
+    ids[2..18].copy_from_slice(trace_id);
+    ids[18] = key(field::SPAN_SPAN_ID, WT_LEN) as u8;
+    ids[19] = 8;
+    ids[20..].copy_from_slice(span_id);
+    buf.extend_from_slice(&ids);
+}
+
 fn write_span(buf: &mut Vec<u8>, s: &Span) {
     write_ids(buf, &s.trace_id, &s.span_id);
     write_str(buf, field::SPAN_TRACE_STATE, &s.trace_state);
@@ -457,7 +475,43 @@ fn write_span(buf: &mut Vec<u8>, s: &Span) {
     write_fixed32(buf, field::SPAN_FLAGS, s.flags);
 }
 
-// ---- the borrowed span view (mirrors span_len / write_span for what the pipeline emits) ----
+// ---- the borrowed span view (the same bytes as span_len / write_span, in one pass) ---------
+
+/// Bytes left for a span's length before its body: the length of a usual span (128 bytes
+/// to 16 KiB) fits, so the body is written where it stays.
+const SPAN_LEN_GAP: usize = 2;
+
+/// `v` as a varint: its bytes and how many of them are used.
+fn varint_bytes(mut v: u64) -> ([u8; 10], usize) {
+    let mut out = [0u8; 10];
+    let mut n = 0;
+    for slot in out.iter_mut() {
+        n += 1;
+        if v < 0x80 {
+            *slot = v as u8;
+            break;
+        }
+        *slot = (v as u8) | 0x80;
+        v >>= 7;
+    }
+    (out, n)
+}
+
+/// Writes `len`, the length of the body that follows the gap at `at`, into the gap; the
+/// body moves when the length takes another number of bytes than the gap has.
+fn put_len_in_gap(buf: &mut Vec<u8>, at: usize, len: usize) {
+    let (bytes, n) = varint_bytes(len as u64);
+    let body = at + SPAN_LEN_GAP;
+    if n < SPAN_LEN_GAP {
+        buf.copy_within(body.., at + n);
+        buf.truncate(buf.len() - (SPAN_LEN_GAP - n));
+    } else if n > SPAN_LEN_GAP {
+        buf.splice(body..body, std::iter::repeat_n(0, n - SPAN_LEN_GAP));
+    }
+    if let (Some(gap), Some(bytes)) = (buf.get_mut(at..at + n), bytes.get(..n)) {
+        gap.copy_from_slice(bytes);
+    }
+}
 
 fn value_ref_len(v: &ValueRef<'_>) -> usize {
     match v {
@@ -471,55 +525,6 @@ fn str_list_len(l: &[String]) -> usize {
     l.iter()
         .map(|s| msg_len(field::ARRAY_VALUES, msg_len(field::ANY_STRING, s.len())))
         .sum()
-}
-
-/// An attribute's encoded length and its value's.
-fn attr_ref_len(a: &AttrRef<'_>) -> (usize, usize) {
-    let value = value_ref_len(&a.value);
-    (
-        str_len(field::KV_KEY, a.key) + msg_len(field::KV_VALUE, value),
-        value,
-    )
-}
-
-/// The span's encoded length; `attr_lens` gets each attribute's and its value's
-/// ([`attr_ref_len`]).
-fn span_view_len(s: &SpanView<'_>, attr_lens: &mut [(usize, usize); MAX_VIEW_ATTRIBUTES]) -> usize {
-    let mut attrs = 0;
-    for (a, slot) in s.attributes.as_slice().iter().zip(attr_lens.iter_mut()) {
-        *slot = attr_ref_len(a);
-        attrs += msg_len(field::SPAN_ATTRIBUTES, slot.0);
-    }
-    let name_len = s.name_len();
-    msg_len(field::SPAN_TRACE_ID, s.trace_id.len())
-        + msg_len(field::SPAN_SPAN_ID, s.span_id.len())
-        + str_len(field::SPAN_TRACE_STATE, &s.trace_state)
-        + s.parent_span_id
-            .map_or(0, |p| msg_len(field::SPAN_PARENT_SPAN_ID, p.len()))
-        + if name_len == 0 {
-            0
-        } else {
-            msg_len(field::SPAN_NAME, name_len)
-        }
-        + enum_len(field::SPAN_KIND, s.kind as u64)
-        + fixed64_len(field::SPAN_START_TIME, s.start_time_unix_nano)
-        + fixed64_len(field::SPAN_END_TIME, s.end_time_unix_nano)
-        + attrs
-        + s.event.map_or(0, |(t, name)| {
-            msg_len(
-                field::SPAN_EVENTS,
-                fixed64_len(field::EVENT_TIME, t) + str_len(field::EVENT_NAME, name),
-            )
-        })
-        + s.links
-            .iter()
-            .map(|l| msg_len(field::SPAN_LINKS, link_len(l)))
-            .sum::<usize>()
-        + match enum_len(field::STATUS_CODE, s.status as u64) {
-            0 => 0,
-            n => msg_len(field::SPAN_STATUS, n),
-        }
-        + fixed32_len(field::SPAN_FLAGS, s.flags)
 }
 
 fn write_value_ref(buf: &mut Vec<u8>, v: &ValueRef<'_>) {
@@ -543,48 +548,88 @@ fn write_value_ref(buf: &mut Vec<u8>, v: &ValueRef<'_>) {
     }
 }
 
-/// One span attribute (`KeyValue`): the same bytes as the general writers, with the usual
-/// short case (lengths below 128, so one byte each) written as 4-byte header groups, one
-/// capacity check each instead of one per byte.
-fn write_attr_ref(buf: &mut Vec<u8>, a: &AttrRef<'_>, len: usize, value_len: usize) {
+/// One span attribute (`KeyValue`). The usual attribute, a short key with a short string or
+/// a small integer (the whole attribute below 128 bytes, so every length takes one byte),
+/// is written as two header groups and the two byte strings; any other the general way.
+fn write_attr_ref(buf: &mut Vec<u8>, a: &AttrRef<'_>) {
     const ATTR: u8 = key(field::SPAN_ATTRIBUTES, WT_LEN) as u8;
     const KEY: u8 = key(field::KV_KEY, WT_LEN) as u8;
     const VALUE: u8 = key(field::KV_VALUE, WT_LEN) as u8;
     const STRING: u8 = key(field::ANY_STRING, WT_LEN) as u8;
-    match (u8::try_from(len), u8::try_from(a.key.len())) {
-        (Ok(l), Ok(k)) if l < 0x80 && k < 0x80 && k > 0 => {
-            buf.extend_from_slice(&[ATTR, l, KEY, k]);
-            buf.extend_from_slice(a.key.as_bytes());
+    const INT: u8 = key(field::ANY_INT, WT_VARINT) as u8;
+    let k = a.key.len();
+    // The value field's header and the value message, and the message's length.
+    let (value, value_len) = match a.value {
+        ValueRef::Str(v) => (ValueBytes::Str(v.as_bytes()), 2 + v.len()),
+        ValueRef::Int(i) => {
+            let (varint, n) = varint_bytes(i as u64);
+            let mut field = [0u8; 13];
+            field[..3].copy_from_slice(&[VALUE, (1 + n) as u8, INT]);
+            field[3..].copy_from_slice(&varint);
+            (ValueBytes::Int(field, 3 + n), 1 + n)
         }
-        _ => {
-            write_len_header(buf, field::SPAN_ATTRIBUTES, len);
-            write_str(buf, field::KV_KEY, a.key);
-        }
+        ValueRef::StrList(_) => return write_attr_ref_general(buf, a),
+    };
+    let len = 2 + k + 2 + value_len;
+    if k == 0 || len >= 0x80 {
+        write_attr_ref_general(buf, a);
+        return;
     }
-    match (&a.value, u8::try_from(value_len)) {
-        (ValueRef::Str(v), Ok(l)) if l < 0x80 => {
-            // `value_len` < 128 holds the string's tag and length: its length is below 126.
-            buf.extend_from_slice(&[VALUE, l, STRING, v.len() as u8]);
-            buf.extend_from_slice(v.as_bytes());
+    buf.extend_from_slice(&[ATTR, len as u8, KEY, k as u8]);
+    buf.extend_from_slice(a.key.as_bytes());
+    match value {
+        ValueBytes::Str(v) => {
+            buf.extend_from_slice(&[VALUE, value_len as u8, STRING, v.len() as u8]);
+            buf.extend_from_slice(v);
         }
-        _ => {
-            write_len_header(buf, field::KV_VALUE, value_len);
-            write_value_ref(buf, &a.value);
-        }
+        ValueBytes::Int(field, n) => buf.extend_from_slice(field.get(..n).unwrap_or_default()),
     }
 }
 
-/// The span's trace and span ids (fields 1 and 2, always 16 and 8 bytes): one fixed
-/// layout, one append.
-fn write_ids(buf: &mut Vec<u8>, trace_id: &[u8; 16], span_id: &[u8; 8]) {
-    let mut ids = [0u8; 28];
+/// An attribute value ready to write on the short path.
+enum ValueBytes<'a> {
+    /// A string's bytes (its headers are written with them).
+    Str(&'a [u8]),
+    /// The value field's header and the integer's value message, and how many bytes.
+    Int([u8; 13], usize),
+}
+
+/// Any attribute, lengths computed field by field.
+fn write_attr_ref_general(buf: &mut Vec<u8>, a: &AttrRef<'_>) {
+    let value_len = value_ref_len(&a.value);
+    let len = str_len(field::KV_KEY, a.key) + msg_len(field::KV_VALUE, value_len);
+    write_len_header(buf, field::SPAN_ATTRIBUTES, len);
+    write_str(buf, field::KV_KEY, a.key);
+    write_len_header(buf, field::KV_VALUE, value_len);
+    write_value_ref(buf, &a.value);
+}
+
+/// The span's trace and span ids (fields 1 and 2, always 16 and 8 bytes), its trace state
+/// (3) and parent span id (4): without a trace state (the usual case), one fixed layout and
+/// one append.
+fn write_view_ids(buf: &mut Vec<u8>, s: &SpanView<'_>) {
+    let mut ids = [0u8; 38];
     ids[0] = key(field::SPAN_TRACE_ID, WT_LEN) as u8;
     ids[1] = 16;
-    ids[2..18].copy_from_slice(trace_id);
+    ids[2..18].copy_from_slice(&s.trace_id);
     ids[18] = key(field::SPAN_SPAN_ID, WT_LEN) as u8;
     ids[19] = 8;
-    ids[20..].copy_from_slice(span_id);
-    buf.extend_from_slice(&ids);
+    ids[20..28].copy_from_slice(&s.span_id);
+    match (&s.parent_span_id, s.trace_state.is_empty()) {
+        (Some(parent), true) => {
+            ids[28] = key(field::SPAN_PARENT_SPAN_ID, WT_LEN) as u8;
+            ids[29] = 8;
+            ids[30..].copy_from_slice(parent);
+            buf.extend_from_slice(&ids);
+        }
+        (parent, _) => {
+            buf.extend_from_slice(&ids[..28]);
+            write_str(buf, field::SPAN_TRACE_STATE, &s.trace_state);
+            if let Some(p) = parent {
+                write_bytes(buf, field::SPAN_PARENT_SPAN_ID, p);
+            }
+        }
+    }
 }
 
 /// Kind, start and end time (fields 6, 7, 8): one fixed layout, one append, when none is
@@ -607,16 +652,40 @@ fn write_kind_and_times(buf: &mut Vec<u8>, s: &SpanView<'_>) {
     buf.extend_from_slice(&b);
 }
 
-fn write_span_view_body(
-    buf: &mut Vec<u8>,
-    s: &SpanView<'_>,
-    attr_lens: &[(usize, usize); MAX_VIEW_ATTRIBUTES],
-) {
-    write_ids(buf, &s.trace_id, &s.span_id);
-    write_str(buf, field::SPAN_TRACE_STATE, &s.trace_state);
-    if let Some(p) = &s.parent_span_id {
-        write_bytes(buf, field::SPAN_PARENT_SPAN_ID, p);
+/// The one event (field 11) with a time and a short name: one fixed layout and the name;
+/// else field by field.
+fn write_event(buf: &mut Vec<u8>, time: u64, name: &str) {
+    let len = fixed64_len(field::EVENT_TIME, time) + str_len(field::EVENT_NAME, name);
+    if time == 0 || name.is_empty() || len >= 0x80 {
+        write_len_header(buf, field::SPAN_EVENTS, len);
+        write_fixed64(buf, field::EVENT_TIME, time);
+        write_str(buf, field::EVENT_NAME, name);
+        return;
     }
+    let mut b = [0u8; 13];
+    b[0] = key(field::SPAN_EVENTS, WT_LEN) as u8;
+    b[1] = len as u8;
+    b[2] = key(field::EVENT_TIME, WT_I64) as u8;
+    b[3..11].copy_from_slice(&time.to_le_bytes());
+    b[11] = key(field::EVENT_NAME, WT_LEN) as u8;
+    b[12] = name.len() as u8;
+    buf.extend_from_slice(&b);
+    buf.extend_from_slice(name.as_bytes());
+}
+
+/// Status (field 15, only its code) and flags (16).
+fn write_status_and_flags(buf: &mut Vec<u8>, status: StatusCode, flags: u32) {
+    let code = status as u64;
+    if code != 0 {
+        let code_len = enum_len(field::STATUS_CODE, code);
+        write_len_header(buf, field::SPAN_STATUS, code_len);
+        write_enum(buf, field::STATUS_CODE, code);
+    }
+    write_fixed32(buf, field::SPAN_FLAGS, flags);
+}
+
+fn write_span_view_body(buf: &mut Vec<u8>, s: &SpanView<'_>) {
+    write_view_ids(buf, s);
     let name_len = s.name_len();
     if name_len > 0 {
         write_len_header(buf, field::SPAN_NAME, name_len);
@@ -625,24 +694,16 @@ fn write_span_view_body(
         }
     }
     write_kind_and_times(buf, s);
-    for (a, (len, value_len)) in s.attributes.as_slice().iter().zip(attr_lens) {
-        write_attr_ref(buf, a, *len, *value_len);
+    for a in s.attributes.as_slice() {
+        write_attr_ref(buf, a);
     }
     if let Some((t, name)) = s.event {
-        let len = fixed64_len(field::EVENT_TIME, t) + str_len(field::EVENT_NAME, name);
-        write_len_header(buf, field::SPAN_EVENTS, len);
-        write_fixed64(buf, field::EVENT_TIME, t);
-        write_str(buf, field::EVENT_NAME, name);
+        write_event(buf, t, name);
     }
     for l in &s.links {
         write_link(buf, l);
     }
-    let status_len = enum_len(field::STATUS_CODE, s.status as u64);
-    if status_len > 0 {
-        write_len_header(buf, field::SPAN_STATUS, status_len);
-        write_enum(buf, field::STATUS_CODE, s.status as u64);
-    }
-    write_fixed32(buf, field::SPAN_FLAGS, s.flags);
+    write_status_and_flags(buf, s.status, s.flags);
 }
 
 #[cfg(test)]
@@ -768,7 +829,11 @@ pub(crate) mod tests {
             status: StatusCode::Unset,
             ..full.clone()
         };
-        for view in [&full, &bare] {
+        // A span above 16 KiB: its length takes three bytes, one more than the gap left.
+        let mut huge = bare.clone();
+        let path = "p".repeat(20_000);
+        huge.attributes.str(attr::URL_PATH, &path);
+        for view in [&full, &bare, &huge] {
             let mut buf = vec![0xee];
             write_span_view(&mut buf, view);
             assert_eq!(buf[1..], encode_span(&view.to_span())[..]);
