@@ -500,6 +500,12 @@ fn varint_bytes(mut v: u64) -> ([u8; 10], usize) {
 /// Writes `len`, the length of the body that follows the gap at `at`, into the gap; the
 /// body moves when the length takes another number of bytes than the gap has.
 fn put_len_in_gap(buf: &mut Vec<u8>, at: usize, len: usize) {
+    // The usual length: the two bytes of the gap, written as they are.
+    if let (0x80..0x4000, Some([low, high])) = (len, buf.get_mut(at..at + SPAN_LEN_GAP)) {
+        *low = (len as u8) | 0x80;
+        *high = (len >> 7) as u8;
+        return;
+    }
     let (bytes, n) = varint_bytes(len as u64);
     let body = at + SPAN_LEN_GAP;
     if n < SPAN_LEN_GAP {
@@ -548,50 +554,45 @@ fn write_value_ref(buf: &mut Vec<u8>, v: &ValueRef<'_>) {
     }
 }
 
-/// One span attribute (`KeyValue`). The usual attribute, a short key with a short string or
-/// a small integer (the whole attribute below 128 bytes, so every length takes one byte),
-/// is written as two header groups and the two byte strings; any other the general way.
+const ATTR: u8 = key(field::SPAN_ATTRIBUTES, WT_LEN) as u8;
+const KV_KEY: u8 = key(field::KV_KEY, WT_LEN) as u8;
+const KV_VALUE: u8 = key(field::KV_VALUE, WT_LEN) as u8;
+
+/// One span attribute (`KeyValue`). The usual attribute, a short key with a short string
+/// (the whole attribute below 128 bytes, so every length takes one byte), is two header
+/// groups and the two byte strings; an integer after a short key is one more fixed layout;
+/// any other is written the general way.
 fn write_attr_ref(buf: &mut Vec<u8>, a: &AttrRef<'_>) {
-    const ATTR: u8 = key(field::SPAN_ATTRIBUTES, WT_LEN) as u8;
-    const KEY: u8 = key(field::KV_KEY, WT_LEN) as u8;
-    const VALUE: u8 = key(field::KV_VALUE, WT_LEN) as u8;
     const STRING: u8 = key(field::ANY_STRING, WT_LEN) as u8;
-    const INT: u8 = key(field::ANY_INT, WT_VARINT) as u8;
     let k = a.key.len();
-    // The value field's header and the value message, and the message's length.
-    let (value, value_len) = match a.value {
-        ValueRef::Str(v) => (ValueBytes::Str(v.as_bytes()), 2 + v.len()),
-        ValueRef::Int(i) => {
-            let (varint, n) = varint_bytes(i as u64);
-            let mut field = [0u8; 13];
-            field[..3].copy_from_slice(&[VALUE, (1 + n) as u8, INT]);
-            field[3..].copy_from_slice(&varint);
-            (ValueBytes::Int(field, 3 + n), 1 + n)
+    match a.value {
+        ValueRef::Str(v) if k > 0 && 2 + k + 4 + v.len() < 0x80 => {
+            let value_len = 2 + v.len();
+            buf.extend_from_slice(&[ATTR, (2 + k + 2 + value_len) as u8, KV_KEY, k as u8]);
+            buf.extend_from_slice(a.key.as_bytes());
+            buf.extend_from_slice(&[KV_VALUE, value_len as u8, STRING, v.len() as u8]);
+            buf.extend_from_slice(v.as_bytes());
         }
-        ValueRef::StrList(_) => return write_attr_ref_general(buf, a),
-    };
-    let len = 2 + k + 2 + value_len;
-    if k == 0 || len >= 0x80 {
-        write_attr_ref_general(buf, a);
-        return;
-    }
-    buf.extend_from_slice(&[ATTR, len as u8, KEY, k as u8]);
-    buf.extend_from_slice(a.key.as_bytes());
-    match value {
-        ValueBytes::Str(v) => {
-            buf.extend_from_slice(&[VALUE, value_len as u8, STRING, v.len() as u8]);
-            buf.extend_from_slice(v);
-        }
-        ValueBytes::Int(field, n) => buf.extend_from_slice(field.get(..n).unwrap_or_default()),
+        // With a value of at most 11 bytes (tag and a 10-byte varint), below 128 bytes.
+        ValueRef::Int(i) if k > 0 && 2 + k + 2 + 11 < 0x80 => write_int_attr(buf, a.key, i),
+        _ => write_attr_ref_general(buf, a),
     }
 }
 
-/// An attribute value ready to write on the short path.
-enum ValueBytes<'a> {
-    /// A string's bytes (its headers are written with them).
-    Str(&'a [u8]),
-    /// The value field's header and the integer's value message, and how many bytes.
-    Int([u8; 13], usize),
+/// An integer attribute after a short key. Apart from [`write_attr_ref`] so that the
+/// string path, the usual one, needs no stack frame for the varint.
+#[inline(never)]
+fn write_int_attr(buf: &mut Vec<u8>, key_text: &str, i: i64) {
+    const INT: u8 = key(field::ANY_INT, WT_VARINT) as u8;
+    let (varint, n) = varint_bytes(i as u64);
+    let k = key_text.len();
+    let value_len = 1 + n;
+    buf.extend_from_slice(&[ATTR, (2 + k + 2 + value_len) as u8, KV_KEY, k as u8]);
+    buf.extend_from_slice(key_text.as_bytes());
+    let mut value = [0u8; 13];
+    value[..3].copy_from_slice(&[KV_VALUE, value_len as u8, INT]);
+    value[3..].copy_from_slice(&varint);
+    buf.extend_from_slice(value.get(..3 + n).unwrap_or_default());
 }
 
 /// Any attribute, lengths computed field by field.
