@@ -28,7 +28,7 @@ pub mod setup;
 pub use config::{Config, ConfigIssue, Role};
 pub use pipeline::{
     needs_response_flags, Completion, Engine, HeaderEdits, RememberBuf, RequestState, Spare,
-    StreamEnd, StreamEndReads, StreamEndText,
+    StreamEndReads, StreamEndText,
 };
 pub use setup::{setup, HostFacts, Setup, SetupIssue, Severity};
 pub mod headers;

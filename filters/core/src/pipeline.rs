@@ -22,7 +22,7 @@ mod request;
 mod stream_end;
 
 pub use request::Spare;
-pub use stream_end::{StreamEnd, StreamEndText};
+pub use stream_end::StreamEndText;
 
 /// Header names the pipeline reads and writes: the shared naming contract.
 pub use meshwake_semconv::header;
@@ -410,8 +410,9 @@ impl Engine {
     /// owned ([`Engine::stream_end`] is the same without copies).
     pub fn finish(&self, mut s: RequestState, c: &Completion) -> (Option<Span>, MetricLabels) {
         let mut text = StreamEndText::default();
-        let end = self.stream_end(&mut s, c, &mut text);
-        (end.span.map(|v| v.to_span()), end.labels.to_owned_labels())
+        let mut span = None;
+        let labels = self.stream_end(&mut s, c, &mut text, |v| span = Some(v.to_span()));
+        (span, labels.to_owned_labels())
     }
 }
 

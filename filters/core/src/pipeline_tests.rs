@@ -647,12 +647,14 @@ fn stream_end_views_encode_like_the_owned_span() {
         };
         let (span, labels) = e.finish(s.clone(), &c);
         let mut text = crate::pipeline::StreamEndText::default();
-        let end = e.stream_end(&mut s, &c, &mut text);
-        assert_eq!(end.labels.to_owned_labels(), labels, "{role:?} {h:?}");
-        let (span, view) = (span.unwrap(), end.span.unwrap());
         let mut encoded = Vec::new();
-        otlp::write_span_view(&mut encoded, &view);
-        assert_eq!(encoded, otlp::encode_span(&span), "{role:?} {h:?}");
-        assert_eq!(view.dropped_attributes(), 0);
+        let mut dropped = None;
+        let labels_ref = e.stream_end(&mut s, &c, &mut text, |view| {
+            otlp::write_span_view(&mut encoded, view);
+            dropped = Some(view.dropped_attributes());
+        });
+        assert_eq!(labels_ref.to_owned_labels(), labels, "{role:?} {h:?}");
+        assert_eq!(encoded, otlp::encode_span(&span.unwrap()), "{role:?} {h:?}");
+        assert_eq!(dropped, Some(0));
     }
 }

@@ -177,16 +177,19 @@ impl Stream {
         let start = state.start_ns;
         // The span is encoded straight into the export queue and the labels looked up
         // borrowed: no owned span or label strings per request.
-        let end = engine.stream_end(&mut state, &c, &mut sh.text);
-        if let Some(span) = &end.span {
-            sh.exporter.stats_mut().spans_created += 1;
-            let _ = sh.exporter.push_view(span);
-        } else if engine.config().spans.enabled {
+        let exporter = &mut sh.exporter;
+        let mut span_created = false;
+        let labels = engine.stream_end(&mut state, &c, &mut sh.text, |span| {
+            span_created = true;
+            exporter.stats_mut().spans_created += 1;
+            let _ = exporter.push_view(span);
+        });
+        if !span_created && engine.config().spans.enabled {
             sh.exporter.stats_mut().dropped_sampled_out += 1;
         }
         if engine.config().metrics.enabled {
             let sizes = engine.config().metrics.size_histograms;
-            let ids = sh.labels.get_or_insert_ref(&end.labels, |name, kind| {
+            let ids = sh.labels.get_or_insert_ref(&labels, |name, kind| {
                 if !sizes && matches!(kind, MetricKind::RequestBytes | MetricKind::ResponseBytes) {
                     // Not recorded: do not define (an empty histogram per label set).
                     return Ok::<u32, ()>(0);

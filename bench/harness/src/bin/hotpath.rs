@@ -140,12 +140,11 @@ fn main() {
             upstream_workload_meta: None,
         };
         // As the wasm glue does: the span encoded straight into the queue, labels borrowed.
-        let end = engine.stream_end(&mut state, &c, &mut text);
-        if metrics_on {
-            let _ = black_box(labels.get_or_insert_ref(&end.labels, |_, _| Ok::<u32, ()>(1)));
-        }
-        if let Some(span) = &end.span {
+        let end_labels = engine.stream_end(&mut state, &c, &mut text, |span| {
             let _ = exporter.push_view(span);
+        });
+        if metrics_on {
+            let _ = black_box(labels.get_or_insert_ref(&end_labels, |_, _| Ok::<u32, ()>(1)));
         }
         spares.push(state.into_spare());
         // The exporter's batches: acknowledge at once so the queue never fills.

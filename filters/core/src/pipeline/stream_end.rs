@@ -22,15 +22,6 @@ pub struct StreamEndText {
     error_type: String,
 }
 
-/// What a stream end yields, borrowed from the request, the completion and the engine.
-#[derive(Debug)]
-pub struct StreamEnd<'a> {
-    /// The span, when sampled and spans are on.
-    pub span: Option<SpanView<'a>>,
-    /// The metric labels.
-    pub labels: LabelsRef<'a>,
-}
-
 /// One side of a request in the metric labels: the workload that sent or answered it.
 struct Party<'a> {
     workload: &'a str,
@@ -69,15 +60,18 @@ impl<'a> Party<'a> {
 }
 
 impl Engine {
-    /// The stream ended: the span (when sampled and spans are on) and the metric labels,
-    /// borrowed. For an outbound or edge request whose peer did not say who it is, the
-    /// destination is first inferred from Envoy's upstream cluster and metadata.
+    /// The stream ended: `emit` gets the span (when sampled and spans are on), and the
+    /// metric labels are returned, both borrowed. The span is lent, not returned: it is
+    /// large (its attribute slots, ~0.6 KB) and each move of it is a copy. For an outbound
+    /// or edge request whose peer did not say who it is, the destination is first inferred
+    /// from Envoy's upstream cluster and metadata.
     pub fn stream_end<'a>(
         &'a self,
         s: &'a mut RequestState,
         c: &'a Completion,
         text: &'a mut StreamEndText,
-    ) -> StreamEnd<'a> {
+        emit: impl FnOnce(&SpanView<'_>),
+    ) -> LabelsRef<'a> {
         // Never `unknown` when Envoy knows better: fall back to the upstream's cluster and metadata.
         if matches!(s.role, Role::Outbound | Role::Edge) && s.destination.is_none() {
             let host = c
@@ -94,9 +88,10 @@ impl Engine {
             error_type,
         } = text;
         let labels = self.labels(s, c, grpc_status);
-        let span =
-            (s.sampled && self.cfg.spans.enabled).then(|| self.span(s, c, route, error_type));
-        StreamEnd { span, labels }
+        if s.sampled && self.cfg.spans.enabled {
+            self.emit_span(s, c, route, error_type, emit);
+        }
+        labels
     }
 
     /// Istio-compatible labels: inbound reports as the destination, outbound and edge as
@@ -140,14 +135,16 @@ impl Engine {
         }
     }
 
-    /// The hop's span, attributes per docs/CONVENTIONS.md.
-    fn span<'a>(
+    /// The hop's span, attributes per docs/CONVENTIONS.md, lent to `emit` from where it is
+    /// built (returned, it would be copied).
+    fn emit_span<'a>(
         &'a self,
         state: &'a RequestState,
         completion: &'a Completion,
         route_text: &'a mut String,
         error_text: &'a mut String,
-    ) -> SpanView<'a> {
+        emit: impl FnOnce(&SpanView<'_>),
+    ) {
         let kind = match state.role {
             Role::Outbound => SpanKind::Client,
             Role::Inbound | Role::Edge => SpanKind::Server,
@@ -159,37 +156,10 @@ impl Engine {
         } else {
             [state.method.as_str(), " ", route]
         };
-        let mut attributes = AttrList::default();
-        push_http_attributes(
-            &mut attributes,
-            state,
-            completion,
-            templated.then_some(route),
-        );
-        push_outcome_attributes(&mut attributes, completion, &status, error_text);
-        push_envoy_attributes(&mut attributes, completion, &state.request_id);
-        attributes.str(attr::MESHWAKE_ROLE, state.role.as_str());
-        let peer = match state.role {
-            Role::Inbound => state.source.as_ref().map(|p| (p, VersionSource::Header)),
-            Role::Outbound | Role::Edge => state.destination.as_ref().map(|(p, v)| (p, *v)),
-        };
-        push_peer_attributes(&mut attributes, peer);
-        if !state.lineage.is_empty() {
-            attributes.push(
-                attr::MESHWAKE_LINEAGE,
-                ValueRef::StrList(state.lineage.entries()),
-            );
-        }
-        let links = state
-            .link
-            .clone()
-            .map(untrusted_edge_link)
-            .into_iter()
-            .collect();
         // The parent came from another process unless this is the outbound hop of the
         // workload's own inbound span.
         let remote_parent = state.parent_span_id.is_some() && state.role != Role::Outbound;
-        SpanView {
+        let mut view = SpanView {
             trace_id: state.ctx.trace_id.0,
             span_id: state.ctx.span_id.0,
             parent_span_id: state.parent_span_id.map(|p| p.0),
@@ -210,13 +180,36 @@ impl Engine {
             kind,
             start_time_unix_nano: state.start_ns,
             end_time_unix_nano: completion.end_ns.max(state.start_ns),
-            attributes,
+            // Filled below, in place: a list built apart would be copied into the view.
+            attributes: AttrList::default(),
             event: state
                 .first_byte_ns
                 .map(|t| (t, semconv_span::EVENT_FIRST_UPSTREAM_BYTE)),
-            links,
+            links: state
+                .link
+                .clone()
+                .map(untrusted_edge_link)
+                .into_iter()
+                .collect(),
             status: status.code,
+        };
+        let attributes = &mut view.attributes;
+        push_http_attributes(attributes, state, completion, templated.then_some(route));
+        push_outcome_attributes(attributes, completion, &status, error_text);
+        push_envoy_attributes(attributes, completion, &state.request_id);
+        attributes.str(attr::MESHWAKE_ROLE, state.role.as_str());
+        let peer = match state.role {
+            Role::Inbound => state.source.as_ref().map(|p| (p, VersionSource::Header)),
+            Role::Outbound | Role::Edge => state.destination.as_ref().map(|(p, v)| (p, *v)),
+        };
+        push_peer_attributes(attributes, peer);
+        if !state.lineage.is_empty() {
+            attributes.push(
+                attr::MESHWAKE_LINEAGE,
+                ValueRef::StrList(state.lineage.entries()),
+            );
         }
+        emit(&view);
     }
 }
 
