@@ -155,31 +155,36 @@ impl Stream {
 
     /// The stream's end: its span into the export queue, its metrics.
     pub fn on_log(&mut self, root: &mut Root) {
+        // The state is used where it is and left there until its buffers are taken: each
+        // move of it out of the stream is a copy of a few hundred bytes.
         let (
             Some(Active {
                 engine, shared: sh, ..
             }),
-            Some(mut state),
-        ) = (root.active(), self.state.take())
+            Some(state),
+        ) = (root.active(), self.state.as_mut())
         else {
+            self.state = None;
             return;
         };
         if !engine.config().spans.enabled && !engine.config().metrics.enabled {
             // Propagation only: no span, no metrics, so skip `stream_end` and the property
             // reads it needs (host calls).
-            sh.retire(state);
+            if let Some(state) = self.state.take() {
+                sh.retire(state);
+            }
             return;
         }
         for n in state.notes.iter() {
             sh.stats.note(n);
         }
-        let c = completion(engine, &state, self.status);
+        let c = completion(engine, state, self.status);
         let start = state.start_ns;
         // The span is encoded straight into the export queue and the labels looked up
         // borrowed: no owned span or label strings per request.
         let exporter = &mut sh.exporter;
         let mut span_created = false;
-        let labels = engine.stream_end(&mut state, &c, &mut sh.text, |span| {
+        let labels = engine.stream_end(state, &c, &mut sh.text, |span| {
             span_created = true;
             exporter.stats_mut().spans_created += 1;
             let _ = exporter.push_view(span);
@@ -208,7 +213,8 @@ impl Stream {
                 }
             }
         }
-        sh.keep_spare(state.into_spare());
+        sh.keep_spare(state.take_spare());
+        self.state = None;
     }
 }
 

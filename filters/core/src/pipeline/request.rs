@@ -61,6 +61,22 @@ pub struct Spare {
 }
 
 impl RequestState {
+    /// Like [`RequestState::into_spare`], leaving the state where it is, without its
+    /// buffers: no move of the whole state.
+    pub fn take_spare(&mut self) -> Spare {
+        let take = std::mem::take::<String>;
+        Spare {
+            text: SpanText {
+                method: take(&mut self.method),
+                path: take(&mut self.path),
+                scheme: take(&mut self.scheme),
+                authority: take(&mut self.authority),
+                user_agent: take(&mut self.user_agent),
+            },
+            request_id: take(&mut self.request_id),
+        }
+    }
+
     /// Keep this request's string buffers for a later request.
     pub fn into_spare(self) -> Spare {
         Spare {
