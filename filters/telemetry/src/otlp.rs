@@ -584,14 +584,24 @@ fn write_attr_ref(buf: &mut Vec<u8>, a: &AttrRef<'_>) {
 #[inline(never)]
 fn write_int_attr(buf: &mut Vec<u8>, key_text: &str, i: i64) {
     const INT: u8 = key(field::ANY_INT, WT_VARINT) as u8;
-    let (varint, n) = varint_bytes(i as u64);
+    // The value field: its tag, its length, the integer's tag, then the varint, written in
+    // place (int64: two's complement, so a negative value takes 10 bytes).
+    let mut value = [KV_VALUE, 0, INT, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let (mut v, mut n) = (i as u64, 0);
+    for slot in value.iter_mut().skip(3) {
+        n += 1;
+        if v < 0x80 {
+            *slot = v as u8;
+            break;
+        }
+        *slot = (v as u8) | 0x80;
+        v >>= 7;
+    }
     let k = key_text.len();
     let value_len = 1 + n;
+    value[1] = value_len as u8;
     buf.extend_from_slice(&[ATTR, (2 + k + 2 + value_len) as u8, KV_KEY, k as u8]);
     buf.extend_from_slice(key_text.as_bytes());
-    let mut value = [0u8; 13];
-    value[..3].copy_from_slice(&[KV_VALUE, value_len as u8, INT]);
-    value[3..].copy_from_slice(&varint);
     buf.extend_from_slice(value.get(..3 + n).unwrap_or_default());
 }
 
