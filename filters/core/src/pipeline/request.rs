@@ -103,6 +103,19 @@ fn lossy_into(out: &mut String, b: Option<&[u8]>, max: usize) {
     }
 }
 
+/// Like [`lossy_into`], the usual methods and schemes copied from constants: no UTF-8 check.
+fn token_into(out: &mut String, b: Option<&[u8]>, max: usize) {
+    let known = match b.unwrap_or_default() {
+        b"GET" => "GET",
+        b"POST" => "POST",
+        b"http" => "http",
+        b"https" => "https",
+        _ => return lossy_into(out, b, max),
+    };
+    out.clear();
+    out.push_str(known);
+}
+
 /// The lineage this hop records, and the encoding it sent downstream.
 struct LineageOut {
     recorded: Lineage,
@@ -449,8 +462,8 @@ impl Engine {
         lossy_into(path, headers.get(header::PATH), route::MAX_PATH_LEN * 2);
         let n = route::path_only(path).len();
         path.truncate(n);
-        lossy_into(method, headers.get(header::METHOD), 16);
-        lossy_into(scheme, headers.get(header::SCHEME), 16);
+        token_into(method, headers.get(header::METHOD), 16);
+        token_into(scheme, headers.get(header::SCHEME), 16);
         lossy_into(authority, headers.get(header::AUTHORITY), MAX_ATTR_LEN);
         lossy_into(user_agent, headers.get(header::USER_AGENT), MAX_ATTR_LEN);
     }
