@@ -537,3 +537,24 @@ fn received_b3_formats(headers: &dyn HeaderSource) -> [Option<Propagator>; 2] {
             .then_some(Propagator::B3Multi),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{lossy_into, token_into};
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn tokens_copy_as_lossy_into_does() {
+        #[rustfmt::skip]
+        let table: [&[u8]; 10] = [
+            b"GET", b"POST", b"http", b"https", b"PUT", b"get", b"", b"\xffGET", b"GET ",
+            b"OPTIONS-AND-MUCH-MORE",
+        ];
+        for value in table.iter().map(|b| Some(*b)).chain([None]) {
+            let (mut lossy, mut token) = (String::from("old"), String::from("old"));
+            lossy_into(&mut lossy, value, 16);
+            token_into(&mut token, value, 16);
+            assert_eq!(token, lossy, "{value:?}");
+        }
+    }
+}
