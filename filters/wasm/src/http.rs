@@ -170,9 +170,7 @@ impl Stream {
             sh.retire(state);
             return;
         }
-        for n in state.notes.iter() {
-            sh.stats.note(n);
-        }
+        sh.stats.count_notes(state.notes);
         let c = completion(engine, &state, self.status);
         let start = state.start_ns;
         // The span is encoded straight into the export queue and the labels looked up
