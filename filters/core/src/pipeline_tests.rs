@@ -525,6 +525,18 @@ fn a_hop_without_spans_passes_the_context_on_unchanged() {
         none,
     );
     assert_eq!(edits.set, [("traceparent", TP.to_string())]);
+    // Only a value byte for byte as it would be written is kept: one with whitespace
+    // around it, or with a flag this version does not know (zeroed on the way out), is
+    // written again in its canonical form.
+    let unknown_flag = TP.replacen("-01", "-09", 1);
+    for (incoming, written) in [
+        (format!(" {TP}\t"), TP.to_string()),
+        (unknown_flag, TP.to_string()),
+    ] {
+        let h = headers(&[("traceparent", &incoming)]);
+        let (_, edits) = e.on_request(Role::Inbound, &h, 1, Vm::default().ids(), none);
+        assert_eq!(edits.set, [("traceparent", written)], "{incoming:?}");
+    }
     // No context: one is started, so the app and the callees share a trace id.
     let (s, out) = request(&e, Role::Inbound, &mut Vm::default(), &[]);
     assert_eq!(

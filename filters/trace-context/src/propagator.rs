@@ -9,7 +9,7 @@ use crate::baggage::{Baggage, BAGGAGE_HEADER};
 use crate::error::ExtractError;
 use crate::traceparent::{self, TRACEPARENT_HEADER};
 use crate::tracestate::{self, TraceState, TRACESTATE_HEADER};
-use crate::types::{SpanContext, SpanId};
+use crate::types::{SpanContext, SpanId, TraceFlags};
 
 /// One propagation format; names as in `OTEL_PROPAGATORS`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -138,6 +138,9 @@ pub struct RemoteContext {
     pub debug: bool,
     /// B3 without a sampling state: the decision is left to us.
     pub deferred: bool,
+    /// It came as the request's one `traceparent`, byte for byte as [`traceparent::format`]
+    /// writes this context: a hop that passes it on unchanged need not write it again.
+    pub verbatim: bool,
 }
 
 /// Result of [`extract`].
@@ -163,6 +166,7 @@ impl Extracted {
                     parent_span_id: c.parent_span_id,
                     debug: c.sampling == Some(B3Sampling::Debug),
                     deferred: c.sampling.is_none(),
+                    verbatim: false,
                 });
             }
             B3::SamplingOnly(s) => {
@@ -192,12 +196,18 @@ fn extract_trace_context<H: HeaderSource + ?Sized>(headers: &H, out: &mut Extrac
         Ok(ts) => span_context.trace_state = ts,
         Err(e) => out.errors.push(ExtractError::TraceState(e)),
     }
+    // Parsing accepts only lower-case hex, so a version-00 value of exactly 55 bytes (no
+    // whitespace around it) with no flag unknown to the formatter is what it would write.
+    let verbatim = tp.version == traceparent::VERSION_00
+        && value.len() == traceparent::TRACEPARENT_V00_LEN
+        && tp.flags.0 & !TraceFlags::KNOWN == 0;
     out.context = Some(RemoteContext {
         span_context,
         format: Propagator::TraceContext,
         parent_span_id: None,
         debug: false,
         deferred: false,
+        verbatim,
     });
 }
 
