@@ -345,7 +345,10 @@ impl Engine {
         extracted: &Extracted,
         edits: &mut HeaderEdits,
     ) {
-        let received_b3 = if self.cfg.propagation.inject_received_b3 {
+        // Trace headers besides `traceparent` (B3 among them) are usually absent: one
+        // question for all, then name by name only when some is there.
+        let others = headers.has_any(&propagator::REMOVABLE_BESIDES_TRACEPARENT);
+        let received_b3 = if self.cfg.propagation.inject_received_b3 && others {
             received_b3_formats(headers)
         } else {
             [None, None]
@@ -367,8 +370,7 @@ impl Engine {
         // Removals name only trace headers: when none is there (B3 and the W3C state absent,
         // traceparent written), there is nothing to look up name by name.
         let strip = (extracted.context.is_some() || role != Role::Outbound)
-            && (headers.has_any(&propagator::REMOVABLE_BESIDES_TRACEPARENT)
-                || !formats.contains(&Propagator::TraceContext));
+            && (others || !formats.contains(&Propagator::TraceContext));
         let mut edit = |e: Edit| match e {
             Edit::Set(name, value) => edits.set(name, value),
             Edit::Remove(name) if strip => edits.remove(headers, name),
