@@ -195,8 +195,9 @@ impl Engine {
             parent_span_id: b3_parent,
             debug,
             keep_traceparent: traceparent_says(&extracted, &ctx),
+            skip_removals: false,
         };
-        self.write_context(role, headers, &ctx, &options, &extracted, &mut edits);
+        self.write_context(role, headers, &ctx, options, &extracted, &mut edits);
         let lineage =
             self.identity_towards_callee(role, recovered.as_ref(), caller.lineage, &mut edits);
         if lineage.recorded.is_truncated() {
@@ -341,7 +342,7 @@ impl Engine {
         role: Role,
         headers: &dyn HeaderSource,
         ctx: &SpanContext,
-        options: &InjectOptions,
+        mut options: InjectOptions,
         extracted: &Extracted,
         edits: &mut HeaderEdits,
     ) {
@@ -371,12 +372,12 @@ impl Engine {
         // traceparent written), there is nothing to look up name by name.
         let strip = (extracted.context.is_some() || role != Role::Outbound)
             && (others || !formats.contains(&Propagator::TraceContext));
+        options.skip_removals = !strip;
         let mut edit = |e: Edit| match e {
             Edit::Set(name, value) => edits.set(name, value),
-            Edit::Remove(name) if strip => edits.remove(headers, name),
-            Edit::Remove(_) => {}
+            Edit::Remove(name) => edits.remove(headers, name),
         };
-        propagator::inject_each(ctx, options, &extracted.baggage, formats, &mut edit);
+        propagator::inject_each(ctx, &options, &extracted.baggage, formats, &mut edit);
     }
 
     /// Outbound/edge: tell the callee who is calling, and the lineage including us (the one
