@@ -668,3 +668,26 @@ fn stream_end_views_encode_like_the_owned_span() {
         assert_eq!(view.dropped_attributes(), 0);
     }
 }
+
+#[test]
+fn only_a_hop_that_copies_request_text_holds_buffers_worth_keeping() {
+    let h = [
+        ("traceparent", TP),
+        (":path", "/a"),
+        ("x-request-id", "r-1"),
+    ];
+    let lean = engine(
+        "a",
+        "v1",
+        r#"{"spans":{"enabled":false},"context_recovery":{"enabled":false}}"#,
+    );
+    let (s, _) = request(&lean, Role::Inbound, &mut Vm::default(), &h);
+    assert!(!s.holds_spare());
+    let (s, _) = request(
+        &engine("a", "v1", "{}"),
+        Role::Inbound,
+        &mut Vm::default(),
+        &h,
+    );
+    assert!(s.holds_spare());
+}

@@ -41,7 +41,9 @@ impl Shared {
     /// A request nothing more will be asked of: its notes counted, its buffers kept.
     pub fn retire(&mut self, state: RequestState) {
         self.stats.count_notes(state.notes);
-        self.keep_spare(state.into_spare());
+        if state.holds_spare() {
+            self.keep_spare(state.into_spare());
+        }
     }
 }
 

@@ -60,6 +60,21 @@ pub struct Spare {
 }
 
 impl RequestState {
+    /// Whether any of the buffers [`RequestState::into_spare`] would keep holds memory (a
+    /// hop that copies no request attribute has none worth keeping).
+    pub fn holds_spare(&self) -> bool {
+        [
+            &self.method,
+            &self.path,
+            &self.scheme,
+            &self.authority,
+            &self.user_agent,
+            &self.request_id,
+        ]
+        .iter()
+        .any(|s| s.capacity() > 0)
+    }
+
     /// Keep this request's string buffers for a later request.
     pub fn into_spare(self) -> Spare {
         Spare {
@@ -78,7 +93,9 @@ impl RequestState {
 /// `b` cut at `max` bytes, as UTF-8 (lossy), into `out`'s buffer.
 fn lossy_into(out: &mut String, b: Option<&[u8]>, max: usize) {
     out.clear();
-    let b = b.unwrap_or_default();
+    let Some(b) = b else {
+        return;
+    };
     let b = b.get(..b.len().min(max)).unwrap_or(b);
     match std::str::from_utf8(b) {
         Ok(s) => out.push_str(s),
