@@ -304,34 +304,40 @@ fn pair_count(bytes: &[u8]) -> usize {
 /// Every `(name, value)` of the serialized map, in order, up to [`MAX_PAIRS`], while
 /// `pair` returns true.
 fn for_each_pair<'a>(bytes: &'a [u8], mut pair: impl FnMut(&'a [u8], &'a [u8]) -> bool) {
-    let u32_at = |at: usize| -> Option<usize> {
-        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        usize::try_from(u32::from_le_bytes(b)).ok()
-    };
-    let Some(count) = u32_at(0) else {
+    let Some((count, rest)) = bytes.split_first_chunk::<4>() else {
         return;
     };
-    let count = count.min(MAX_PAIRS);
-    let Some(mut p) = count.checked_mul(8).and_then(|n| n.checked_add(4)) else {
+    let count = usize::try_from(u32::from_le_bytes(*count)).map_or(MAX_PAIRS, |n| n.min(MAX_PAIRS));
+    // The size table, then the strings, each followed by a NUL. A table cut short leaves
+    // the strings' start unknown: nothing is read. Sliced as it goes, so each length is
+    // checked once against what is left (on every request: no index arithmetic per read).
+    let Some((table, strings)) = rest.split_at_checked(count * 8) else {
         return;
     };
-    for n in 0..count {
-        let s = 4 + n * 8;
-        let (Some(klen), Some(vlen)) = (u32_at(s), u32_at(s + 4)) else {
+    let mut strings = Some(strings);
+    for sizes in table.chunks_exact(8) {
+        let (Some(klen), Some(vlen)) = (
+            sizes.first_chunk::<4>().map(le_size),
+            sizes.last_chunk::<4>().map(le_size),
+        ) else {
             break;
         };
-        let Some(key) = p.checked_add(klen).and_then(|e| bytes.get(p..e)) else {
+        let Some((key, after)) = strings.and_then(|s| s.split_at_checked(klen)) else {
             break;
         };
-        p += klen + 1;
-        let Some(value) = p.checked_add(vlen).and_then(|e| bytes.get(p..e)) else {
+        let Some((value, after)) = after.get(1..).and_then(|s| s.split_at_checked(vlen)) else {
             break;
         };
-        p += vlen + 1;
+        strings = after.get(1..);
         if !pair(key, value) {
             break;
         }
     }
+}
+
+/// A little-endian 32-bit size (beyond any slice when it does not fit a `usize`).
+fn le_size(b: &[u8; 4]) -> usize {
+    usize::try_from(u32::from_le_bytes(*b)).unwrap_or(usize::MAX)
 }
 
 fn name(key: &[u8]) -> Cow<'_, str> {
@@ -371,6 +377,73 @@ mod tests {
             out.push(0);
         }
         out
+    }
+
+    /// The layout read index by index, as the proxy-wasm hosts describe it: the reference
+    /// the sliced reader must agree with on any bytes.
+    fn reference_pairs(bytes: &[u8]) -> Vec<(&[u8], &[u8])> {
+        let u32_at = |at: usize| -> Option<usize> {
+            let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+            usize::try_from(u32::from_le_bytes(b)).ok()
+        };
+        let mut out = Vec::new();
+        let Some(count) = u32_at(0).map(|c| c.min(MAX_PAIRS)) else {
+            return out;
+        };
+        let mut p = 4 + count * 8;
+        for n in 0..count {
+            let (Some(klen), Some(vlen)) = (u32_at(4 + n * 8), u32_at(8 + n * 8)) else {
+                break;
+            };
+            let Some(key) = p.checked_add(klen).and_then(|e| bytes.get(p..e)) else {
+                break;
+            };
+            p += klen + 1;
+            let Some(value) = p.checked_add(vlen).and_then(|e| bytes.get(p..e)) else {
+                break;
+            };
+            p += vlen + 1;
+            out.push((key, value));
+        }
+        out
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn pairs_agree_with_the_indexed_reading_on_cut_and_corrupted_maps() {
+        let good = encode(&[
+            (b":path", b"/x"),
+            (b"", b""),
+            (b"traceparent", b"00-ab"),
+            (b"k", b""),
+        ]);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut inputs: Vec<Vec<u8>> = (0..=good.len()).map(|cut| good[..cut].to_vec()).collect();
+        for _ in 0..4000 {
+            // One to three bytes anywhere set to random or boundary values.
+            let mut b = good.clone();
+            for _ in 0..=(next() % 3) {
+                let at = (next() as usize) % b.len();
+                b[at] = [0, 1, 0xff, next() as u8][(next() % 4) as usize];
+            }
+            let cut = (next() as usize) % (b.len() + 1);
+            inputs.push(b[..cut].to_vec());
+            inputs.push(b);
+        }
+        for b in &inputs {
+            let mut got = Vec::new();
+            for_each_pair(b, |k, v| {
+                got.push((k, v));
+                true
+            });
+            assert_eq!(got, reference_pairs(b), "{b:?}");
+        }
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]

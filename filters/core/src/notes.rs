@@ -49,7 +49,43 @@ impl Notes {
     pub fn has(&self, n: Note) -> bool {
         self.0 & (1 << (n as u8)) != 0
     }
+    /// The position in [`Note::ALL`] of each note added, lowest first: a walk of the set
+    /// bits only (a request has one or two), for counting on the hot path.
+    pub fn indices(self) -> impl Iterator<Item = usize> {
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            let i = bits.trailing_zeros();
+            (bits != 0).then(|| {
+                bits &= bits - 1;
+                i as usize
+            })
+        })
+    }
     pub fn iter(&self) -> impl Iterator<Item = Note> + '_ {
         Note::ALL.iter().copied().filter(|n| self.has(*n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn indices_are_the_positions_of_the_notes_added() {
+        assert_eq!(Notes::default().indices().count(), 0);
+        // Every subset of a few notes, the last one included: indices match `iter`.
+        let picks = [0, 1, 5, Note::ALL.len() - 1];
+        for mask in 0u32..(1 << picks.len()) {
+            let mut notes = Notes::default();
+            for (bit, &i) in picks.iter().enumerate() {
+                if mask & (1 << bit) != 0 {
+                    notes.add(Note::ALL[i]);
+                }
+            }
+            let want: Vec<usize> = notes.iter().map(|n| n as usize).collect();
+            assert_eq!(notes.indices().collect::<Vec<_>>(), want, "{mask:b}");
+            assert!(want.iter().all(|&i| Note::ALL[i] as usize == i));
+        }
     }
 }

@@ -525,6 +525,18 @@ fn a_hop_without_spans_passes_the_context_on_unchanged() {
         none,
     );
     assert_eq!(edits.set, [("traceparent", TP.to_string())]);
+    // Only a value byte for byte as it would be written is kept: one with whitespace
+    // around it, or with a flag this version does not know (zeroed on the way out), is
+    // written again in its canonical form.
+    let unknown_flag = TP.replacen("-01", "-09", 1);
+    for (incoming, written) in [
+        (format!(" {TP}\t"), TP.to_string()),
+        (unknown_flag, TP.to_string()),
+    ] {
+        let h = headers(&[("traceparent", &incoming)]);
+        let (_, edits) = e.on_request(Role::Inbound, &h, 1, Vm::default().ids(), none);
+        assert_eq!(edits.set, [("traceparent", written)], "{incoming:?}");
+    }
     // No context: one is started, so the app and the callees share a trace id.
     let (s, out) = request(&e, Role::Inbound, &mut Vm::default(), &[]);
     assert_eq!(
@@ -657,4 +669,27 @@ fn stream_end_views_encode_like_the_owned_span() {
         assert_eq!(encoded, otlp::encode_span(&span.unwrap()), "{role:?} {h:?}");
         assert_eq!(dropped, Some(0));
     }
+}
+
+#[test]
+fn only_a_hop_that_copies_request_text_holds_buffers_worth_keeping() {
+    let h = [
+        ("traceparent", TP),
+        (":path", "/a"),
+        ("x-request-id", "r-1"),
+    ];
+    let lean = engine(
+        "a",
+        "v1",
+        r#"{"spans":{"enabled":false},"context_recovery":{"enabled":false}}"#,
+    );
+    let (s, _) = request(&lean, Role::Inbound, &mut Vm::default(), &h);
+    assert!(!s.holds_spare());
+    let (s, _) = request(
+        &engine("a", "v1", "{}"),
+        Role::Inbound,
+        &mut Vm::default(),
+        &h,
+    );
+    assert!(s.holds_spare());
 }

@@ -182,6 +182,10 @@ impl Baggage {
     /// Parses all `baggage` header values in order. Malformed members are dropped one
     /// by one; members that would pass [`MAX_MEMBERS`] or [`MAX_BYTES`] are dropped too.
     pub fn parse_values(values: &[&[u8]]) -> (Self, BaggageReport) {
+        // Most requests carry none: no parser state set up for nothing.
+        if values.is_empty() {
+            return (Self::default(), BaggageReport::default());
+        }
         let mut bag = Self::default();
         let mut report = BaggageReport::default();
         for member in values.iter().flat_map(|v| v.split(|&c| c == b',')) {

@@ -9,7 +9,7 @@ use crate::baggage::{Baggage, BAGGAGE_HEADER};
 use crate::error::ExtractError;
 use crate::traceparent::{self, TRACEPARENT_HEADER};
 use crate::tracestate::{self, TraceState, TRACESTATE_HEADER};
-use crate::types::{SpanContext, SpanId};
+use crate::types::{SpanContext, SpanId, TraceFlags};
 
 /// One propagation format; names as in `OTEL_PROPAGATORS`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -138,6 +138,9 @@ pub struct RemoteContext {
     pub debug: bool,
     /// B3 without a sampling state: the decision is left to us.
     pub deferred: bool,
+    /// It came as the request's one `traceparent`, byte for byte as [`traceparent::format`]
+    /// writes this context: a hop that passes it on unchanged need not write it again.
+    pub verbatim: bool,
 }
 
 /// Result of [`extract`].
@@ -163,6 +166,7 @@ impl Extracted {
                     parent_span_id: c.parent_span_id,
                     debug: c.sampling == Some(B3Sampling::Debug),
                     deferred: c.sampling.is_none(),
+                    verbatim: false,
                 });
             }
             B3::SamplingOnly(s) => {
@@ -192,12 +196,18 @@ fn extract_trace_context<H: HeaderSource + ?Sized>(headers: &H, out: &mut Extrac
         Ok(ts) => span_context.trace_state = ts,
         Err(e) => out.errors.push(ExtractError::TraceState(e)),
     }
+    // Parsing accepts only lower-case hex, so a version-00 value of exactly 55 bytes (no
+    // whitespace around it) with no flag unknown to the formatter is what it would write.
+    let verbatim = tp.version == traceparent::VERSION_00
+        && value.len() == traceparent::TRACEPARENT_V00_LEN
+        && tp.flags.0 & !TraceFlags::KNOWN == 0;
     out.context = Some(RemoteContext {
         span_context,
         format: Propagator::TraceContext,
         parent_span_id: None,
         debug: false,
         deferred: false,
+        verbatim,
     });
 }
 
@@ -257,6 +267,9 @@ pub struct InjectOptions {
     /// The request's one `traceparent` already says exactly this context (a hop passing
     /// its caller's on): it is not formatted or set again.
     pub keep_traceparent: bool,
+    /// The caller wants no removals (none of their headers is in the request, or it keeps
+    /// them): none is listed, and nothing is done for them.
+    pub skip_removals: bool,
 }
 
 /// Headers to write on the outgoing request.
@@ -317,8 +330,9 @@ pub fn inject_each(
     // most 9 removals (traceparent, tracestate, b3, 5 multi-header B3, baggage).
     let mut removals: [Option<&'static str>; 12] = [None; 12];
     let mut removed = 0;
+    let listed = !opts.skip_removals;
     let mut remove = |name: &'static str| {
-        if let Some(slot) = removals.get_mut(removed) {
+        if let Some(slot) = removals.get_mut(removed).filter(|_| listed) {
             *slot = Some(name);
             removed += 1;
         }
@@ -345,14 +359,14 @@ pub fn inject_each(
         remove(TRACEPARENT_HEADER);
         remove(TRACESTATE_HEADER);
     }
-    let b3ctx = b3::B3Context::from_span_context(ctx, opts.parent_span_id, opts.debug);
+    let b3ctx = || b3::B3Context::from_span_context(ctx, opts.parent_span_id, opts.debug);
     if on(Propagator::B3Single) {
-        edit(Edit::Set(b3::B3_HEADER, b3::format_single(&b3ctx)));
+        edit(Edit::Set(b3::B3_HEADER, b3::format_single(&b3ctx())));
     } else {
         remove(b3::B3_HEADER);
     }
     if on(Propagator::B3Multi) {
-        let multi = b3::format_multi(&b3ctx);
+        let multi = b3::format_multi(&b3ctx());
         for h in b3::B3_MULTI_HEADERS {
             if !multi.iter().any(|(n, _)| *n == h) {
                 remove(h);
@@ -373,7 +387,7 @@ pub fn inject_each(
             edit(Edit::Set(BAGGAGE_HEADER, baggage.to_header()));
         }
     }
-    for name in removals.iter().flatten() {
+    for name in removals.get(..removed).unwrap_or_default().iter().flatten() {
         edit(Edit::Remove(name));
     }
 }
@@ -556,6 +570,7 @@ mod tests {
             parent_span_id: SpanId::from_hex("05e3ac9a4f6e3b90"),
             debug: true,
             keep_traceparent: false,
+            skip_removals: false,
         };
         let mut c = ctx();
         c.trace_state = TraceState::default();
@@ -583,6 +598,14 @@ mod tests {
         assert_eq!(get("x-b3-flags"), Some("1"));
         assert_eq!(get("x-b3-sampled"), None);
         assert_eq!(inj.remove, vec!["tracestate", "x-b3-sampled", "baggage"]);
+        // Removals not wanted: the same sets, no removal.
+        let skip = InjectOptions {
+            skip_removals: true,
+            ..opts
+        };
+        let formats = [TraceContext, B3Single, B3Multi, Baggage];
+        let lean = inject_with(&c, &skip, &crate::baggage::Baggage::default(), &formats);
+        assert_eq!((&lean.set, lean.remove.is_empty()), (&inj.set, true));
 
         // Conversion keeps trace id, span id and sampling across every format.
         for from in [TraceContext, B3Single, B3Multi] {

@@ -8,6 +8,7 @@
 //! Envoy skips one VM entry per request; and its host-call wrappers panic on an
 //! unexpected status, which in a module built with `panic=immediate-abort` kills the VM.
 #![allow(unsafe_code)]
+use std::cell::Cell;
 
 /// `WasmResult` of proxy-wasm-cpp-host: only `OK` is acted upon.
 pub type Status = u32;
@@ -134,12 +135,83 @@ extern "C" {
 #[no_mangle]
 pub extern "C" fn proxy_abi_version_0_2_1() {}
 
+/// Largest buffer kept for reuse (a request's header map is far smaller).
+pub const MAX_RECYCLED: usize = 64 * 1024;
+
+thread_local! {
+    /// A buffer the module is done with, kept for the host's next allocation: the request
+    /// header map is allocated and freed on every request, and the allocator's two trips
+    /// cost more than the rest of a propagation hop's bookkeeping.
+    static RECYCLED: Cell<Option<Vec<u8>>> = const { Cell::new(None) };
+    /// The recycled buffer while the host holds it: its pointer and true capacity.
+    static LENT: Cell<(*mut u8, usize)> = const { Cell::new((std::ptr::null_mut(), 0)) };
+}
+
 /// The host allocates every buffer it hands to the module through this export; the module
-/// takes each back as a `Vec<u8>` of exactly that capacity (`host::take`).
+/// takes each back as a `Vec<u8>` (`host::take`, with [`lent_capacity`]): a recycled one
+/// when it is large enough, else a new one of exactly `size`.
 #[no_mangle]
 pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
-    let mut buf: Vec<u8> = Vec::with_capacity(size);
+    let mut buf = match RECYCLED.take() {
+        Some(buf) if buf.capacity() >= size => {
+            let mut buf = buf;
+            LENT.set((buf.as_mut_ptr(), buf.capacity()));
+            buf
+        }
+        _ => Vec::with_capacity(size),
+    };
     let ptr = buf.as_mut_ptr();
     std::mem::forget(buf);
     ptr
+}
+
+/// The capacity of the recycled buffer at `ptr`, once, if that is what the host was
+/// lent (any other buffer has exactly the size it was allocated with).
+pub fn lent_capacity(ptr: *mut u8) -> Option<usize> {
+    let (lent, capacity) = LENT.get();
+    (!ptr.is_null() && ptr == lent).then(|| {
+        LENT.set((std::ptr::null_mut(), 0));
+        capacity
+    })
+}
+
+/// Keep `buf` (cleared) for the host's next allocation, unless it is too large to hold on to.
+pub fn recycle(mut buf: Vec<u8>) {
+    if buf.capacity() <= MAX_RECYCLED {
+        buf.clear();
+        RECYCLED.set(Some(buf));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recycled_buffer_is_lent_once_with_its_true_capacity() {
+        let mut big = Vec::with_capacity(4096);
+        big.extend_from_slice(b"old");
+        let big_ptr = big.as_mut_ptr();
+        recycle(big);
+        // Large enough: the same memory, its capacity known once.
+        let p = proxy_on_memory_allocate(300);
+        assert_eq!(p, big_ptr);
+        assert_eq!(lent_capacity(p), Some(4096));
+        assert_eq!(lent_capacity(p), None);
+        // SAFETY: `p` is the recycled Vec's buffer, of capacity 4096 (as `host::take` does).
+        let back = unsafe { Vec::from_raw_parts(p, 300, 4096) };
+        // Too small for the next request: a new buffer of exactly that size, nothing lent.
+        recycle(back);
+        let q = proxy_on_memory_allocate(8192);
+        assert_ne!(q, big_ptr);
+        assert_eq!(lent_capacity(q), None);
+        // SAFETY: a fresh Vec of capacity 8192 from `proxy_on_memory_allocate`.
+        drop(unsafe { Vec::from_raw_parts(q, 0, 8192) });
+        // Too large to hold on to: not kept.
+        recycle(Vec::with_capacity(MAX_RECYCLED + 1));
+        let r = proxy_on_memory_allocate(16);
+        assert_eq!(lent_capacity(r), None);
+        // SAFETY: as above, capacity 16.
+        drop(unsafe { Vec::from_raw_parts(r, 0, 16) });
+    }
 }

@@ -9,12 +9,19 @@ use std::ptr::null_mut;
 ///
 /// # Safety
 /// `ptr`/`size` must come from a host call that returned `OK` and allocated through
-/// `abi::proxy_on_memory_allocate` (a `Vec<u8>` of capacity `size`), taken only once.
+/// `abi::proxy_on_memory_allocate` (a `Vec<u8>` of capacity `size`, or the recycled one
+/// whose capacity `abi::lent_capacity` knows), taken only once.
 unsafe fn take(ptr: *mut u8, size: usize) -> Option<Vec<u8>> {
     if ptr.is_null() {
         return None;
     }
-    Some(Vec::from_raw_parts(ptr, size, size))
+    let capacity = abi::lent_capacity(ptr).unwrap_or(size);
+    Some(Vec::from_raw_parts(ptr, size, capacity))
+}
+
+/// A buffer from the host the module is done with: reused for the host's next one.
+pub fn give_back(buf: Vec<u8>) {
+    abi::recycle(buf);
 }
 
 /// A header map in the host's serialized layout; empty on error.

@@ -94,6 +94,8 @@ impl Stream {
         let (state, edits) =
             engine.on_request_reusing(role, &headers, now, &mut sh.ids, &mut recall, spare);
         apply(MapType::Request, edits, &headers);
+        #[cfg(not(feature = "value-reads"))]
+        host::give_back(raw);
         let stats = &mut sh.stats;
         engine.remember_each(&state, &mut sh.remember, |k, v| {
             if host::set_shared_data(k, v) {
@@ -138,9 +140,11 @@ impl Stream {
         self.status = if reads_all {
             headers.get(":status").and_then(parse)
         } else if engine.config().spans.enabled || engine.config().metrics.enabled {
-            host::header_value(MapType::Response, ":status")
-                .as_deref()
-                .and_then(parse)
+            host::header_value(MapType::Response, ":status").and_then(|value| {
+                let status = parse(&value);
+                host::give_back(value);
+                status
+            })
         } else {
             None
         };
@@ -151,6 +155,8 @@ impl Stream {
         };
         let edits = engine.on_response(state, &headers, now);
         apply(MapType::Response, edits, &headers);
+        #[cfg(not(feature = "value-reads"))]
+        host::give_back(raw);
     }
 
     /// The stream's end: its span into the export queue, its metrics.
@@ -175,9 +181,7 @@ impl Stream {
             }
             return;
         }
-        for n in state.notes.iter() {
-            sh.stats.note(n);
-        }
+        sh.stats.count_notes(state.notes);
         let c = completion(engine, state, self.status);
         let start = state.start_ns;
         // The span is encoded straight into the export queue and the labels looked up

@@ -40,10 +40,10 @@ impl Shared {
 
     /// A request nothing more will be asked of: its notes counted, its buffers kept.
     pub fn retire(&mut self, state: RequestState) {
-        for n in state.notes.iter() {
-            self.stats.note(n);
+        self.stats.count_notes(state.notes);
+        if state.holds_spare() {
+            self.keep_spare(state.into_spare());
         }
-        self.keep_spare(state.into_spare());
     }
 }
 

@@ -4,7 +4,7 @@
 //! tick: a host call per counter per request would cost more than the counting is worth.
 use crate::abi::MetricType;
 use crate::host::{define_metric, increment_metric};
-use meshwake_core::notes::Note;
+use meshwake_core::notes::{Note, Notes};
 use meshwake_semconv::stat;
 use meshwake_telemetry::cardinality::FxBuildHasher;
 use meshwake_telemetry::ExporterStats;
@@ -20,7 +20,10 @@ pub struct Stats {
     /// defined counters: the filter's own plus one per metric label set).
     /// Fx-hashed: looked up once or more per request.
     pending: HashMap<u32, u64, FxBuildHasher>,
+    /// Counter ids of [`Note::ALL`], and the notes counted since the last publish: by
+    /// position, no hashing per request.
     notes: Vec<u32>,
+    note_counts: [u64; Note::ALL.len()],
     /// Ids of [`EXPORTER_COUNTERS`], row by row.
     exporter: [u32; EXPORTER_COUNTERS.len()],
     queue_depth: u32,
@@ -83,9 +86,12 @@ impl Stats {
         }
     }
 
-    pub fn note(&mut self, n: Note) {
-        if let Some(id) = self.notes.get(n as usize).copied() {
-            self.add(id, 1);
+    /// Count a request's notes at the next publish.
+    pub fn count_notes(&mut self, notes: Notes) {
+        for i in notes.indices() {
+            if let Some(count) = self.note_counts.get_mut(i) {
+                *count = count.saturating_add(1);
+            }
         }
     }
 
@@ -93,6 +99,9 @@ impl Stats {
     fn publish_pending(&mut self) {
         for (id, by) in self.pending.drain() {
             Stats::bump(id, by);
+        }
+        for (id, count) in self.notes.iter().zip(self.note_counts.iter_mut()) {
+            Stats::bump(*id, std::mem::take(count));
         }
     }
 

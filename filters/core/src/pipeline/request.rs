@@ -11,7 +11,6 @@ use meshwake_identity::{self as identity, Lineage, PeerIdentity};
 use meshwake_trace_context::propagator::{
     self, Edit, Extracted, HeaderSource, InjectOptions, Propagator,
 };
-use meshwake_trace_context::traceparent::{TRACEPARENT_HEADER, TRACEPARENT_V00_LEN};
 use meshwake_trace_context::{IdGenerator, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
 /// Who called, as the caller's sidecar said (inbound only).
@@ -77,6 +76,21 @@ impl RequestState {
         }
     }
 
+    /// Whether any of the buffers [`RequestState::into_spare`] would keep holds memory (a
+    /// hop that copies no request attribute has none worth keeping).
+    pub fn holds_spare(&self) -> bool {
+        [
+            &self.method,
+            &self.path,
+            &self.scheme,
+            &self.authority,
+            &self.user_agent,
+            &self.request_id,
+        ]
+        .iter()
+        .any(|s| s.capacity() > 0)
+    }
+
     /// Keep this request's string buffers for a later request.
     pub fn into_spare(self) -> Spare {
         Spare {
@@ -95,7 +109,9 @@ impl RequestState {
 /// `b` cut at `max` bytes, as UTF-8 (lossy), into `out`'s buffer.
 fn lossy_into(out: &mut String, b: Option<&[u8]>, max: usize) {
     out.clear();
-    let b = b.unwrap_or_default();
+    let Some(b) = b else {
+        return;
+    };
     let b = b.get(..b.len().min(max)).unwrap_or(b);
     match std::str::from_utf8(b) {
         Ok(s) => out.push_str(s),
@@ -159,8 +175,11 @@ impl Engine {
         };
 
         let caller = self.caller_identity(role, headers, &mut notes);
-        for name in identity::OWNED_HEADERS {
-            edits.remove(headers, name);
+        // Usually absent: one question for all before one per name.
+        if headers.has_any(&identity::OWNED_HEADERS) {
+            for name in identity::OWNED_HEADERS {
+                edits.remove(headers, name);
+            }
         }
         // Extraction with edge trust; in place (`Extracted` is large: no moves on the hot path).
         let mut extracted = propagator::extract(&self.extract, headers);
@@ -218,7 +237,13 @@ impl Engine {
         } else {
             parent.span_id
         };
-        self.write_context(role, headers, &ctx, b3_parent, &extracted, &mut edits);
+        let options = InjectOptions {
+            parent_span_id: b3_parent,
+            debug,
+            keep_traceparent: traceparent_says(&extracted, &ctx),
+            skip_removals: false,
+        };
+        self.write_context(role, headers, &ctx, options, &extracted, &mut edits);
         let lineage =
             self.identity_towards_callee(role, recovered.as_ref(), caller.lineage, &mut edits);
         if lineage.recorded.is_truncated() {
@@ -363,11 +388,14 @@ impl Engine {
         role: Role,
         headers: &dyn HeaderSource,
         ctx: &SpanContext,
-        parent_span_id: Option<SpanId>,
+        mut options: InjectOptions,
         extracted: &Extracted,
         edits: &mut HeaderEdits,
     ) {
-        let received_b3 = if self.cfg.propagation.inject_received_b3 {
+        // Trace headers besides `traceparent` (B3 among them) are usually absent: one
+        // question for all, then name by name only when some is there.
+        let others = headers.has_any(&propagator::REMOVABLE_BESIDES_TRACEPARENT);
+        let received_b3 = if self.cfg.propagation.inject_received_b3 && others {
             received_b3_formats(headers)
         } else {
             [None, None]
@@ -385,22 +413,15 @@ impl Engine {
             joined = [self.inject.as_slice(), extra.as_slice()].concat();
             &joined
         };
-        let debug = self.is_debug(extracted, &ctx.trace_state);
         // Never strip formats we did not extract from: an app's own headers pass through.
         // Removals name only trace headers: when none is there (B3 and the W3C state absent,
         // traceparent written), there is nothing to look up name by name.
         let strip = (extracted.context.is_some() || role != Role::Outbound)
-            && (headers.has_any(&propagator::REMOVABLE_BESIDES_TRACEPARENT)
-                || !formats.contains(&Propagator::TraceContext));
-        let options = InjectOptions {
-            parent_span_id,
-            debug,
-            keep_traceparent: traceparent_says(headers, extracted, ctx),
-        };
+            && (others || !formats.contains(&Propagator::TraceContext));
+        options.skip_removals = !strip;
         let mut edit = |e: Edit| match e {
             Edit::Set(name, value) => edits.set(name, value),
-            Edit::Remove(name) if strip => edits.remove(headers, name),
-            Edit::Remove(_) => {}
+            Edit::Remove(name) => edits.remove(headers, name),
         };
         propagator::inject_each(ctx, &options, &extracted.baggage, formats, &mut edit);
     }
@@ -505,19 +526,15 @@ fn choose_parent(
 }
 
 /// Whether the request's one `traceparent` already says exactly `ctx` (a hop passing its
-/// caller's context on): it came as W3C version 00, 55 bytes of lower-case hex (anything
-/// else fails to parse), so formatting `ctx` would give the same bytes.
-fn traceparent_says(headers: &dyn HeaderSource, extracted: &Extracted, ctx: &SpanContext) -> bool {
-    let Some(incoming) = extracted.context.as_ref() else {
-        return false;
-    };
-    let c = &incoming.span_context;
-    incoming.format == Propagator::TraceContext
-        && (c.trace_id, c.span_id, c.flags) == (ctx.trace_id, ctx.span_id, ctx.flags)
-        && headers.count(TRACEPARENT_HEADER) == 1
-        && headers
-            .get(TRACEPARENT_HEADER)
-            .is_some_and(|v| v.len() == TRACEPARENT_V00_LEN && v.starts_with(b"00-"))
+/// caller's context on): it came verbatim as `ctx` would be formatted, with the same ids
+/// and flags.
+fn traceparent_says(extracted: &Extracted, ctx: &SpanContext) -> bool {
+    extracted.context.as_ref().is_some_and(|incoming| {
+        let c = &incoming.span_context;
+        incoming.format == Propagator::TraceContext
+            && incoming.verbatim
+            && (c.trace_id, c.span_id, c.flags) == (ctx.trace_id, ctx.span_id, ctx.flags)
+    })
 }
 
 fn is_grpc(headers: &dyn HeaderSource) -> bool {
