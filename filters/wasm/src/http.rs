@@ -91,7 +91,7 @@ impl Stream {
                 .unwrap_or(Role::Outbound)
         });
         let spare = sh.spares.pop().unwrap_or_default();
-        let (state, edits) =
+        let (mut state, edits) =
             engine.on_request_reusing(role, &headers, now, &mut sh.ids, &mut recall, spare);
         apply(MapType::Request, edits, &headers);
         #[cfg(not(feature = "value-reads"))]
@@ -105,7 +105,7 @@ impl Stream {
         });
         if crate::PROPAGATION_ONLY {
             // No response or stream end reaches this build: the request is done.
-            sh.retire(state);
+            sh.retire(&mut state);
         } else {
             self.state = Some(state);
         }
@@ -176,9 +176,8 @@ impl Stream {
         if !engine.config().spans.enabled && !engine.config().metrics.enabled {
             // Propagation only: no span, no metrics, so skip `stream_end` and the property
             // reads it needs (host calls).
-            if let Some(state) = self.state.take() {
-                sh.retire(state);
-            }
+            sh.retire(state);
+            self.state = None;
             return;
         }
         sh.stats.count_notes(state.notes);

@@ -38,11 +38,12 @@ impl Shared {
         }
     }
 
-    /// A request nothing more will be asked of: its notes counted, its buffers kept.
-    pub fn retire(&mut self, state: RequestState) {
+    /// A request nothing more will be asked of: its notes counted, its buffers kept. The
+    /// state stays where it is (a move is a copy of a few hundred bytes); the caller drops it.
+    pub fn retire(&mut self, state: &mut RequestState) {
         self.stats.count_notes(state.notes);
         if state.holds_spare() {
-            self.keep_spare(state.into_spare());
+            self.keep_spare(state.take_spare());
         }
     }
 }

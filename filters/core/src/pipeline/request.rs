@@ -76,7 +76,7 @@ impl RequestState {
         }
     }
 
-    /// Whether any of the buffers [`RequestState::into_spare`] would keep holds memory (a
+    /// Whether any of the buffers [`RequestState::take_spare`] would keep holds memory (a
     /// hop that copies no request attribute has none worth keeping).
     pub fn holds_spare(&self) -> bool {
         [
@@ -92,17 +92,8 @@ impl RequestState {
     }
 
     /// Keep this request's string buffers for a later request.
-    pub fn into_spare(self) -> Spare {
-        Spare {
-            text: SpanText {
-                method: self.method,
-                path: self.path,
-                scheme: self.scheme,
-                authority: self.authority,
-                user_agent: self.user_agent,
-            },
-            request_id: self.request_id,
-        }
+    pub fn into_spare(mut self) -> Spare {
+        self.take_spare()
     }
 }
 
