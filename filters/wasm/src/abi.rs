@@ -153,8 +153,7 @@ thread_local! {
 #[no_mangle]
 pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {
     let mut buf = match RECYCLED.take() {
-        Some(buf) if buf.capacity() >= size => {
-            let mut buf = buf;
+        Some(mut buf) if buf.capacity() >= size => {
             LENT.set((buf.as_mut_ptr(), buf.capacity()));
             buf
         }

@@ -180,7 +180,6 @@ impl Stream {
             self.state = None;
             return;
         }
-        sh.stats.count_notes(state.notes);
         let c = completion(engine, state, self.status);
         let start = state.start_ns;
         // The span is encoded straight into the export queue and the labels looked up
@@ -216,7 +215,7 @@ impl Stream {
                 }
             }
         }
-        sh.keep_spare(state.take_spare());
+        sh.retire(state);
         self.state = None;
     }
 }

@@ -32,7 +32,7 @@ const MAX_SPARES: usize = 64;
 
 impl Shared {
     /// Keep a finished request's buffers for a later request, while there is room.
-    pub fn keep_spare(&mut self, spare: Spare) {
+    fn keep_spare(&mut self, spare: Spare) {
         if self.spares.len() < MAX_SPARES {
             self.spares.push(spare);
         }

@@ -232,7 +232,8 @@ impl Engine {
             parent_span_id: b3_parent,
             debug,
             keep_traceparent: traceparent_says(&extracted, &ctx),
-            skip_removals: false,
+            // Removals: `write_context` decides, from the headers there.
+            ..InjectOptions::default()
         };
         self.write_context(role, headers, &ctx, options, &extracted, &mut edits);
         let lineage =
@@ -520,10 +521,10 @@ fn choose_parent(
 /// caller's context on): it came verbatim as `ctx` would be formatted, with the same ids
 /// and flags.
 fn traceparent_says(extracted: &Extracted, ctx: &SpanContext) -> bool {
+    // Only a W3C extraction sets `verbatim`.
     extracted.context.as_ref().is_some_and(|incoming| {
         let c = &incoming.span_context;
-        incoming.format == Propagator::TraceContext
-            && incoming.verbatim
+        incoming.verbatim
             && (c.trace_id, c.span_id, c.flags) == (ctx.trace_id, ctx.span_id, ctx.flags)
     })
 }
