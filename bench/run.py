@@ -536,6 +536,9 @@ def nativecalls(a, sink):
 
 # The `ir` phase: each case's Envoy under callgrind, IR_REQUESTS requests at IR_RATE/s.
 IR_REQUESTS, IR_RATE = 1000, 100
+# `--ir-sim`: callgrind also simulates caches and branch predictors; every event per request.
+IR_SIM = False
+IR_SIM_OPTS = "--cache-sim=yes --branch-sim=yes "
 IR_CASES = ["envoy", "noop", "propagation", "full", "native-noop", "native-propagation",
             "native-full", "otel", "envoy+body", "noop+body", "propagation+body", "full+body",
             "otel+body"]
@@ -552,7 +555,7 @@ def envoy_ir(case, sink):
     wrapper = os.path.join(WORK, "envoy-under-callgrind")
     with open(wrapper, "w") as f:
         f.write("#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=\"$IR_OUT\" "
-                f"{envoy_binary(real.stdout.strip() or ENVOY)} \"$@\"\n")
+                f"{IR_SIM_OPTS if IR_SIM else ''}{envoy_binary(real.stdout.strip() or ENVOY)} \"$@\"\n")
     os.chmod(wrapper, 0o755)
     saved, ENVOY = ENVOY, wrapper
     os.environ["IR_OUT"] = out
@@ -579,8 +582,46 @@ def envoy_ir(case, sink):
         envoy.stop()
     dumps = [os.path.join(WORK, f) for f in os.listdir(WORK) if f.startswith(f"ir.{case}.callgrind")]
     with open(min(dumps, key=os.path.getmtime)) as f:
-        ir = next(int(line.split()[1]) for line in f if line.startswith(("summary:", "totals:")))
-    return ir / max(1, n)
+        lines = f.read().splitlines()
+    names = next(line.split()[1:] for line in lines if line.startswith("events:"))
+    totals = next(line.split()[1:] for line in lines if line.startswith(("summary:", "totals:")))
+    IR_EVENTS[case] = {k: int(v) / max(1, n) for k, v in zip(names, totals)}
+    if IR_SIM:
+        # Where the misses are: Envoy's own binary, or code V8 generated at run time (the
+        # module's compiled functions and V8's wrappers have no file: callgrind's `???`).
+        by_ob = self_cost_by_object(lines, names)
+        envoy_ob = next((o for o in by_ob if o and o.endswith("/envoy")), None)
+        IR_EVENTS[case]["I1mr_envoy_binary"] = by_ob.get(envoy_ob, {}).get("I1mr", 0) / max(1, n)
+        IR_EVENTS[case]["I1mr_generated"] = by_ob.get("???", {}).get("I1mr", 0) / max(1, n)
+    return IR_EVENTS[case]["Ir"]
+
+
+def self_cost_by_object(lines, names):
+    """Self cost of each object file (ELF, or `???`) in a callgrind dump: the cost lines
+    under each `ob=`, except the inclusive cost line that follows each `calls=`."""
+    obs, cost, ob, after_call = {}, {}, None, False
+    for line in lines:
+        if line.startswith(("ob=", "cob=")):
+            key, _, rest = line.split("=", 1)[1].partition(" ")
+            if rest:
+                obs[key] = rest.strip()
+            if line.startswith("ob="):
+                ob = obs.get(key, key)
+        elif line.startswith("calls="):
+            after_call = True
+        elif line[:1].isdigit() or line[:1] in "+-*":
+            if after_call:
+                after_call = False
+                continue
+            c = cost.setdefault(ob, dict.fromkeys(names, 0))
+            for k, v in zip(names, line.split()[1:]):
+                c[k] += int(v)
+    return cost
+
+
+# Every callgrind event per request of the last `ir` phase, per case (with `--ir-sim`: cache
+# misses, `D1mr`/`DLmr`..., and mispredicted branches, `Bcm`/`Bim`).
+IR_EVENTS = {}
 
 
 def envoy_binary(path):
@@ -594,6 +635,21 @@ def envoy_binary(path):
     return found[0] if found else path
 
 
+def ir_sim_table(ev):
+    """`--ir-sim`: callgrind's simulated L1 caches (32 KiB each) and branch predictor, per
+    request. Instruction-cache misses are what instruction counts miss (docs/adr/0006)."""
+    L = ["Simulated caches and branch prediction (`--ir-sim`), per request: instruction-cache "
+         "misses (in Envoy's binary / in code V8 generated), data-cache misses, mispredicted "
+         "branches (conditional + indirect).", "",
+         "| Case | I1 misses | in Envoy / generated | D1 misses | Mispredicted |",
+         "|---|---|---|---|---|"]
+    for c, e in ev.items():
+        L.append(f"| {c} | {e['I1mr']:,.0f} | {e.get('I1mr_envoy_binary', 0):,.0f} / "
+                 f"{e.get('I1mr_generated', 0):,.0f} | {e['D1mr'] + e['D1mw']:,.0f} | "
+                 f"{e['Bcm'] + e['Bim']:,.0f} |")
+    return L + [""]
+
+
 def instructions(a, sink):
     """Per case: instructions/request and added over `envoy`; the native ratios."""
     cases = [c for c in a.ir_cases.split(",") if c]
@@ -605,7 +661,7 @@ def instructions(a, sink):
     added = {c: v - ir.get("envoy" + (BODY if c.endswith(BODY) else ""), 0) for c, v in ir.items()}
     ratio = lambda n, d: added[n] / added[d] if n in added and added.get(d) else None
     return {"requests": IR_REQUESTS, "rate": IR_RATE, "instructions_per_request": ir,
-            "added": added,
+            "added": added, "events_per_request": IR_EVENTS if IR_SIM else None,
             "full_vs_otel": ratio("full", "otel"),
             "propagation_vs_noop": ratio("propagation", "noop"),
             "native_full_vs_otel": ratio("native-full", "otel"),
@@ -824,6 +880,8 @@ def markdown(doc):
         for c, v in ir["instructions_per_request"].items():
             L.append(f"| {c} | {v:,.0f} | {ir['added'][c]:,.0f} |")
         L.append("")
+        if ir.get("events_per_request"):
+            L += ir_sim_table(ir["events_per_request"])
     g = doc.get("guest")
     if g:
         L += ["## The module's own time (V8 in Node, mock host)", "",
@@ -876,6 +934,8 @@ def main():
     p.add_argument("--probe-duration", type=int, default=5)
     p.add_argument("--hotpath-requests", type=int, default=20000)
     p.add_argument("--ir-cases", default=",".join(IR_CASES), help="cases of the ir phase")
+    p.add_argument("--ir-sim", action="store_true",
+                   help="ir phase: also simulate caches and branch prediction (slower)")
     p.add_argument("--envoy-core", type=int, default=1 if os.cpu_count() > 1 else None)
     p.add_argument("--load-core", type=int, default=0 if os.cpu_count() > 1 else None)
     p.add_argument("--json", default=os.path.join(ROOT, "docs/bench-latest.json"))
@@ -887,6 +947,8 @@ def main():
                    help="another module build for A/B cases <case>@NAME (see VARIANTS); for "
                    "native-* cases a path to another libmeshwake.so")
     a = p.parse_args()
+    global IR_SIM
+    IR_SIM = a.ir_sim
     VARIANTS.update(v.split("=", 1) for v in a.variant)
     for plugin in PLUGIN.values():
         plugin["role"] = a.role or plugin["role"]

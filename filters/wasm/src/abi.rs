@@ -174,12 +174,22 @@ pub fn lent_capacity(ptr: *mut u8) -> Option<usize> {
     })
 }
 
-/// Keep `buf` (cleared) for the host's next allocation, unless it is too large to hold on to.
+/// Keep `buf` (cleared) for the host's next allocation, unless it is too large to hold on
+/// to or the buffer already kept is at least as large: a small or empty buffer handed back
+/// after the header map's (an inbound response's unread map, say) must not push it out, or
+/// the next request's map is a new allocation and the old one a free.
 pub fn recycle(mut buf: Vec<u8>) {
-    if buf.capacity() <= MAX_RECYCLED {
-        buf.clear();
-        RECYCLED.set(Some(buf));
+    if buf.capacity() > MAX_RECYCLED {
+        return;
     }
+    let keep = match RECYCLED.take() {
+        Some(kept) if kept.capacity() >= buf.capacity() => kept,
+        _ => {
+            buf.clear();
+            buf
+        }
+    };
+    RECYCLED.set(Some(keep));
 }
 
 #[cfg(test)]
@@ -212,5 +222,30 @@ mod tests {
         assert_eq!(lent_capacity(r), None);
         // SAFETY: as above, capacity 16.
         drop(unsafe { Vec::from_raw_parts(r, 0, 16) });
+    }
+
+    #[test]
+    fn a_smaller_buffer_does_not_push_out_a_larger_one() {
+        let big = Vec::<u8>::with_capacity(2048);
+        let big_ptr = big.as_ptr() as *mut u8;
+        recycle(big);
+        // An inbound response hands back its unread (empty) map after the `:status` value.
+        recycle(Vec::new());
+        recycle(Vec::with_capacity(8));
+        let p = proxy_on_memory_allocate(1024);
+        assert_eq!(p, big_ptr);
+        assert_eq!(lent_capacity(p), Some(2048));
+        // SAFETY: the recycled Vec's buffer, capacity 2048.
+        drop(unsafe { Vec::from_raw_parts(p, 0, 2048) });
+        // A larger one replaces a smaller one.
+        recycle(Vec::with_capacity(8));
+        let larger = Vec::<u8>::with_capacity(4096);
+        let larger_ptr = larger.as_ptr() as *mut u8;
+        recycle(larger);
+        let q = proxy_on_memory_allocate(3000);
+        assert_eq!(q, larger_ptr);
+        assert_eq!(lent_capacity(q), Some(4096));
+        // SAFETY: as above, capacity 4096.
+        drop(unsafe { Vec::from_raw_parts(q, 0, 4096) });
     }
 }
