@@ -159,10 +159,16 @@ fn scenario(fault: Mode, export: &[(&str, u64)], n: usize) -> (BTreeMap<String, 
             && get(&c, stat::EXPORT_BATCHES_IN_FLIGHT) == 0)
             .then_some(c)
     });
-    assert!(
-        get(&c, stat::SPANS_DROPPED_QUEUE_FULL) > 0,
-        "{fault:?}: {n} spans under a dead collector must overflow a queue of {QUEUE}: {c:?}"
-    );
+    // A collector that rejects a batch at once (500: not retried) frees its export slot as
+    // soon as it answers, so whether the queue overflows depends on the machine's pace (a
+    // fresh-clone CI run on a busy box did not), not on the filter. Every other fault holds
+    // batches (retries with backoff, timeouts): the queue must fill and drop.
+    if !matches!(fault, Mode::Status(500, _)) {
+        assert!(
+            get(&c, stat::SPANS_DROPPED_QUEUE_FULL) > 0,
+            "{fault:?}: {n} spans under a dead collector must overflow a queue of {QUEUE}: {c:?}"
+        );
+    }
     // The VM's memory does not grow with the backlog (the queue is bounded).
     assert!(
         run.max_memory <= base.max_memory + 1024 * 1024,

@@ -16,6 +16,7 @@ use meshwake_telemetry::span::attr;
 use meshwake_telemetry::{KeyValue, Resource, Scope, Span};
 use meshwake_trace_context::propagator::{HeaderSource, PropagationConfig, Propagator};
 use meshwake_trace_context::{Sampler, SpanContext, SpanId};
+use smallvec::SmallVec;
 use std::borrow::Cow;
 
 mod request;
@@ -30,18 +31,23 @@ pub use meshwake_semconv::header;
 /// Longest value kept for free-text attributes (user agent, authority...).
 pub const MAX_ATTR_LEN: usize = 256;
 
+/// Header sets of one callback: up to four inline (a request sets `traceparent` and, at
+/// most, `tracestate` and the two identity headers), so a callback that writes allocates no
+/// list; a value the engine holds for every request (the peer header) is lent, not copied.
+pub type HeaderSets<'e> = SmallVec<[(&'static str, Cow<'e, str>); 2]>;
+
 /// Header changes for the host to apply. Removals only name headers the map has: each is a
 /// host call, so the glue applies them as they are.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct HeaderEdits {
-    pub set: Vec<(&'static str, String)>,
+pub struct HeaderEdits<'e> {
+    pub set: HeaderSets<'e>,
     pub remove: Vec<&'static str>,
 }
 
-impl HeaderEdits {
-    fn set(&mut self, name: &'static str, value: String) {
+impl<'e> HeaderEdits<'e> {
+    fn set(&mut self, name: &'static str, value: impl Into<Cow<'e, str>>) {
         self.remove.retain(|n| *n != name);
-        self.set.push((name, value));
+        self.set.push((name, value.into()));
     }
     /// Remove `name` if `h` has it.
     fn remove(&mut self, h: &dyn HeaderSource, name: &'static str) {
@@ -371,7 +377,7 @@ impl Engine {
         s: &mut RequestState,
         h: &dyn HeaderSource,
         now_ns: u64,
-    ) -> HeaderEdits {
+    ) -> HeaderEdits<'_> {
         let mut edits = HeaderEdits::default();
         if now_ns > 0 {
             s.first_byte_ns.get_or_insert(now_ns);
@@ -382,7 +388,7 @@ impl Engine {
                 // our identity headers (stripped from its request) and the caller's sidecar
                 // strips them from responses, so inbound reads no response headers at all.
                 if self.cfg.identity.exchange {
-                    edits.set(identity::PEER_HEADER, self.peer_header.clone());
+                    edits.set(identity::PEER_HEADER, self.peer_header.as_str());
                 }
             }
             Role::Outbound | Role::Edge => {

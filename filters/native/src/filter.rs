@@ -209,7 +209,7 @@ fn completion(f: FilterEnvoyPtr, engine: &meshwake_core::Engine, s: &RequestStat
 }
 
 /// Apply the core's edits (its removals name only headers the map has).
-fn apply(f: FilterEnvoyPtr, map: HeaderType, edits: HeaderEdits) {
+fn apply(f: FilterEnvoyPtr, map: HeaderType, edits: HeaderEdits<'_>) {
     for n in edits.remove {
         host::set_header(f, map, n, None);
     }

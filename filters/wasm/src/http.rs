@@ -21,11 +21,11 @@ pub struct Stream {
 /// Apply the core's edits (its removals name only headers the map has). A header that
 /// already has exactly this one value (`tracestate` passed on as it came, say) is not
 /// written: each write is a host call.
-fn apply(map: MapType, edits: HeaderEdits, current: &dyn HeaderSource) {
-    for n in edits.remove {
+fn apply(map: MapType, edits: &HeaderEdits<'_>, current: &dyn HeaderSource) {
+    for &n in &edits.remove {
         host::remove_header(map, n);
     }
-    for (n, v) in edits.set {
+    for (n, v) in &edits.set {
         // Compared by words: `memcmp` is a byte loop in the module (a new `traceparent`
         // differs from the incoming one only after the 36 bytes of version and trace id).
         let same = current.count(n) == 1
@@ -93,7 +93,7 @@ impl Stream {
         let spare = sh.spares.pop().unwrap_or_default();
         let (mut state, edits) =
             engine.on_request_reusing(role, &headers, now, &mut sh.ids, &mut recall, spare);
-        apply(MapType::Request, edits, &headers);
+        apply(MapType::Request, &edits, &headers);
         #[cfg(not(feature = "value-reads"))]
         host::give_back(raw);
         let stats = &mut sh.stats;
@@ -154,7 +154,7 @@ impl Stream {
             0
         };
         let edits = engine.on_response(state, &headers, now);
-        apply(MapType::Response, edits, &headers);
+        apply(MapType::Response, &edits, &headers);
         #[cfg(not(feature = "value-reads"))]
         host::give_back(raw);
     }

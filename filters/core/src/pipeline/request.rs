@@ -138,7 +138,7 @@ impl Engine {
         now_ns: u64,
         ids: &mut IdGenerator,
         recall: &mut dyn FnMut(&str, &[u8]) -> Option<Remembered>,
-    ) -> (RequestState, HeaderEdits) {
+    ) -> (RequestState, HeaderEdits<'_>) {
         self.on_request_reusing(role, headers, now_ns, ids, recall, Spare::default())
     }
 
@@ -152,18 +152,13 @@ impl Engine {
         ids: &mut IdGenerator,
         recall: &mut dyn FnMut(&str, &[u8]) -> Option<Remembered>,
         spare: Spare,
-    ) -> (RequestState, HeaderEdits) {
+    ) -> (RequestState, HeaderEdits<'_>) {
         let Spare {
             text: mut span_text,
             mut request_id,
         } = spare;
         let mut notes = Notes::default();
-        // A first set makes room for four (traceparent, tracestate, identity, lineage): one
-        // allocation, none when nothing is set (a hop passing its caller's context on).
-        let mut edits = HeaderEdits {
-            set: Vec::new(),
-            remove: Vec::new(),
-        };
+        let mut edits = HeaderEdits::default();
 
         let caller = self.caller_identity(role, headers, &mut notes);
         // Usually absent: one question for all before one per name.
@@ -382,7 +377,7 @@ impl Engine {
         ctx: &SpanContext,
         mut options: InjectOptions,
         extracted: &Extracted,
-        edits: &mut HeaderEdits,
+        edits: &mut HeaderEdits<'_>,
     ) {
         // Trace headers besides `traceparent` (B3 among them) are usually absent: one
         // question for all, then name by name only when some is there.
@@ -421,12 +416,12 @@ impl Engine {
     /// Outbound/edge: tell the callee who is calling, and the lineage including us (the one
     /// recovered from the inbound request, else this workload's own). Returns the lineage
     /// this hop records: the caller's (inbound, edge) or the one sent (outbound).
-    fn identity_towards_callee(
-        &self,
+    fn identity_towards_callee<'e>(
+        &'e self,
         role: Role,
         recovered: Option<&Remembered>,
         caller_lineage: Lineage,
-        edits: &mut HeaderEdits,
+        edits: &mut HeaderEdits<'e>,
     ) -> LineageOut {
         let mut out = LineageOut {
             recorded: caller_lineage,
@@ -435,7 +430,7 @@ impl Engine {
         if !self.cfg.identity.exchange || role == Role::Inbound {
             return out;
         }
-        edits.set(identity::PEER_HEADER, self.peer_header.clone());
+        edits.set(identity::PEER_HEADER, self.peer_header.as_str());
         let lineage_cap = self.cfg.identity.lineage_max;
         let (sent_lineage, sent) = match recovered {
             Some(r) if !r.lineage.is_empty() && role != Role::Edge => {
