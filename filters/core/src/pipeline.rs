@@ -31,9 +31,12 @@ pub use meshwake_semconv::header;
 /// Longest value kept for free-text attributes (user agent, authority...).
 pub const MAX_ATTR_LEN: usize = 256;
 
-/// Header sets of one callback: up to four inline (a request sets `traceparent` and, at
-/// most, `tracestate` and the two identity headers), so a callback that writes allocates no
-/// list; a value the engine holds for every request (the peer header) is lent, not copied.
+/// Header sets of one callback, two inline: an inbound request sets `traceparent` (and
+/// `tracestate` when it changed), a response the peer header, so neither allocates a list.
+/// An outbound request also sets the two identity headers and spills to the heap, as every
+/// list did before; four inline cost the hops that set nothing ~100 wasm operators of moves
+/// (docs/adr/0006, decision 13). A value the engine holds for every request (the peer
+/// header) is lent, not copied.
 pub type HeaderSets<'e> = SmallVec<[(&'static str, Cow<'e, str>); 2]>;
 
 /// Header changes for the host to apply. Removals only name headers the map has: each is a
