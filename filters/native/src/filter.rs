@@ -90,7 +90,7 @@ impl Filter {
             let headers = Headers::read(f, HeaderType::RequestHeader);
             with_ids(|ids| engine.on_request(role, &headers, now, ids, &mut recall))
         };
-        apply(f, HeaderType::RequestHeader, edits);
+        apply(f, HeaderType::RequestHeader, &edits);
         for (k, v) in engine.remember(&state) {
             if crate::recovery::put(k, v) {
                 stats::count(f, self.shared.ids.recovery_stored, 1);
@@ -117,7 +117,7 @@ impl Filter {
             };
             engine.on_response(state, &headers, now)
         };
-        apply(f, HeaderType::ResponseHeader, edits);
+        apply(f, HeaderType::ResponseHeader, &edits);
     }
 
     pub fn on_stream_complete(&mut self, f: FilterEnvoyPtr) {
@@ -209,11 +209,11 @@ fn completion(f: FilterEnvoyPtr, engine: &meshwake_core::Engine, s: &RequestStat
 }
 
 /// Apply the core's edits (its removals name only headers the map has).
-fn apply(f: FilterEnvoyPtr, map: HeaderType, edits: HeaderEdits<'_>) {
-    for n in edits.remove {
+fn apply(f: FilterEnvoyPtr, map: HeaderType, edits: &HeaderEdits<'_>) {
+    for &n in &edits.remove {
         host::set_header(f, map, n, None);
     }
-    for (n, v) in edits.set {
+    for (n, v) in &edits.set {
         host::set_header(f, map, n, Some(v.as_bytes()));
     }
 }
