@@ -2,7 +2,7 @@
 //! and at stream end record the span and the metrics.
 use crate::abi::{MapType, MetricType};
 use crate::host;
-use crate::root::{Active, Root};
+use crate::root::{Active, Root, Shared};
 use meshwake_core::envoy::{self, property};
 use meshwake_core::{Completion, HeaderEdits, RequestState, Role};
 use meshwake_telemetry::metrics::MetricKind;
@@ -159,16 +159,15 @@ impl Stream {
         host::give_back(raw);
     }
 
-    /// The stream's end: its span into the export queue, its metrics.
+    /// The stream's end: what Envoy knows of it now is read, and its span and metrics are
+    /// recorded with the next batch of ended streams ([`record_ended`]).
     pub fn on_log(&mut self, root: &mut Root) {
-        // The state is used where it is and left there until its buffers are taken: each
-        // move of it out of the stream is a copy of a few hundred bytes.
         let (
             Some(Active {
                 engine, shared: sh, ..
             }),
-            Some(state),
-        ) = (root.active(), self.state.as_mut())
+            Some(mut state),
+        ) = (root.active(), self.state.take())
         else {
             self.state = None;
             return;
@@ -176,48 +175,82 @@ impl Stream {
         if !engine.config().spans.enabled && !engine.config().metrics.enabled {
             // Propagation only: no span, no metrics, so skip `stream_end` and the property
             // reads it needs (host calls).
-            sh.retire(state);
-            self.state = None;
+            sh.retire(&mut state);
             return;
         }
-        let c = completion(engine, state, self.status);
-        let start = state.start_ns;
-        // The span is encoded straight into the export queue and the labels looked up
-        // borrowed: no owned span or label strings per request.
-        let exporter = &mut sh.exporter;
-        let mut span_created = false;
-        let labels = engine.stream_end(state, &c, &mut sh.text, |span| {
-            span_created = true;
-            exporter.stats_mut().spans_created += 1;
-            let _ = exporter.push_view(span);
-        });
-        if !span_created && engine.config().spans.enabled {
-            sh.exporter.stats_mut().dropped_sampled_out += 1;
+        let completion = completion(engine, &state, self.status);
+        sh.ended.push(Ended { state, completion });
+        if sh.ended.len() >= STREAM_END_BATCH {
+            record_ended(engine, sh);
         }
-        if engine.config().metrics.enabled {
-            let sizes = engine.config().metrics.size_histograms;
-            let ids = sh.labels.get_or_insert_ref(&labels, |name, kind| {
-                if !sizes && matches!(kind, MetricKind::RequestBytes | MetricKind::ResponseBytes) {
-                    // Not recorded: do not define (an empty histogram per label set).
-                    return Ok::<u32, ()>(0);
-                }
-                Ok(host::define_metric(metric_type(kind), name))
-            });
-            if let Ok(ids) = ids {
-                sh.stats.add(ids.get(MetricKind::RequestsTotal), 1);
-                let ms = c.end_ns.saturating_sub(start) / 1_000_000;
-                host::record_metric(ids.get(MetricKind::RequestDurationMilliseconds), ms);
-                if let Some(b) = c.request_bytes {
-                    host::record_metric(ids.get(MetricKind::RequestBytes), b.max(0) as u64);
-                }
-                if let Some(b) = c.response_bytes {
-                    host::record_metric(ids.get(MetricKind::ResponseBytes), b.max(0) as u64);
-                }
+    }
+}
+
+/// Streams recorded together. Recording runs through a few dozen functions of the module
+/// (the span's encoding, the label lookup) and Envoy's histogram code: run once per
+/// request, between other requests' work, almost all of it misses the instruction cache;
+/// run for a batch, it stays cached after the first (docs/adr/0006, decision 14).
+pub const STREAM_END_BATCH: usize = 16;
+
+/// A stream that ended and is not yet recorded: its state and what Envoy said at its end.
+pub struct Ended {
+    state: RequestState,
+    completion: Completion,
+}
+
+/// Record every ended stream held: spans into the export queue, metrics into Envoy. Runs when
+/// a batch is full and before each export, so a span waits for no more than it did.
+pub fn record_ended(engine: &meshwake_core::Engine, sh: &mut Shared) {
+    let mut ended = std::mem::take(&mut sh.ended);
+    for e in &mut ended {
+        record(engine, sh, &mut e.state, &e.completion);
+    }
+    ended.clear();
+    sh.ended = ended;
+}
+
+/// One ended stream's span and metrics.
+fn record(
+    engine: &meshwake_core::Engine,
+    sh: &mut Shared,
+    state: &mut RequestState,
+    c: &Completion,
+) {
+    let start = state.start_ns;
+    // The span is encoded straight into the export queue and the labels looked up
+    // borrowed: no owned span or label strings per request.
+    let exporter = &mut sh.exporter;
+    let mut span_created = false;
+    let labels = engine.stream_end(state, c, &mut sh.text, |span| {
+        span_created = true;
+        exporter.stats_mut().spans_created += 1;
+        let _ = exporter.push_view(span);
+    });
+    if !span_created && engine.config().spans.enabled {
+        sh.exporter.stats_mut().dropped_sampled_out += 1;
+    }
+    if engine.config().metrics.enabled {
+        let sizes = engine.config().metrics.size_histograms;
+        let ids = sh.labels.get_or_insert_ref(&labels, |name, kind| {
+            if !sizes && matches!(kind, MetricKind::RequestBytes | MetricKind::ResponseBytes) {
+                // Not recorded: do not define (an empty histogram per label set).
+                return Ok::<u32, ()>(0);
+            }
+            Ok(host::define_metric(metric_type(kind), name))
+        });
+        if let Ok(ids) = ids {
+            sh.stats.add(ids.get(MetricKind::RequestsTotal), 1);
+            let ms = c.end_ns.saturating_sub(start) / 1_000_000;
+            host::record_metric(ids.get(MetricKind::RequestDurationMilliseconds), ms);
+            if let Some(b) = c.request_bytes {
+                host::record_metric(ids.get(MetricKind::RequestBytes), b.max(0) as u64);
+            }
+            if let Some(b) = c.response_bytes {
+                host::record_metric(ids.get(MetricKind::ResponseBytes), b.max(0) as u64);
             }
         }
-        sh.retire(state);
-        self.state = None;
     }
+    sh.retire(state);
 }
 
 fn metric_type(kind: MetricKind) -> MetricType {

@@ -25,6 +25,8 @@ pub struct Shared {
     pub remember: RememberBuf,
     /// String buffers of finished requests, for the next ones (at most [`MAX_SPARES`]).
     pub spares: Vec<Spare>,
+    /// Ended streams not yet recorded (at most [`crate::http::STREAM_END_BATCH`]).
+    pub ended: Vec<crate::http::Ended>,
 }
 
 /// Finished requests' buffers kept: about the requests in flight at once on one worker.
@@ -123,6 +125,7 @@ impl Root {
                 text: StreamEndText::default(),
                 remember: RememberBuf::default(),
                 spares: Vec::new(),
+                ended: Vec::new(),
             },
             role: setup.role,
             engine: setup.engine,
@@ -212,6 +215,11 @@ impl Root {
             return;
         };
         let sh = shared;
+        if !crate::PROPAGATION_ONLY {
+            // Before the export, so a span waits no longer than before (that build ends
+            // no stream).
+            crate::http::record_ended(engine, sh);
+        }
         if sh.id_draws > RESEED_EVERY {
             sh.ids.reseed(host::seed());
             sh.id_draws = 0;
