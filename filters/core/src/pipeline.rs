@@ -14,7 +14,9 @@ use meshwake_identity::{
 use meshwake_telemetry::metrics::MetricLabels;
 use meshwake_telemetry::span::attr;
 use meshwake_telemetry::{KeyValue, Resource, Scope, Span};
-use meshwake_trace_context::propagator::{HeaderSource, PropagationConfig, Propagator};
+use meshwake_trace_context::propagator::{
+    HeaderSource, HeaderValue, PropagationConfig, Propagator,
+};
 use meshwake_trace_context::{Sampler, SpanContext, SpanId};
 use smallvec::SmallVec;
 use std::borrow::Cow;
@@ -31,13 +33,14 @@ pub use meshwake_semconv::header;
 /// Longest value kept for free-text attributes (user agent, authority...).
 pub const MAX_ATTR_LEN: usize = 256;
 
-/// Header sets of one callback, two inline: an inbound request sets `traceparent` (and
-/// `tracestate` when it changed), a response the peer header, so neither allocates a list.
-/// An outbound request also sets the two identity headers and spills to the heap, as every
-/// list did before; four inline cost the hops that set nothing ~100 wasm operators of moves
-/// (docs/adr/0006, decision 13). A value the engine holds for every request (the peer
-/// header) is lent, not copied.
-pub type HeaderSets<'e> = SmallVec<[(&'static str, Cow<'e, str>); 2]>;
+/// Header sets of one callback, one inline: an inbound request sets `traceparent`, a
+/// response the peer header, so neither allocates a list. An outbound request also sets the
+/// two identity headers, and a changed `tracestate` is a second set: those spill to the heap,
+/// as every list did before decision 13. The new `traceparent` is held inline in its value
+/// (60 bytes), so each inline slot costs moves: two slots cost the propagation-only module
+/// ~130 wasm operators more than one (docs/adr/0006, decisions 13 and 15). A value the engine
+/// holds for every request (the peer header) is lent, not copied.
+pub type HeaderSets<'e> = SmallVec<[(&'static str, HeaderValue<'e>); 1]>;
 
 /// Header changes for the host to apply. Removals only name headers the map has: each is a
 /// host call, so the glue applies them as they are.
@@ -48,7 +51,7 @@ pub struct HeaderEdits<'e> {
 }
 
 impl<'e> HeaderEdits<'e> {
-    fn set(&mut self, name: &'static str, value: impl Into<Cow<'e, str>>) {
+    fn set(&mut self, name: &'static str, value: impl Into<HeaderValue<'e>>) {
         self.remove.retain(|n| *n != name);
         self.set.push((name, value.into()));
     }

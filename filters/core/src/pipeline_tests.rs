@@ -5,8 +5,7 @@ use crate::config::{Config, Role};
 use crate::notes::Note;
 use crate::pipeline::{Completion, Engine, HeaderEdits, RequestState};
 use meshwake_identity::{IdentityConfig, NodeMetadata};
-use meshwake_trace_context::IdGenerator;
-use std::borrow::Cow;
+use meshwake_trace_context::{HeaderValue, IdGenerator};
 use std::collections::HashMap;
 
 struct NoNode;
@@ -525,7 +524,10 @@ fn a_hop_without_spans_passes_the_context_on_unchanged() {
         Vm::default().ids(),
         none,
     );
-    assert_eq!(edits.set.as_slice(), [("traceparent", Cow::from(TP))]);
+    assert_eq!(
+        edits.set.as_slice(),
+        [("traceparent", HeaderValue::from(TP))]
+    );
     // Only a value byte for byte as it would be written is kept: one with whitespace
     // around it, or with a flag this version does not know (zeroed on the way out), is
     // written again in its canonical form.
@@ -538,7 +540,7 @@ fn a_hop_without_spans_passes_the_context_on_unchanged() {
         let (_, edits) = e.on_request(Role::Inbound, &h, 1, Vm::default().ids(), none);
         assert_eq!(
             edits.set.as_slice(),
-            [("traceparent", Cow::from(written))],
+            [("traceparent", HeaderValue::from(written))],
             "{incoming:?}"
         );
     }

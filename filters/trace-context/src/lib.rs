@@ -55,8 +55,8 @@ pub use edge::{drop_own_baggage, drop_own_tracestate, mark_mesh_debug, mesh_debu
 pub use error::{B3Error, BaggageError, ExtractError, TraceStateError, TraceparentError};
 pub use ids::{IdGenerator, RandomSource};
 pub use propagator::{
-    extract, inject, inject_each, inject_with, Edit, Extracted, HeaderSource, InjectOptions,
-    Injection, PropagationConfig, Propagator, RemoteContext,
+    extract, inject, inject_each, inject_with, Edit, Extracted, HeaderSource, HeaderValue,
+    InjectOptions, Injection, PropagationConfig, Propagator, RemoteContext,
 };
 pub use sampling::{trace_id_ratio, Sampler};
 pub use traceparent::Traceparent;

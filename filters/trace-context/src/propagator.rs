@@ -302,17 +302,72 @@ pub fn inject_with(
         remove: Vec::with_capacity(8),
     };
     inject_each(ctx, opts, baggage, formats, &mut |edit| match edit {
-        Edit::Set(name, value) => inj.set.push((name, value)),
+        Edit::Set(name, value) => inj.set.push((name, value.into_string())),
         Edit::Remove(name) => inj.remove.push(name),
     });
     inj
+}
+
+/// A header value to write: lent by its owner, built, or a `traceparent` held inline (the
+/// one value every request writes: no allocation for it).
+#[derive(Clone, Debug)]
+pub enum HeaderValue<'a> {
+    Lent(&'a str),
+    Owned(String),
+    Traceparent(traceparent::Text),
+}
+
+impl HeaderValue<'_> {
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            HeaderValue::Lent(s) => s.as_bytes(),
+            HeaderValue::Owned(s) => s.as_bytes(),
+            HeaderValue::Traceparent(t) => t.as_bytes(),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            HeaderValue::Lent(s) => s,
+            HeaderValue::Owned(s) => s,
+            HeaderValue::Traceparent(t) => t.as_str(),
+        }
+    }
+
+    pub fn into_string(self) -> String {
+        match self {
+            HeaderValue::Owned(s) => s,
+            other => other.as_str().to_owned(),
+        }
+    }
+}
+
+/// Equal when the bytes are: how a value is held does not matter.
+impl PartialEq for HeaderValue<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for HeaderValue<'_> {}
+
+impl<'a> From<&'a str> for HeaderValue<'a> {
+    fn from(s: &'a str) -> Self {
+        HeaderValue::Lent(s)
+    }
+}
+
+impl From<String> for HeaderValue<'_> {
+    fn from(s: String) -> Self {
+        HeaderValue::Owned(s)
+    }
 }
 
 /// One header edit of [`inject_each`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Edit {
     /// Set (replace) this header.
-    Set(&'static str, String),
+    Set(&'static str, HeaderValue<'static>),
     /// Remove this header.
     Remove(&'static str),
 }
@@ -341,7 +396,11 @@ pub fn inject_each(
         if !opts.keep_traceparent {
             edit(Edit::Set(
                 TRACEPARENT_HEADER,
-                traceparent::format(&ctx.trace_id, &ctx.span_id, ctx.flags),
+                HeaderValue::Traceparent(traceparent::format_text(
+                    &ctx.trace_id,
+                    &ctx.span_id,
+                    ctx.flags,
+                )),
             ));
         }
         if ctx.trace_state.is_empty() {
@@ -352,7 +411,7 @@ pub fn inject_each(
             if ts.is_empty() {
                 remove(TRACESTATE_HEADER);
             } else {
-                edit(Edit::Set(TRACESTATE_HEADER, ts.to_header()));
+                edit(Edit::Set(TRACESTATE_HEADER, ts.to_header().into()));
             }
         }
     } else {
@@ -361,7 +420,7 @@ pub fn inject_each(
     }
     let b3ctx = || b3::B3Context::from_span_context(ctx, opts.parent_span_id, opts.debug);
     if on(Propagator::B3Single) {
-        edit(Edit::Set(b3::B3_HEADER, b3::format_single(&b3ctx())));
+        edit(Edit::Set(b3::B3_HEADER, b3::format_single(&b3ctx()).into()));
     } else {
         remove(b3::B3_HEADER);
     }
@@ -373,7 +432,7 @@ pub fn inject_each(
             }
         }
         for (name, value) in multi {
-            edit(Edit::Set(name, value));
+            edit(Edit::Set(name, value.into()));
         }
     } else {
         for h in b3::B3_MULTI_HEADERS {
@@ -384,7 +443,7 @@ pub fn inject_each(
         if baggage.is_empty() {
             remove(BAGGAGE_HEADER);
         } else {
-            edit(Edit::Set(BAGGAGE_HEADER, baggage.to_header()));
+            edit(Edit::Set(BAGGAGE_HEADER, baggage.to_header().into()));
         }
     }
     for name in removals.get(..removed).unwrap_or_default().iter().flatten() {
@@ -629,5 +688,33 @@ mod tests {
                 assert!(again.span_context.is_sampled());
             }
         }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn traceparent_is_handed_over_inline_and_equals_its_text() {
+        let mut sets = Vec::new();
+        inject_each(
+            &ctx(),
+            &InjectOptions::default(),
+            &crate::baggage::Baggage::default(),
+            &[TraceContext],
+            &mut |e| {
+                if let Edit::Set(name, value) = e {
+                    sets.push((name, value));
+                }
+            },
+        );
+        let (name, value) = &sets[0];
+        assert_eq!(*name, TRACEPARENT_HEADER);
+        assert!(matches!(value, HeaderValue::Traceparent(_)), "{value:?}");
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(value.as_bytes(), tp.as_bytes());
+        assert_eq!(value.as_str(), tp);
+        // Equal by bytes, however held.
+        assert_eq!(*value, HeaderValue::from(tp));
+        assert_eq!(*value, HeaderValue::from(tp.to_string()));
+        assert_ne!(*value, HeaderValue::from("00-other"));
+        assert_eq!(value.clone().into_string(), tp);
     }
 }

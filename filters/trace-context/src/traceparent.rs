@@ -108,11 +108,33 @@ pub fn parse(input: &[u8]) -> Result<Traceparent, TraceparentError> {
     })
 }
 
+/// A version-00 `traceparent` as written: 55 ASCII bytes, held by value, so writing one
+/// per request allocates nothing (docs/adr/0006, decision 15).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Text([u8; TRACEPARENT_V00_LEN]);
+
+impl Text {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Always the whole value: it is built from hex digits and dashes only.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// Formats a version `00` header. Flags we do not understand are zeroed, as
 /// <https://www.w3.org/TR/trace-context-2/#other-flags> asks.
-pub fn format(trace_id: &TraceId, span_id: &SpanId, flags: TraceFlags) -> String {
-    // Laid out in a stack array (the dashes already in place), then one string: once per
-    // request, and three appends through `encode_into` cost more in the module.
+pub fn format_text(trace_id: &TraceId, span_id: &SpanId, flags: TraceFlags) -> Text {
+    // Laid out in place, the dashes already there: three appends through `encode_into`
+    // cost more in the module.
     let mut out = [b'-'; TRACEPARENT_V00_LEN];
     hex::write(&[VERSION_00], out.get_mut(..TRACE_ID_START - 1));
     hex::write(&trace_id.0, out.get_mut(TRACE_ID_START..TRACE_ID_END));
@@ -121,9 +143,12 @@ pub fn format(trace_id: &TraceId, span_id: &SpanId, flags: TraceFlags) -> String
         &[flags.0 & TraceFlags::KNOWN],
         out.get_mut(FLAGS_START..FLAGS_END),
     );
-    std::str::from_utf8(&out)
-        .map(str::to_owned)
-        .unwrap_or_default()
+    Text(out)
+}
+
+/// [`format_text`] as a `String`.
+pub fn format(trace_id: &TraceId, span_id: &SpanId, flags: TraceFlags) -> String {
+    format_text(trace_id, span_id, flags).as_str().to_owned()
 }
 
 #[cfg(test)]
