@@ -3,12 +3,19 @@
 does not depend on load, unlike the V8 time run.mjs reports. Needs the `wasmtime` Python
 package (`pip install wasmtime`, e.g. in a scratch venv). Usage:
   python3 bench/guest/fuel.py <module.wasm> <plugin-config-json> [requests]
-Prints JSON: operators per request, per callback, and host calls per request."""
+Prints JSON: operators per request, per callback, and host calls per request.
+With `--footprint DIR` (what `bench/guest/footprint.sh` runs, on a module instrumented by
+`wasm-opt --log-execution`): the functions each callback runs over the requests, and their
+size in the module, from DIR/ids.json and DIR/sizes.txt."""
 import sys, struct, json
 from wasmtime import Config, Engine, Store, Module, Linker, Func
 
-wasm, config = sys.argv[1], sys.argv[2]
-N = int(sys.argv[3]) if len(sys.argv) > 3 else 2000
+args = sys.argv[1:]
+FOOTPRINT = None
+if "--footprint" in args:
+    at = args.index("--footprint"); FOOTPRINT = args[at + 1]; del args[at:at + 2]
+wasm, config = args[0], args[1]
+N = int(args[2]) if len(args) > 2 else 2000
 cfg = Config(); cfg.consume_fuel = True
 engine = Engine(cfg); store = Store(engine); store.set_fuel(10**15)
 module = Module.from_file(engine, wasm)
@@ -53,7 +60,8 @@ def define(t, p, n, rp):
     st["metric"] += 1; wr(rp, struct.pack("<I", st["metric"])); return 0
 def http_call(*a):
     st["token"] += 1; wr(a[-1], struct.pack("<I", st["token"])); st["pending"].append(st["token"]); return 0
-impl = {"proxy_get_header_map_pairs": get_pairs, "proxy_get_buffer_bytes": get_buffer,
+TRACE, CURRENT = [], ["vm"]
+impl = {"log_execution": lambda i: TRACE.append((CURRENT[0], i)), "proxy_get_header_map_pairs": get_pairs, "proxy_get_buffer_bytes": get_buffer,
         "proxy_get_property": get_prop, "proxy_get_current_time_nanoseconds": now,
         "proxy_define_metric": define, "proxy_http_call": http_call, "proxy_get_header_map_value": get_value,
         "proxy_get_shared_data": lambda *a: 1}
@@ -80,7 +88,7 @@ assert ex["proxy_on_configure"](store, 1, len(config))
 per = {}
 def call(name, *a):
     if name in ex:
-        f = store.get_fuel(); ex[name](store, *a); per[name] = per.get(name, 0) + f - store.get_fuel()
+        CURRENT[0] = name; f = store.get_fuel(); ex[name](store, *a); per[name] = per.get(name, 0) + f - store.get_fuel()
 def request1(i):
     call("proxy_on_context_create", i, 1)
     call("proxy_on_request_headers", i, 8, 1)
@@ -89,13 +97,37 @@ def request1(i):
     call("proxy_on_done", i)
     call("proxy_on_delete", i)
     if i % 512 == 0:
-        ex["proxy_on_tick"](store, 1)
+        CURRENT[0] = "proxy_on_tick"; ex["proxy_on_tick"](store, 1)
         while st["pending"]: ex["proxy_on_http_call_response"](store, 1, st["pending"].pop(0), 2, 0, 0)
 i = 2
 for _ in range(2000): request1(i); i += 1
-calls.clear(); per.clear()
+calls.clear(); per.clear(); TRACE.clear()
 f0 = store.get_fuel()
 for _ in range(N): request1(i); i += 1
 used = f0 - store.get_fuel()
-print(json.dumps({"module": wasm, "requests": N, "fuel_per_request": round(used / N, 1), "per_callback": {k: round(v / N) for k, v in per.items()},
-                  "host_calls_per_request": {k: round(v / N, 3) for k, v in calls.items()}}))
+if not FOOTPRINT:
+    print(json.dumps({"module": wasm, "requests": N, "fuel_per_request": round(used / N, 1),
+                      "per_callback": {k: round(v / N) for k, v in per.items()},
+                      "host_calls_per_request": {k: round(v / N, 3) for k, v in calls.items()}}))
+
+
+def footprint(trace, ids, sizes):
+    """Per callback: the distinct functions run (with wasm code bytes and entries or loop
+    iterations per request), biggest first."""
+    out = {}
+    for cb, i in trace:
+        fn = ids.get(str(i), "?")
+        out.setdefault(cb, {}).setdefault(fn, 0)
+        out[cb][fn] += 1
+    return {cb: {"functions": len(fns), "code_bytes": sum(sizes.get(f, 0) for f in fns),
+                 "by_size": sorted(([sizes.get(f, 0), round(n / N, 2), f] for f, n in fns.items()),
+                                   reverse=True)}
+            for cb, fns in out.items()}
+
+
+if FOOTPRINT:
+    import os
+    ids = json.load(open(os.path.join(FOOTPRINT, "ids.json")))
+    sizes = json.load(open(os.path.join(FOOTPRINT, "sizes.json")))
+    print(json.dumps({"module": wasm, "requests": N, "callbacks": footprint(TRACE, ids, sizes)},
+                     indent=1))
