@@ -70,7 +70,7 @@ pub fn check_module(bytes: &[u8]) -> Result<(), Vec<String>> {
     }
 }
 
-/// What meshwake.wasm exports (`MESHWAKE_EXPORTS` in scripts/build-wasm.sh): linear memory,
+/// What meshwake.wasm exports (`MESHWAKE_EXPORTS` in scripts/lib.sh): linear memory,
 /// the WASI reactor entry, the ABI version, and the callbacks the filter implements.
 const MESHWAKE_EXPORTS: &[&str] = &[
     "_initialize",
