@@ -54,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
     for (name, value) in edits.set.iter().chain(&resp_edits.set) {
         // Header values we set must be valid HTTP field values, or Envoy rejects the message.
         assert!(
-            value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)),
+            value.as_bytes().iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)),
             "{name}: {value:?}"
         );
     }

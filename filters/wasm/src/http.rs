@@ -1,5 +1,5 @@
 //! Per-request state: read headers as bytes, let the core decide, apply its edits,
-//! and at stream end record the span and the metrics.
+//! and at stream end queue the request; spans and metrics are recorded a batch at a time.
 use crate::abi::{MapType, MetricType};
 use crate::host;
 use crate::root::{Active, Root, Shared};
