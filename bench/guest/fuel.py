@@ -6,7 +6,7 @@ package (`pip install wasmtime`, e.g. in a scratch venv). Usage:
 Prints JSON: operators per request, per callback, and host calls per request.
 With `--footprint DIR` (what `bench/guest/footprint.sh` runs, on a module instrumented by
 `wasm-opt --log-execution`): the functions each callback runs over the requests, and their
-size in the module, from DIR/ids.json and DIR/sizes.txt."""
+size in the module, from DIR/ids.json and DIR/sizes.json."""
 import sys, struct, json
 from wasmtime import Config, Engine, Store, Module, Linker, Func
 
