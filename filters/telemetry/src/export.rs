@@ -364,6 +364,13 @@ impl Exporter {
         self.queue.len()
     }
 
+    /// A full batch is queued and may be sent now (a free in-flight slot): the glue then
+    /// exports without waiting for its timer, so under load the queue holds about one batch
+    /// instead of a timer period's spans.
+    pub fn full_batch_ready(&self) -> bool {
+        self.queue.len() >= self.cfg.max_batch_spans && self.batches.len() < self.cfg.max_in_flight
+    }
+
     /// Batches held (in flight or waiting for a retry).
     pub fn pending_batches(&self) -> usize {
         self.batches.len()
@@ -695,6 +702,29 @@ mod tests {
             max_backoff_ms: 1000,
             ..ExportConfig::default()
         }
+    }
+
+    /// A full batch is ready only with a free in-flight slot: what lets the glue export
+    /// between ticks without ever holding more than `max_in_flight` batches.
+    #[test]
+    fn a_full_batch_is_ready_only_with_a_free_slot() {
+        let c = ExportConfig {
+            max_batch_spans: 4,
+            max_in_flight: 1,
+            ..cfg()
+        };
+        let mut ex = Exporter::new(c);
+        let (res, scope) = (Resource::default(), Scope::default());
+        (0..3).for_each(|k| assert_eq!(ex.push(span(k)), Ok(())));
+        assert!(!ex.full_batch_ready(), "3 of 4 spans");
+        assert_eq!(ex.push(span(3)), Ok(()));
+        assert!(ex.full_batch_ready(), "4 of 4 spans, no batch held");
+        assert!(ex.poll(T0, &res, &scope).is_some());
+        (0..4).for_each(|k| assert_eq!(ex.push(span(k)), Ok(())));
+        assert!(
+            !ex.full_batch_ready(),
+            "a full batch but the one slot is taken"
+        );
     }
 
     /// One step of a scenario; times are milliseconds after `T0`.

@@ -127,6 +127,7 @@ extern "C" {
         name_size: usize,
         out_id: *mut u32,
     ) -> Status;
+    pub fn proxy_set_effective_context(context_id: u32) -> Status;
     pub fn proxy_increment_metric(id: u32, offset: i64) -> Status;
     pub fn proxy_record_metric(id: u32, value: u64) -> Status;
 }

@@ -181,6 +181,14 @@ pub fn set_tick_period(ms: u64) {
     }
 }
 
+/// Make the rest of this callback's host calls as context `id` (a root context: its export
+/// calls are then answered to it, not to the stream that made them). False if the host has
+/// no such context.
+pub fn act_as(id: u32) -> bool {
+    // SAFETY: a plain value.
+    unsafe { abi::proxy_set_effective_context(id) == OK }
+}
+
 /// Send an HTTP request to an Envoy cluster; the token of the call, `None` if refused.
 pub fn http_call(
     cluster: &str,

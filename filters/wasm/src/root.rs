@@ -209,6 +209,12 @@ impl Root {
         self.flush(now);
     }
 
+    /// Export what is due between ticks (a full batch), from a stream's callback made to act
+    /// as this root context.
+    pub fn export_due(&mut self) {
+        self.flush(host::now_ns());
+    }
+
     /// Send every batch that is due, then publish the exporter's counters.
     fn flush(&mut self, now: u64) {
         let Some(Active { engine, shared, .. }) = &mut self.active else {
