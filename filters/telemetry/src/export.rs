@@ -368,7 +368,16 @@ impl Exporter {
     /// exports without waiting for its timer, so under load the queue holds about one batch
     /// instead of a timer period's spans.
     pub fn full_batch_ready(&self) -> bool {
-        self.queue.len() >= self.cfg.max_batch_spans && self.batches.len() < self.cfg.max_in_flight
+        self.full_batch_queued() && self.slot_free()
+    }
+
+    fn full_batch_queued(&self) -> bool {
+        self.queue.len() >= self.cfg.max_batch_spans
+    }
+
+    /// Fewer than `max_in_flight` batches held: a new one may be made.
+    fn slot_free(&self) -> bool {
+        self.batches.len() < self.cfg.max_in_flight
     }
 
     /// Batches held (in flight or waiting for a retry).
@@ -430,7 +439,7 @@ impl Exporter {
             self.force_flush = false;
             return None;
         }
-        if self.batches.len() >= self.cfg.max_in_flight || !self.new_batch_due(now_ns) {
+        if !self.slot_free() || !self.new_batch_due(now_ns) {
             return None;
         }
 
@@ -549,7 +558,7 @@ impl Exporter {
     }
 
     fn new_batch_due(&self, now_ns: u64) -> bool {
-        self.queue.len() >= self.cfg.max_batch_spans
+        self.full_batch_queued()
             || self.force_flush
             || now_ns.saturating_sub(self.window_start_ns) >= self.interval_ns()
     }
